@@ -1,0 +1,318 @@
+"""Static checks on one compiled machine: everything that can be wrong inside one file.
+
+Each check is a small function returning diagnostics; ``check_machine`` runs them all
+and returns every problem, so an author sees the whole list at once (Ironic's
+``_validate_user_steps`` collects, then raises). Errors point at the offending token
+with a "did you mean" when a declared name is close. Unreachable states are warnings:
+a machine may be written top-down, states before the transitions that reach them.
+
+Checks across kinds (a ``ref`` to a kind that is not loaded, ``ensure`` on another
+kind's states) live in ``dsl.linking``: they need every machine at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
+
+from dsl.diagnostics import Diagnostic, Severity, did_you_mean
+from dsl.sourcemap import Use
+from dsl.spec import MachineSpec, ParamSpec, Pos, SecretSpec, TransitionSpec
+
+BUILTINS = ("name", "kind", "state", "trigger")
+"""Names every guard and template may read: the resource's name and kind, its current
+state, and the trigger being fired."""
+
+RESERVED = (*BUILTINS, "self")
+
+
+def check_machine(
+    spec: MachineSpec, uses: Iterable[Use] = (), plugins: Collection[str] | None = None
+) -> list[Diagnostic]:
+    """Every problem in ``spec``: errors and (unreachable-state) warnings."""
+    uses = list(uses)
+    report = _Report(spec)
+    check_initial(spec, report)
+    check_duplicates(spec, report)
+    check_reserved_names(spec, report)
+    check_uses(spec, uses, report, plugins)
+    check_defaults(spec, uses, report)
+    check_reachable(spec, report)
+    return report.diagnostics
+
+
+class _Report:
+    """Diagnostics for one file, positioned and de-duplicated."""
+
+    def __init__(self, spec: MachineSpec) -> None:
+        self.file = spec.filename or "<string>"
+        self.diagnostics: list[Diagnostic] = []
+        self._seen: set[tuple[int, int, str]] = set()
+
+    def add(
+        self,
+        pos: Pos,
+        message: str,
+        length: int = 1,
+        hint: str | None = None,
+        severity: Severity = "error",
+    ) -> None:
+        key = (pos.line, pos.col, message)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.diagnostics.append(
+                Diagnostic(self.file, pos.line, pos.col, message, severity, hint, max(1, length))
+            )
+
+
+# ---- declarations ----------------------------------------------------------------------
+def check_initial(spec: MachineSpec, report: _Report) -> None:
+    """Exactly one ``initial state``."""
+    initial = [s for s in spec.states if s.initial]
+    if not spec.states:
+        report.add(Pos(1, 1), f"machine '{spec.name}' declares no states")
+    elif not initial:
+        first = spec.states[0]
+        report.add(first.pos, f"machine '{spec.name}' has no initial state", len(first.name),
+                   hint=f"write 'initial state {first.name}' for the state resources start in")
+    for extra in initial[1:]:
+        report.add(extra.pos,
+                   f"'{extra.name}' is a second initial state (the first is "
+                   f"'{initial[0].name}' at line {initial[0].pos.line})", len(extra.name))
+
+
+def check_duplicates(spec: MachineSpec, report: _Report) -> None:
+    """States, machine names (params and secrets), triggers, steps and transition params
+    are each declared once; a transition param may not hide a machine-level name."""
+    _duplicates(report, "state", "", ((s.name, s.pos) for s in spec.states))
+    declared: list[ParamSpec | SecretSpec] = [*spec.params, *spec.secrets]
+    _duplicates(report, "param or secret", "", ((p.name, p.pos) for p in declared))
+    _duplicates(report, "transition", "", ((t.trigger, t.pos) for t in spec.transitions))
+    machine_names = {p.name for p in declared}
+    for t in spec.transitions:
+        where = f" in '{t.trigger}'"
+        _duplicates(report, "step", where, ((s.name, s.pos) for s in t.steps))
+        _duplicates(report, "param", where, ((p.name, p.pos) for p in t.params))
+        for p in t.params:
+            if p.name in machine_names:
+                report.add(p.pos, f"param '{p.name}' of '{t.trigger}' hides the machine's "
+                           f"'{p.name}'", len(p.name), hint="give it another name")
+
+
+def _duplicates(
+    report: _Report, what: str, where: str, items: Iterable[tuple[str, Pos]]
+) -> None:
+    first: dict[str, Pos] = {}
+    for name, pos in items:
+        if name in first:
+            report.add(pos, f"{what} '{name}' is declared twice{where} (first at line "
+                       f"{first[name].line})", len(name))
+        else:
+            first[name] = pos
+
+
+def check_reserved_names(spec: MachineSpec, report: _Report) -> None:
+    """Params and secrets may not be called like a builtin (``name``, ``state``, ...)."""
+    for p in _all_names(spec):
+        if p.name in RESERVED:
+            report.add(p.pos, f"'{p.name}' is a builtin name; call the param something else",
+                       len(p.name))
+
+
+def _all_names(spec: MachineSpec) -> Iterator[ParamSpec | SecretSpec]:
+    yield from spec.params
+    yield from spec.secrets
+    for t in spec.transitions:
+        yield from t.params
+
+
+# ---- name uses -------------------------------------------------------------------------
+class _Scope:
+    """What a name can mean at one place: the machine's names plus one transition's."""
+
+    def __init__(self, spec: MachineSpec) -> None:
+        self.spec = spec
+        self.states = {s.name: s for s in spec.states}
+        self.transitions: dict[str, TransitionSpec] = {}
+        for t in spec.transitions:
+            self.transitions.setdefault(t.trigger, t)
+        self.params = {p.name: p for p in spec.params}
+        self.secrets = {s.name for s in spec.secrets}
+
+    def params_in(self, trigger: str | None) -> dict[str, ParamSpec]:
+        t = self.transitions.get(trigger) if trigger else None
+        return {**self.params, **{p.name: p for p in t.params}} if t else self.params
+
+    def names_in(self, trigger: str | None) -> set[str]:
+        return set(self.params_in(trigger)) | self.secrets | set(BUILTINS)
+
+
+def check_uses(
+    spec: MachineSpec, uses: Iterable[Use], report: _Report, plugins: Collection[str] | None
+) -> None:
+    """Every state, trigger, step, name, ref and plugin a use names exists and fits."""
+    scope = _Scope(spec)
+    for use in uses:
+        if use.role in ("state", "source"):
+            _check_state(scope, use, report)
+        elif use.role == "trigger" and use.name not in scope.transitions:
+            report.add(use.pos, f"unknown trigger '{use.name}' in {use.context}", use.length,
+                       did_you_mean(use.name, scope.transitions))
+        elif use.role == "undo":
+            _check_undo(scope, use, report)
+        elif use.role == "value":
+            _check_value(scope, use, report)
+        elif use.role == "ref":
+            _check_ref(scope, use, report)
+        elif use.role == "plugin" and plugins is not None and use.name not in plugins:
+            hint = did_you_mean(use.name, plugins) or (
+                None if plugins else "no step plugins are registered")
+            report.add(use.pos, f"unknown plugin '{use.name}'", use.length, hint)
+        elif use.role == "choice":
+            _check_choice(scope, use, report)
+
+
+def _check_state(scope: _Scope, use: Use, report: _Report) -> None:
+    state = scope.states.get(use.name)
+    if state is None:
+        report.add(use.pos, f"unknown state '{use.name}' in {use.context}", use.length,
+                   did_you_mean(use.name, scope.states))
+    elif use.role == "source" and state.final:
+        report.add(use.pos, f"transition '{use.transition}' leaves final state '{use.name}'",
+                   use.length, hint="a final state has no way out; drop it from the sources")
+
+
+def _check_undo(scope: _Scope, use: Use, report: _Report) -> None:
+    t = scope.transitions.get(use.transition or "")
+    steps = {s.name: s for s in t.steps} if t else {}
+    if use.name not in steps:
+        report.add(use.pos, f"undo names '{use.name}', which is not a step of "
+                   f"'{use.transition}'", use.length, did_you_mean(use.name, steps))
+    elif steps[use.name].compensate is None:
+        report.add(use.pos, f"undo names '{use.name}', which has no 'undo run' or 'undo call' "
+                   "to compensate it", use.length, severity="warning")
+
+
+def _check_value(scope: _Scope, use: Use, report: _Report) -> None:
+    names = scope.names_in(use.transition)
+    label = use.name + (f".{use.attr}" if use.attr else "")
+    if use.name not in names:
+        words = set(scope.states) | {c for p in scope.params.values() for c in p.choices}
+        hint = did_you_mean(use.name, names) or (
+            f'write "{use.name}" for the string' if use.name in words else None)
+        report.add(use.pos, f"unknown name '{use.name}' in {use.context}", use.length, hint)
+        return
+    if use.context == "a guard" and use.name in scope.secrets:
+        report.add(use.pos, f"a guard cannot read secret '{use.name}'", use.length,
+                   hint="guards are journaled and replayed; secrets never are")
+        return
+    if use.attr is not None:
+        param = scope.params_in(use.transition).get(use.name)
+        if param is None or param.type != "ref":
+            what = f"{_a(param.type)} param" if param else "not a param"
+            report.add(use.pos, f"'{label}' reads an attribute of '{use.name}', which is "
+                       f"{what}; only ref params have attributes", use.length)
+
+
+def _check_ref(scope: _Scope, use: Use, report: _Report) -> None:
+    if use.name == "self":
+        return
+    params = scope.params_in(use.transition)
+    param = params.get(use.name)
+    refs = [p.name for p in params.values() if p.type == "ref"]
+    if param is None:
+        report.add(use.pos, f"unknown ref '{use.name}' in {use.context}; expected self or a "
+                   "ref param", use.length, did_you_mean(use.name, [*refs, "self"]))
+    elif param.type != "ref":
+        report.add(use.pos, f"{use.context} needs self or a ref param, but '{use.name}' is "
+                   f"{_a(param.type)} param", use.length)
+
+
+def _check_choice(scope: _Scope, use: Use, report: _Report) -> None:
+    param = scope.params_in(use.transition).get(use.name)
+    value = use.attr or ""
+    if param is not None and param.type == "enum" and value not in param.choices:
+        report.add(use.pos, f"'{value}' is not a choice of '{param.name}' "
+                   f"({', '.join(param.choices)})", use.length,
+                   did_you_mean(value, param.choices))
+
+
+# ---- defaults --------------------------------------------------------------------------
+def check_defaults(spec: MachineSpec, uses: Iterable[Use], report: _Report) -> None:
+    """A default has its param's type; an enum default is one of its choices."""
+    scope = _Scope(spec)
+    for use in uses:
+        if use.role != "default":
+            continue
+        param = scope.params_in(use.transition).get(use.name)
+        if param is None:
+            continue
+        problem = default_problem(param, bare=use.attr == "bare")
+        if problem:
+            message, hint = problem
+            report.add(use.pos, message, use.length, hint)
+
+
+def default_problem(param: ParamSpec, bare: bool = False) -> tuple[str, str | None] | None:
+    """(message, hint) when ``param.default`` does not fit ``param.type``; else None.
+    ``none`` fits every type: it means "no value unless given"."""
+    value: Any = param.default
+    if value is None and not bare:
+        return None
+    if param.type == "enum":
+        if value not in param.choices:
+            return (f"default '{value}' of '{param.name}' is not one of its choices "
+                    f"({', '.join(param.choices)})", did_you_mean(str(value), param.choices))
+        return None
+    if bare:
+        return (f"default '{value}' of {param.type} param '{param.name}' is a bare word",
+                f'quote it: "{value}"' if param.type in ("str", "ref") else None)
+    fits = {
+        "str": isinstance(value, str),
+        "ref": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[param.type]
+    if fits:
+        return None
+    return (f"default of '{param.name}' is {_describe(value)}, but '{param.name}' is "
+            f"{_a(param.type)}", None)
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the bool {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"the int {value}"
+    if isinstance(value, float):
+        return f"the float {value}"
+    return f'the string "{value}"'
+
+
+# ---- reachability ----------------------------------------------------------------------
+def check_reachable(spec: MachineSpec, report: _Report) -> None:
+    """Warn about states no transition, failure or observe rule can lead to."""
+    initial = [s.name for s in spec.states if s.initial]
+    if len(initial) != 1:
+        return  # check_initial already said so; reachability would be noise
+    edges: dict[str, set[str]] = {}
+    for t in spec.transitions:
+        targets = {t.dest} | ({t.on_failure.state} if t.on_failure else set())
+        for src in t.sources:
+            edges.setdefault(src, set()).update(targets)
+    seen = {initial[0]} | {r.state for r in (spec.observe.rules if spec.observe else ())}
+    todo = list(seen)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    for state in spec.states:
+        if state.name not in seen:
+            report.add(state.pos, f"state '{state.name}' is unreachable from "
+                       f"'{initial[0]}'", len(state.name), severity="warning")

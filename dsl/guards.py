@@ -1,0 +1,95 @@
+"""Evaluate ``when`` guards: a tiny interpreter over the tuple ``Expr`` form of spec.py.
+
+Guards decide whether a step runs, and replay must reach the same decision years later,
+so they are data, not code: no ``eval``, no attribute access, no calls. The only inputs
+are what ``lookup`` returns for a name (a param, a builtin such as ``state``) or a
+dotted ``ref.attr``. A malformed expression or an impossible comparison (``None < 3``)
+raises ``GuardError`` rather than a bare ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dsl.errors import GuardError
+from dsl.spec import Expr
+
+Lookup = Callable[[str, str | None], Any]
+"""``lookup(name, None)`` reads a param or builtin; ``lookup(ref, attr)`` reads ``ref.attr``."""
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+}
+
+OPERATORS = frozenset(_COMPARE)
+
+
+def evaluate(expr: Expr, lookup: Lookup) -> Any:
+    """The value of ``expr``; ``not``/``and``/``or`` and comparisons give booleans."""
+    match expr:
+        case ("lit", value):
+            return value
+        case ("name", str() as name):
+            return lookup(name, None)
+        case ("attr", str() as ref, str() as attr):
+            return lookup(ref, attr)
+        case ("list", tuple() | list() as items):
+            return [evaluate(item, lookup) for item in items]
+        case ("not", operand):
+            return not evaluate(operand, lookup)
+        case ("and", left, right):
+            return bool(evaluate(left, lookup)) and bool(evaluate(right, lookup))
+        case ("or", left, right):
+            return bool(evaluate(left, lookup)) or bool(evaluate(right, lookup))
+        case ("cmp", str() as op, left, right) if op in _COMPARE:
+            return _compare(op, evaluate(left, lookup), evaluate(right, lookup))
+    raise GuardError(reason=f"malformed expression {_describe(expr)}")
+
+
+def holds(expr: Expr | None, lookup: Lookup) -> bool:
+    """Whether a guard allows its step; no guard always holds."""
+    return True if expr is None else bool(evaluate(expr, lookup))
+
+
+def names(expr: Expr) -> Iterator[tuple[str, str | None]]:
+    """Every ``(name, attr)`` an expression reads, in order (for checks and audits)."""
+    match expr:
+        case ("name", str() as name):
+            yield (name, None)
+        case ("attr", str() as ref, str() as attr):
+            yield (ref, attr)
+        case ("list", tuple() | list() as items):
+            for item in items:
+                yield from names(item)
+        case ("not", operand):
+            yield from names(operand)
+        case ("and" | "or", left, right) | ("cmp", _, left, right):
+            yield from names(left)
+            yield from names(right)
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op in ("in", "not in") and not isinstance(right, list | tuple | str | frozenset | set):
+        raise GuardError(reason=f"'{op}' needs a list or a string on its right, not {_kind(right)}")
+    try:
+        return bool(_COMPARE[op](left, right))
+    except TypeError as exc:
+        raise GuardError(reason=f"cannot compare {_kind(left)} {op} {_kind(right)}") from exc
+
+
+def _kind(value: Any) -> str:
+    return "none" if value is None else type(value).__name__
+
+
+def _describe(expr: Any) -> str:
+    text = str(expr)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,357 @@
+"""The compiled form of a machine definition: frozen, hashable, JSON-round-trippable.
+
+Everything downstream (the engine, the journal's recorded plans, diagrams) reads these
+dataclasses, never the parse tree. Source positions are kept for error messages but are
+excluded from equality and from the definition hash, so that reformatting a file or
+editing its comments changes neither.
+
+A step's plan is recorded in the journal as ``step_to_data(step)`` and read back with
+``step_from_data``: resume follows the recorded plan even when the ``.fsm`` file changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+# A guard expression is a small tree of tuples, pure data (no user code ever runs):
+#   ("lit", value)                      a str/int/float/bool/None literal
+#   ("name", "storage")                 a machine or transition param, or a builtin:
+#                                       "name", "kind", "state", "trigger"
+#   ("attr", "target", "state")         a param or the state of a referenced resource
+#   ("list", (e1, e2, ...))             a list literal, for `in`
+#   ("not", e)   ("and", a, b)   ("or", a, b)
+#   ("cmp", op, a, b)                   op in ==, !=, <, <=, >, >=, in, not in
+Expr: TypeAlias = tuple[Any, ...]
+
+ParamType = Literal["str", "int", "float", "bool", "enum", "ref"]
+ProbeOp = Literal["succeeds", "fails", "contains", "equals"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """Where something was written: 1-based line and column."""
+
+    line: int = 0
+    col: int = 0
+
+
+_NOPOS = Pos()
+
+
+def _pos() -> Any:
+    """Kept for callers; fields below spell it out so linters see a plain ``field``."""
+    return field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """A typed parameter of a machine or of one transition.
+
+    ``ref`` params hold the id (``KIND/NAME``) of another resource of ``ref_kind``.
+    ``has_default`` distinguishes "no default" from a default of ``None``.
+    """
+
+    name: str
+    type: ParamType
+    default: Any = None
+    has_default: bool = False
+    choices: tuple[str, ...] = ()
+    ref_kind: str | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSpec:
+    """A value resolved at run time (env ``FLEETLOG_SECRET_<NAME>`` or a resolver) and
+    redacted from the journal, logs and output."""
+
+    name: str
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    name: str
+    initial: bool = False
+    error: bool = False
+    final: bool = False
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveRule:
+    """Backend status ``pattern`` (exact, or an fnmatch glob when it has ``*?[``) -> state."""
+
+    pattern: str
+    state: str
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in self.pattern for c in "*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveSpec:
+    """How a backend's status maps to states; ``command`` is the probe that reads the
+    status on a host (optional: the sim and ingested messages report it directly)."""
+
+    command: str | None
+    rules: tuple[ObserveRule, ...]
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """A read-only command and how to judge its result.
+
+    ``succeeds``: exit 0; ``fails``: non-zero exit; ``contains``: stdout contains
+    ``expected``; ``equals``: stdout stripped equals ``expected``. ``on`` names a ref param
+    whose host runs the probe (None: the resource's own host).
+    """
+
+    command: str
+    op: ProbeOp = "succeeds"
+    expected: str | None = None
+    on: str | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """Up to ``count`` more attempts after the first, ``every`` seconds apart, the
+    interval multiplied by ``backoff`` after each attempt."""
+
+    count: int
+    every: float = 0.0
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunAction:
+    """``run "cmd" [on REF]``: a shell command, ``{param}`` interpolated shell-quoted."""
+
+    command: str
+    on: str | None = None
+    kind: Literal["run"] = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """``call plugin.name(k=v, ...)``: a registered step plugin. Argument values are
+    literals or ``("name", p)`` / ``("attr", ref, p)`` expressions resolved at run time."""
+
+    plugin: str
+    args: tuple[tuple[str, Any], ...] = ()
+    kind: Literal["call"] = "call"
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureAction:
+    """``ensure REF is STATE via TRIGGER``: REF is ``self`` or a ref param."""
+
+    ref: str
+    state: str
+    trigger: str
+    kind: Literal["ensure"] = "ensure"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitAction:
+    """``wait PROBE until ... timeout D every D``: poll a probe until it holds."""
+
+    probe: ProbeSpec
+    timeout: float
+    every: float
+    kind: Literal["wait"] = "wait"
+
+
+Action: TypeAlias = RunAction | CallAction | EnsureAction | WaitAction
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One side-effecting action of a transition's plan and how to run it safely."""
+
+    name: str
+    action: Action
+    retry: RetrySpec | None = None
+    timeout: float | None = None
+    check: ProbeSpec | None = None
+    idempotent: bool = False
+    when: Expr | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+    # Added after the first draft, so it comes last: ``undo run "CMD"`` / ``undo call
+    # P(...)`` on a step, the compensation run when ``on failure ... undo [this step]``.
+    compensate: RunAction | CallAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureSpec:
+    """``on failure -> STATE undo [s1, s2]``: compensations run in reverse order."""
+
+    state: str
+    undo: tuple[str, ...] = ()
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSpec:
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    params: tuple[ParamSpec, ...] = ()
+    locks: tuple[str, ...] = ()
+    skip_if: ProbeSpec | None = None
+    steps: tuple[StepSpec, ...] = ()
+    on_failure: FailureSpec | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+    # Added after the first draft, so it comes last: ``transition t : a -> b when GUARD``.
+    # A pure guard on the whole transition (same form as a step's ``when``): when it does
+    # not hold, the command is refused before any side effect.
+    when: Expr | None = None
+
+    def step(self, name: str) -> StepSpec:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSpec:
+    """One kind of resource, compiled. ``definition_hash`` is the SHA-256 of the canonical
+    form (positions and ``source`` excluded), recorded on every transition started."""
+
+    name: str
+    title: str
+    params: tuple[ParamSpec, ...]
+    secrets: tuple[SecretSpec, ...]
+    states: tuple[StateSpec, ...]
+    observe: ObserveSpec | None
+    transitions: tuple[TransitionSpec, ...]
+    source: str = field(default="", compare=False, repr=False)
+    filename: str = field(default="", compare=False)
+    definition_hash: str = field(default="", compare=False)
+
+    @property
+    def initial(self) -> str:
+        return next(s.name for s in self.states if s.initial)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    def state(self, name: str) -> StateSpec:
+        for s in self.states:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def transition(self, trigger: str) -> TransitionSpec:
+        for t in self.transitions:
+            if t.trigger == trigger:
+                return t
+        raise KeyError(trigger)
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def step_count(self) -> int:
+        return sum(len(t.steps) for t in self.transitions)
+
+
+# ---------------------------------------------------------------------------------------
+# Canonical data form: for the definition hash and for plans recorded in the journal.
+
+_ACTIONS: dict[str, type] = {
+    "run": RunAction,
+    "call": CallAction,
+    "ensure": EnsureAction,
+    "wait": WaitAction,
+}
+
+
+_NOT_DATA = frozenset({"pos", "source", "filename", "definition_hash"})
+_DATA_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _data_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a spec class that are data, in declaration order (cached: compiling
+    a large machine calls ``to_data`` tens of thousands of times)."""
+    names = _DATA_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NOT_DATA)
+        _DATA_FIELDS[cls] = names
+    return names
+
+
+def to_data(obj: Any) -> Any:
+    """Plain JSON-able data for a spec object, without source positions."""
+    cls = type(obj)
+    if hasattr(cls, "__dataclass_fields__"):
+        return {name: to_data(getattr(obj, name)) for name in _data_fields(cls)}
+    if isinstance(obj, tuple | list):
+        return [to_data(x) for x in obj]
+    return obj
+
+
+def _tuplify(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def _probe_from_data(d: dict[str, Any] | None) -> ProbeSpec | None:
+    return None if d is None else ProbeSpec(**d)
+
+
+def step_to_data(step: StepSpec) -> dict[str, Any]:
+    data: dict[str, Any] = to_data(step)
+    return data
+
+
+def _action_from_data(d: dict[str, Any]) -> Action:
+    a = dict(d)
+    kind = a["kind"]
+    if kind == "wait":
+        a["probe"] = _probe_from_data(a["probe"])
+    elif kind == "call":
+        a["args"] = tuple((k, _tuplify(v)) for k, v in a["args"])
+    action: Action = _ACTIONS[kind](**a)
+    return action
+
+
+def step_from_data(d: dict[str, Any]) -> StepSpec:
+    """Rebuild a step recorded in the journal (inverse of ``step_to_data``)."""
+    retry = d.get("retry")
+    comp = d.get("compensate")
+    compensate = None if comp is None else _action_from_data(comp)
+    assert compensate is None or isinstance(compensate, RunAction | CallAction)
+    return StepSpec(
+        name=d["name"],
+        action=_action_from_data(d["action"]),
+        retry=None if retry is None else RetrySpec(**retry),
+        timeout=d.get("timeout"),
+        check=_probe_from_data(d.get("check")),
+        idempotent=bool(d.get("idempotent", False)),
+        when=_tuplify(d.get("when")),
+        compensate=compensate,
+    )
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def definition_hash(spec: MachineSpec) -> str:
+    """SHA-256 of the canonical data form: same meaning, same hash."""
+    return hashlib.sha256(canonical_json(to_data(spec)).encode()).hexdigest()
