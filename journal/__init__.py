@@ -1,0 +1,42 @@
+"""The append-only event store. ``open_journal`` picks the backend from the URL; the
+PostgreSQL driver is imported only when a ``postgresql://`` URL is used."""
+
+from journal.base import (
+    GENESIS_HASH,
+    ConcurrencyConflict,
+    Event,
+    Journal,
+    JournalError,
+    JournalIntegrityError,
+    Lease,
+    LeaseHeld,
+    NewEvent,
+    VerifyReport,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "ConcurrencyConflict",
+    "Event",
+    "Journal",
+    "JournalError",
+    "JournalIntegrityError",
+    "Lease",
+    "LeaseHeld",
+    "NewEvent",
+    "VerifyReport",
+    "open_journal",
+]
+
+
+def open_journal(url: str, **options: object) -> Journal:
+    """Open (creating if needed) the journal at ``url``: a file path or ``sqlite:///path``
+    for SQLite, ``postgresql://…`` for PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from journal.postgres import PostgresJournal  # lazy: psycopg costs start-up time
+
+        return PostgresJournal(url, **options)
+    from journal.sqlite import SQLiteJournal
+
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return SQLiteJournal(path, **options)  # type: ignore[arg-type]

@@ -1,0 +1,138 @@
+"""Turning append requests into rows: versions, ids, timestamps, hashes, idempotency.
+
+Backend-neutral: a backend opens its write transaction, reads the chain's tail, and
+feeds requests to a ``BatchPlan`` with two lookups of its own (a stream's current
+version; the events recorded by an earlier submission of a command). The plan decides
+each request's fate in memory, so in a group commit one conflicting request is simply
+left out and the others are written.
+
+Every append gets its own ``recorded_at``, strictly greater than the previous append's
+(``max(now, last + 1µs)``); all events of one append share it. That keeps
+``seq_at_time`` a simple index lookup and identifies an append's events
+(``stream`` + ``recorded_at``) for idempotent resubmission, even after export/import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from journal.base import ConcurrencyConflict, Event, JournalError, NewEvent
+from journal.canonical import canonical_json, hash_row
+from journal.clock import iso_from_us, now_us
+from journal.ids import uuid7
+
+COMMAND_ACCEPTED = "command.accepted"
+
+# (type, command_id, causation_id, correlation_id, actor, host, payload_text)
+Prepared = tuple[str, str | None, str | None, str | None, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    stream: str
+    events: tuple[Prepared, ...]
+    expected_version: int | None
+
+    @property
+    def command_id(self) -> str | None:
+        """The command id when this is a command submission (idempotent), else None."""
+        first = self.events[0]
+        return first[1] if first[0] == COMMAND_ACCEPTED else None
+
+
+def prepare_events(events: Sequence[NewEvent], actor: str, host: str) -> tuple[Prepared, ...]:
+    """Validate and serialise outside the write lock, so the lock holder does less."""
+    out = []
+    for ev in events:
+        if not isinstance(ev, NewEvent):
+            raise JournalError(f"append takes NewEvent objects, not {type(ev).__name__}")
+        if not isinstance(ev.payload, dict):
+            raise JournalError(f"the payload of a {ev.type} event must be a JSON object")
+        try:
+            text = canonical_json(ev.payload)
+        except (TypeError, ValueError) as e:
+            raise JournalError(f"the payload of a {ev.type} event is not JSON: {e}") from e
+        out.append(
+            (ev.type, ev.command_id, ev.causation_id, ev.correlation_id,
+             ev.actor or actor, ev.host or host, text)
+        )
+    return tuple(out)
+
+
+def event_from_row(r: Sequence[Any], loads: Callable[[str], Any] = json.loads) -> Event:
+    """An ``Event`` from a stored row (``Event.COLUMNS`` order, payload as JSON text)."""
+    return Event(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], loads(r[11]),
+        r[12], r[13],
+    )
+
+
+class BatchPlan:
+    """Rows for one write transaction, planned on top of the tail read inside it."""
+
+    def __init__(
+        self,
+        last_seq: int,
+        last_hash: str,
+        last_us: int,
+        current_version: Callable[[str], int],
+        recorded_append: Callable[[str], list[Event] | None],
+    ) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.last_seq = last_seq
+        self.last_hash = last_hash
+        self.last_us = last_us
+        self._current_version = current_version
+        self._recorded_append = recorded_append
+        self.versions: dict[str, int] = {}
+        self._accepted: dict[str, list[Event]] = {}
+
+    def add(self, request: AppendRequest, check: bool = True) -> list[Event] | JournalError:
+        """Plan one append; return its events, or the error that is its outcome."""
+        command_id = request.command_id if check else None
+        if command_id is not None:
+            prior = self._accepted.get(command_id) or self._recorded_append(command_id)
+            if prior:
+                return prior
+        stream = request.stream
+        version = self.versions.get(stream)
+        if version is None:
+            version = self._current_version(stream)
+        expected = request.expected_version
+        if check and expected is not None and expected != version:
+            return ConcurrencyConflict(stream=stream, expected=expected, actual=version)
+
+        at_us = now_us()
+        if at_us <= self.last_us:
+            at_us = self.last_us + 1
+        self.last_us = at_us
+        at = iso_from_us(at_us)
+        seq = self.last_seq
+        prev = self.last_hash
+        rows = self.rows
+        start = len(rows)
+        for type_, cid, causation, correlation, actor, host, text in request.events:
+            seq += 1
+            version += 1
+            eid = uuid7()
+            digest = hash_row(
+                seq, eid, stream, version, type_, cid, causation, correlation,
+                actor, host, at, text, prev,
+            )
+            rows.append(
+                (seq, eid, stream, version, type_, cid, causation, correlation,
+                 actor, host, at, text, prev, digest)
+            )
+            prev = digest
+        self.last_seq = seq
+        self.last_hash = prev
+        self.versions[stream] = version
+        if not check:
+            return []
+        events = [event_from_row(r) for r in rows[start:]]
+        if command_id is not None:
+            self._accepted[command_id] = events
+        return events

@@ -1,0 +1,269 @@
+"""The journal contract every backend (SQLite, PostgreSQL) implements.
+
+The journal is the single source of truth: an append-only sequence of events, each in a
+stream (one resource) at a version, chained by SHA-256 so tampering shows. Nothing here
+knows about machines or states: folding events into resource state is the engine's job.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar
+
+from fleetlog.errors import FleetlogError
+
+GENESIS_HASH = "0" * 64
+
+
+class JournalError(FleetlogError):
+    """The journal cannot do what was asked (not a journal, unreadable, refused)."""
+
+    exit_code = 1
+
+
+class JournalIntegrityError(JournalError):
+    """The journal's contents are damaged or tampered with: exit 4 (CLI contract)."""
+
+    msg_fmt = "journal integrity failure at seq %(seq)s: %(reason)s"
+    exit_code = 4
+
+
+class ConcurrencyConflict(JournalError):
+    """An append's expected stream version is not the stream's current version."""
+
+    msg_fmt = (
+        "concurrency conflict on stream %(stream)s: expected version %(expected)s, "
+        "but the stream is at version %(actual)s"
+    )
+    exit_code = 1
+
+
+class LeaseHeld(JournalError):
+    msg_fmt = "%(resource)s is locked by %(owner)s until %(expires_at)s"
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. ``actor`` and ``host`` default to the journal's own."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    command_id: str | None = None
+    causation_id: str | None = None
+    correlation_id: str | None = None
+    actor: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event as recorded. ``recorded_at`` is ISO-8601 UTC with microseconds and ``Z``."""
+
+    seq: int
+    event_id: str
+    stream: str
+    version: int
+    type: str
+    command_id: str | None
+    causation_id: str | None
+    correlation_id: str | None
+    actor: str
+    host: str
+    recorded_at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "seq", "event_id", "stream", "version", "type", "command_id", "causation_id",
+        "correlation_id", "actor", "host", "recorded_at", "payload", "prev_hash", "hash",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in self.COLUMNS}
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lock on a resource: ``token`` is the fencing token, increasing per resource."""
+
+    resource: str
+    owner: str
+    token: int
+    expires_at: float  # unix time
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    events: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+class Journal(abc.ABC):
+    """Append-only event store. Implementations are safe to share between threads."""
+
+    url: str
+
+    # -- writing ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        """Append ``events`` to ``stream`` atomically, at versions current+1, current+2, ….
+
+        ``expected_version`` is the version the caller believes the stream is at (0 for a
+        stream that does not exist yet); a mismatch raises ``ConcurrencyConflict`` and
+        appends nothing. ``None`` skips the check.
+
+        Idempotent submission: when the first event is ``command.accepted`` with a
+        ``command_id`` already recorded, nothing is appended and the events originally
+        recorded by that append are returned.
+        """
+
+    # -- reading ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_stream(
+        self, stream: str, from_version: int = 1, to_seq: int | None = None
+    ) -> list[Event]:
+        """Events of one stream in version order, optionally only those with seq <= to_seq."""
+
+    @abc.abstractmethod
+    def read_all(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[Event]:
+        """Every event with from_seq < seq <= to_seq, in seq order (optionally of ``types``)."""
+
+    @abc.abstractmethod
+    def seq_at_time(self, when: str) -> int:
+        """The last seq recorded at or before ISO time ``when`` (0 if none)."""
+
+    @abc.abstractmethod
+    def head(self) -> int:
+        """The last seq (0 when empty)."""
+
+    @abc.abstractmethod
+    def stream_version(self, stream: str) -> int:
+        """The current version of ``stream`` (0 when it does not exist)."""
+
+    @abc.abstractmethod
+    def streams(self, prefix: str | None = None) -> list[str]:
+        """Every stream id, sorted, optionally only those starting with ``prefix``."""
+
+    def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
+        """The version of every stream as of ``to_seq`` (None: now). Backends override
+        this with one grouped query; this default reads everything."""
+        heads: dict[str, int] = {}
+        for ev in self.read_all(to_seq=to_seq):
+            heads[ev.stream] = ev.version
+        return heads
+
+    @abc.abstractmethod
+    def events_for_command(self, command_id: str) -> list[Event]:
+        """Events recorded with this command id, in seq order."""
+
+    def follow(self, from_seq: int = 0, poll: float = 0.2) -> Iterator[Event]:
+        """New events as they are appended (blocking generator); stops when closed."""
+        import time
+
+        last = from_seq
+        while not self.closed:
+            got = False
+            for ev in self.read_all(from_seq=last):
+                last = ev.seq
+                got = True
+                yield ev
+            if not got:
+                time.sleep(poll)
+
+    # -- integrity, export -------------------------------------------------------------
+    @abc.abstractmethod
+    def verify(self) -> VerifyReport:
+        """Recompute the hash chain and check seq/version contiguity."""
+
+    @abc.abstractmethod
+    def export(self, fp: IO[str]) -> int:
+        """Write every event as one canonical JSON line; return the count."""
+
+    @abc.abstractmethod
+    def import_(self, fp: IO[str]) -> int:
+        """Import JSON lines produced by ``export`` into an empty journal, keeping seq,
+        ids, versions and hashes. The whole file is verified first; a broken file imports
+        nothing (``JournalIntegrityError``)."""
+
+    # -- snapshots: a disposable cache ----------------------------------------------------
+    @abc.abstractmethod
+    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) of the newest snapshot of ``stream``, or None."""
+
+    @abc.abstractmethod
+    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None: ...
+
+    # -- leases ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def acquire_lease(
+        self, resource: str, owner: str, ttl: float, steal_from: str | None = None
+    ) -> tuple[Lease, Lease | None]:
+        """Take the lease on ``resource`` for ``ttl`` seconds. Returns (new lease, the
+        lease it broke or None). Raises ``LeaseHeld`` when another owner holds an
+        unexpired lease, unless that owner is ``steal_from`` (known dead). Re-acquiring
+        one's own lease renews it with the same token."""
+
+    @abc.abstractmethod
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a held lease; ``LeaseHeld`` if it was broken (fencing token changed)."""
+
+    @abc.abstractmethod
+    def release_lease(self, lease: Lease) -> None:
+        """Drop a held lease (no error if it is already gone or was broken)."""
+
+    @abc.abstractmethod
+    def get_lease(self, resource: str) -> Lease | None: ...
+
+    # -- lifecycle ---------------------------------------------------------------------
+    closed: bool = False
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NotAJournal(JournalError):
+    """The file at ``path`` cannot be opened as a journal; nothing in it was changed."""
+
+    msg_fmt = "%(path)s is not a usable fleetlog journal: %(reason)s"
+    exit_code = 1
+
+
+class SchemaTooNew(NotAJournal):
+    """The journal was written by a newer fleetlog; opening it must not touch it."""
+
+    msg_fmt = (
+        "%(path)s has journal schema version %(found)s, newer than the %(supported)s this "
+        "fleetlog understands; upgrade fleetlog (the file was not modified)"
+    )
+
+
+@dataclass(slots=True)
+class JournalStats:
+    """Counters a backend keeps for tests and benchmarks: ``commits`` counts write
+    transactions for appends, ``appends`` the append calls they served."""
+
+    commits: int = 0
+    appends: int = 0
+    events: int = 0

@@ -1,0 +1,68 @@
+"""The export format: one canonical JSON object per line, every column, payload as an
+object. Parsing validates the shape of each line so ``import_`` can name the bad line
+before anything is written; the chain itself is checked by ``journal.chain``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from journal.base import Event, JournalIntegrityError
+from journal.canonical import canonical_json
+
+_COLUMNS = Event.COLUMNS
+_COLUMN_SET = frozenset(_COLUMNS)
+_INT_COLUMNS = frozenset({"seq", "version"})
+_OPTIONAL = frozenset({"command_id", "causation_id", "correlation_id"})
+
+
+def export_line(row: Sequence[Any]) -> str:
+    """One line (without newline) for a stored row: a tuple in ``Event.COLUMNS`` order
+    whose payload is canonical JSON text."""
+    record = dict(zip(_COLUMNS, row, strict=True))
+    record["payload"] = json.loads(record["payload"])
+    return canonical_json(record)
+
+
+def _bad(line: int, reason: str, seq: object = None) -> JournalIntegrityError:
+    return JournalIntegrityError(
+        f"import refused: line {line}: {reason}", line=line, seq=seq, reason=reason
+    )
+
+
+def parse_lines(fp: IO[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """Yield (line number, row tuple with canonical payload text) for each non-blank line,
+    raising ``JournalIntegrityError`` naming the line for anything malformed."""
+    for lineno, line in enumerate(fp, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise _bad(lineno, f"not valid JSON ({e})") from e
+        if not isinstance(record, dict):
+            raise _bad(lineno, "not a JSON object")
+        keys = set(record)
+        if keys != _COLUMN_SET:
+            missing = sorted(_COLUMN_SET - keys)
+            extra = sorted(keys - _COLUMN_SET)
+            raise _bad(lineno, f"columns differ (missing {missing}, unexpected {extra})")
+        seq = record["seq"]
+        for column in _COLUMNS:
+            value = record[column]
+            if column in _INT_COLUMNS:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif column == "payload":
+                ok = isinstance(value, dict)
+            elif column in _OPTIONAL:
+                ok = value is None or isinstance(value, str)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise _bad(lineno, f"column {column} has the wrong type", seq)
+        row = tuple(
+            canonical_json(record[c]) if c == "payload" else record[c] for c in _COLUMNS
+        )
+        yield lineno, row

@@ -1,0 +1,560 @@
+"""The SQLite journal: one file, WAL, durable appends, group-committed across threads.
+
+Writes go through one connection guarded by ``_write_lock``; appends reach it through a
+``GroupCommitter`` so concurrent threads share transactions. Every write transaction is
+``BEGIN IMMEDIATE`` and reads the chain's tail inside it, which keeps the chain right
+when several processes append to the same file. Reads use one connection per thread so
+they never wait for a writer (WAL). The hot path uses the ``sqlite3`` connection
+directly; sqlite-utils builds the schema (``journal.schema``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import sqlite_utils
+
+from journal import schema
+from journal.appender import AppendRequest, event_from_row, prepare_events
+from journal.base import (
+    Event,
+    Journal,
+    JournalError,
+    JournalIntegrityError,
+    JournalStats,
+    Lease,
+    NewEvent,
+    NotAJournal,
+    VerifyReport,
+)
+from journal.canonical import canonical_json
+from journal.chain import check_rows
+from journal.clock import iso_from_us, us_from_iso
+from journal.groupcommit import GroupCommitter, Slot
+from journal.identity import default_actor, default_host
+from journal.jsonl import export_line, parse_lines
+from journal.leases import LeaseRow, decide_acquire, decide_renew
+from journal.sqlite_writer import BatchWriter
+
+_COLS = ", ".join(Event.COLUMNS)
+_SELECT = f"SELECT {_COLS} FROM events"
+_INSERT = f"INSERT INTO events ({_COLS}) VALUES ({', '.join('?' * len(Event.COLUMNS))})"
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_READ_BATCH = 2000
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    """Files SQLite creates meanwhile (-wal, -shm) are readable by the owner only.
+    The umask is process-wide; journals are opened rarely, so the window is short."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+class SQLiteJournal(Journal):
+    """The journal in one SQLite file. Thread-safe; safe to share a file across processes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 30_000,
+        actor: str | None = None,
+        host: str | None = None,
+        max_batch: int = 512,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.url = "sqlite:///" + os.path.abspath(self.path)
+        self.actor = actor or default_actor()
+        self.host = host or default_host()
+        sync = synchronous.upper()
+        if sync not in _SYNC_MODES:
+            raise JournalError(f"synchronous must be one of {', '.join(_SYNC_MODES)}")
+        self._sync = sync
+        self._busy_timeout = busy_timeout_ms / 1000
+        self.stats = JournalStats()
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        with _private_umask():
+            self._create_file()
+            schema.check_file(self.path)
+            conn = self._connect()
+            try:
+                schema.prepare(conn, self.path)
+                conn.execute(f"PRAGMA synchronous={sync}")
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                raise NotAJournal(path=self.path, reason=str(e)) from e
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+        self._writer = BatchWriter(conn, self.stats)
+        self._committer: GroupCommitter[AppendRequest] = GroupCommitter(
+            self._write_slots, max_batch=max_batch
+        )
+
+    # -- connections ---------------------------------------------------------------------
+    def _create_file(self) -> None:
+        """Create a missing journal file as 0600 before SQLite opens it (SQLite would use
+        0644, and the -wal/-shm files copy the main file's mode)."""
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return
+        except OSError as e:
+            raise JournalError(f"cannot create journal {self.path}: {e.strerror}") from e
+        os.close(fd)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+            )
+        except sqlite3.Error as e:
+            raise NotAJournal(path=self.path, reason=str(e)) from e
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.closed:
+                raise JournalError(f"journal {self.path} is closed")
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise JournalError(f"reading journal {self.path} failed: {e}") from e
+
+    # -- writing -------------------------------------------------------------------------
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        if self.closed:
+            raise JournalError(f"journal {self.path} is closed")
+        if not isinstance(stream, str) or not stream:
+            raise JournalError("stream must be a non-empty string")
+        if not events:
+            return []
+        request = AppendRequest(
+            stream, prepare_events(events, self.actor, self.host), expected_version
+        )
+        result: list[Event] = self._committer.submit(request)
+        return result
+
+    def _write_slots(self, slots: list[Slot[AppendRequest]]) -> None:
+        with self._write_lock:
+            if self.closed:
+                for slot in slots:
+                    slot.fail(JournalError(f"journal {self.path} is closed"))
+                return
+            try:
+                self._writer.write(slots)
+            except sqlite3.Error as e:
+                if len(slots) == 1:
+                    slots[0].fail(self._write_error(e))
+                    return
+                # Something no in-memory check foresaw: retry one by one so only the
+                # offending append fails.
+                for slot in slots:
+                    try:
+                        self._writer.write([slot])
+                    except sqlite3.Error as e1:
+                        slot.fail(self._write_error(e1))
+
+    def _write_error(self, e: sqlite3.Error) -> JournalError:
+        if isinstance(e, sqlite3.IntegrityError):
+            return JournalError(f"append refused by journal {self.path}: {e}")
+        if "locked" in str(e) or "busy" in str(e):
+            return JournalError(
+                f"journal {self.path} stayed locked by another writer for longer than "
+                f"{self._busy_timeout:g}s"
+            )
+        return JournalError(f"writing journal {self.path} failed: {e}")
+
+    def append_batch_unchecked(
+        self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000
+    ) -> int:
+        """Append many (stream, events) pairs in large transactions, for fixtures and
+        benchmarks: versions, chain and timestamps are assigned as by ``append``, but
+        there is no expected-version check, no idempotency and no group commit.
+        Returns the number of events written."""
+        written = 0
+        pending: list[AppendRequest] = []
+        for stream, events in appends:
+            pending.append(
+                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
+            )
+            if len(pending) >= chunk:
+                written += self._bulk(pending)
+                pending = []
+        if pending:
+            written += self._bulk(pending)
+        return written
+
+    def _bulk(self, requests: list[AppendRequest]) -> int:
+        with self._write_lock:
+            try:
+                return self._writer.write_unchecked(requests)
+            except sqlite3.Error as e:
+                raise self._write_error(e) from e
+
+    # -- reading -------------------------------------------------------------------------
+    def read_stream(
+        self, stream: str, from_version: int = 1, to_seq: int | None = None
+    ) -> list[Event]:
+        if to_seq is None:
+            rows = self._query(
+                f"{_SELECT} WHERE stream = ? AND version >= ? ORDER BY version",
+                (stream, from_version),
+            )
+        else:
+            rows = self._query(
+                f"{_SELECT} WHERE stream = ? AND version >= ? AND seq <= ? ORDER BY version",
+                (stream, from_version, to_seq),
+            )
+        return [event_from_row(r) for r in rows]
+
+    def read_all(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[Event]:
+        loads = json.loads
+        for rows in self._batches(from_seq, to_seq, types):
+            for r in rows:
+                yield Event(
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                    loads(r[11]), r[12], r[13],
+                )
+
+    def read_all_rows(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+        columns: Sequence[str] = Event.COLUMNS,
+    ) -> Iterator[tuple[Any, ...]]:
+        """``read_all`` without building ``Event`` objects: tuples of ``columns`` (default
+        ``Event.COLUMNS``) with the payload left as its JSON text, for folds over the
+        whole journal that cannot afford an object per event. ``seq`` must be included
+        first when columns are chosen, since batches continue from the last seq."""
+        unknown = [c for c in columns if c not in Event.COLUMNS]
+        if unknown or not columns or columns[0] != "seq":
+            raise JournalError(f"read_all_rows columns must start with seq; bad: {unknown}")
+        for rows in self._batches(from_seq, to_seq, types, ", ".join(columns)):
+            yield from rows
+
+    def _batches(
+        self,
+        from_seq: int,
+        to_seq: int | None,
+        types: Sequence[str] | None,
+        columns: str = _COLS,
+    ) -> Iterator[list[Any]]:
+        """Fetch in seq ranges, one short statement each, so a slow consumer never holds
+        a read transaction open (which would stop WAL checkpoints)."""
+        where = "seq > ?"
+        extra: list[Any] = []
+        if to_seq is not None:
+            where += " AND seq <= ?"
+            extra.append(to_seq)
+        if types:
+            where += f" AND type IN ({', '.join('?' * len(types))})"
+            extra.extend(types)
+        sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY seq LIMIT {_READ_BATCH}"
+        last = from_seq
+        while True:
+            rows = self._query(sql, (last, *extra))
+            if not rows:
+                return
+            yield rows
+            if len(rows) < _READ_BATCH:
+                return
+            last = rows[-1][0]
+
+    def seq_at_time(self, when: str) -> int:
+        try:
+            bound = iso_from_us(us_from_iso(when))
+        except ValueError as e:
+            raise JournalError(f"not an ISO-8601 UTC time: {when!r}") from e
+        # recorded_at never decreases along seq (writers keep it so, verify checks it),
+        # so binary-search seq; each probe is a primary-key lookup.
+        lo, hi = 0, self.head()
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            rows = self._query(
+                "SELECT recorded_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+            )
+            if rows and rows[0][0] <= bound:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def head(self) -> int:
+        return int(self._query("SELECT max(seq) FROM events")[0][0] or 0)
+
+    def stream_version(self, stream: str) -> int:
+        rows = self._query("SELECT max(version) FROM events WHERE stream = ?", (stream,))
+        return int(rows[0][0] or 0)
+
+    def streams(self, prefix: str | None = None) -> list[str]:
+        # Hop from one stream to the next along the (stream, version) index: one indexed
+        # lookup per stream instead of a DISTINCT over every event.
+        prefix = prefix or ""
+        found: list[str] = []
+        rows = self._query("SELECT min(stream) FROM events WHERE stream >= ?", (prefix,))
+        while rows and rows[0][0] is not None and rows[0][0].startswith(prefix):
+            found.append(rows[0][0])
+            rows = self._query("SELECT min(stream) FROM events WHERE stream > ?", (found[-1],))
+        return found
+
+    def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
+        if to_seq is None:
+            rows = self._query("SELECT stream, max(version) FROM events GROUP BY stream")
+        else:
+            rows = self._query(
+                "SELECT stream, max(version) FROM events WHERE seq <= ? GROUP BY stream",
+                (to_seq,),
+            )
+        return {stream: int(version) for stream, version in rows}
+
+    def events_for_command(self, command_id: str) -> list[Event]:
+        rows = self._query(f"{_SELECT} WHERE command_id = ? ORDER BY seq", (command_id,))
+        return [event_from_row(r) for r in rows]
+
+    # -- integrity, export ---------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain in one read transaction (a consistent snapshot)."""
+        cursor = self._reader().execute(f"{_SELECT} ORDER BY seq")
+        cursor.arraysize = 1000
+        try:
+            return check_rows(cursor).report()
+        except sqlite3.DatabaseError as e:
+            raise JournalError(f"reading journal {self.path} failed: {e}") from e
+        finally:
+            cursor.close()
+
+    def export(self, fp: IO[str]) -> int:
+        cursor = self._reader().execute(f"{_SELECT} ORDER BY seq")
+        n = 0
+        try:
+            for row in cursor:
+                fp.write(export_line(row))
+                fp.write("\n")
+                n += 1
+        finally:
+            cursor.close()
+        return n
+
+    def import_(self, fp: IO[str]) -> int:
+        """Two passes: check the whole file, then insert it in one transaction while
+        checking it again (the file could change in between). Nothing is written unless
+        the first pass found the whole file sound."""
+        if self.head():
+            raise JournalError(f"import refused: journal {self.path} is not empty")
+        fp = _rewindable(fp)
+        start = fp.tell()
+        _check_file_chain(fp)
+        fp.seek(start)
+        with self._write_lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (head,) = conn.execute("SELECT count(*) FROM events").fetchone()
+                if head:
+                    raise JournalError(f"import refused: journal {self.path} is not empty")
+                self._writer.invalidate()
+                result = check_rows(_inserting(conn, fp))
+                if not result.ok:
+                    raise JournalIntegrityError(
+                        f"import refused: the file changed while importing: seq "
+                        f"{result.first_bad_seq}: {result.reason}",
+                        seq=result.first_bad_seq, reason=result.reason,
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return result.events
+
+    # -- snapshots -----------------------------------------------------------------------
+    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
+        try:
+            row = self._reader().execute(
+                "SELECT version, state FROM snapshots WHERE stream = ?", (stream,)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None  # the cache was dropped: that is allowed
+        if row is None:
+            return None
+        return int(row[0]), json.loads(row[1])
+
+    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
+        sql = (
+            "INSERT INTO snapshots (stream, version, state) VALUES (?, ?, ?) "
+            "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, "
+            "state = excluded.state WHERE excluded.version >= snapshots.version"
+        )
+        params = (stream, version, canonical_json(state))
+        with self._write_lock:
+            try:
+                self._conn.execute(sql, params)
+            except sqlite3.OperationalError as e:
+                if "no such table" not in str(e):
+                    raise JournalError(f"writing snapshot to {self.path} failed: {e}") from e
+                db = sqlite_utils.Database(
+                    self._conn, recursive_triggers=False, execute_plugins=False
+                )
+                schema.create_snapshots(db)
+                self._conn.execute(sql, params)
+
+    # -- leases --------------------------------------------------------------------------
+    def _lease_txn(self, resource: str) -> tuple[sqlite3.Connection, LeaseRow | None]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(
+            "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
+        ).fetchone()
+        return conn, (None if row is None else (row[0], int(row[1]), float(row[2])))
+
+    def _store_lease(self, conn: sqlite3.Connection, lease: Lease) -> None:
+        conn.execute(
+            "INSERT INTO leases (resource, owner, token, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, "
+            "token = excluded.token, expires_at = excluded.expires_at",
+            (lease.resource, lease.owner, lease.token, lease.expires_at),
+        )
+
+    @contextlib.contextmanager
+    def _lease_write(self) -> Iterator[None]:
+        with self._write_lock:
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def acquire_lease(
+        self, resource: str, owner: str, ttl: float, steal_from: str | None = None
+    ) -> tuple[Lease, Lease | None]:
+        with self._lease_write():
+            conn, current = self._lease_txn(resource)
+            lease, broken = decide_acquire(
+                resource, current, owner, ttl, time.time(), steal_from=steal_from
+            )
+            self._store_lease(conn, lease)
+        return lease, broken
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        with self._lease_write():
+            conn, current = self._lease_txn(lease.resource)
+            renewed = decide_renew(lease, current, ttl, time.time())
+            self._store_lease(conn, renewed)
+        return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lease_write():
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "UPDATE leases SET owner = NULL, expires_at = 0 "
+                "WHERE resource = ? AND owner = ? AND token = ?",
+                (lease.resource, lease.owner, lease.token),
+            )
+
+    def get_lease(self, resource: str) -> Lease | None:
+        rows = self._query(
+            "SELECT owner, token, expires_at FROM leases WHERE resource = ? "
+            "AND owner IS NOT NULL",
+            (resource,),
+        )
+        if not rows:
+            return None
+        owner, token, expires_at = rows[0]
+        return Lease(resource, owner, int(token), float(expires_at))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            return
+        with self._write_lock:
+            self.closed = True
+            self._conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+
+def _rewindable(fp: IO[str]) -> IO[str]:
+    """``fp`` itself when it can seek, else a private temporary copy that can."""
+    try:
+        if fp.seekable():
+            return fp
+    except (AttributeError, ValueError):
+        pass
+    import tempfile
+
+    copy = tempfile.TemporaryFile("w+", encoding="utf-8")
+    for line in fp:
+        copy.write(line)
+    copy.seek(0)
+    return copy
+
+
+def _check_file_chain(fp: IO[str]) -> None:
+    """Verify an export file as the journal it would become; name the first bad line."""
+    line = [0]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for lineno, row in parse_lines(fp):
+            line[0] = lineno
+            yield row
+
+    result = check_rows(rows())
+    if not result.ok:
+        raise JournalIntegrityError(
+            f"import refused: line {line[0]}: seq {result.first_bad_seq}: {result.reason}",
+            line=line[0], seq=result.first_bad_seq, reason=result.reason,
+        )
+
+
+def _inserting(conn: sqlite3.Connection, fp: IO[str]) -> Iterator[tuple[Any, ...]]:
+    """The file's rows, inserted in chunks as the chain check pulls them through."""
+    chunk: list[tuple[Any, ...]] = []
+    for _lineno, row in parse_lines(fp):
+        chunk.append(row)
+        if len(chunk) >= 10_000:
+            conn.executemany(_INSERT, chunk)
+            chunk.clear()
+        yield row
+    conn.executemany(_INSERT, chunk)

@@ -1,0 +1,14 @@
+"""Code run in child processes by the multi-process tests (must be importable by spawn)."""
+
+from __future__ import annotations
+
+from journal import NewEvent
+from journal.sqlite import SQLiteJournal
+
+
+def append_many(path: str, worker: int, count: int) -> int:
+    """Append ``count`` single events to streams shared with the other workers."""
+    with SQLiteJournal(path, actor=f"worker{worker}") as journal:
+        for i in range(count):
+            journal.append(f"shared/{i % 7}", [NewEvent("step.started", {"w": worker, "i": i})])
+    return count

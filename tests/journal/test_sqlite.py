@@ -1,0 +1,306 @@
+"""SQLite-only behaviour: the file, its permissions, triggers, damage, processes."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from journal import JournalError, NewEvent, open_journal
+from journal.base import NotAJournal, SchemaTooNew
+from journal.schema import SCHEMA_VERSION
+from journal.sqlite import SQLiteJournal
+from tests.journal import _workers
+from tests.journal.helpers import ev
+
+
+def _filled(path: Path, n: int = 20) -> SQLiteJournal:
+    j = SQLiteJournal(path, actor="tester", host="testhost")
+    for i in range(n):
+        j.append(f"s{i % 3}", [ev(i=i)])
+    return j
+
+
+def _fingerprint(path: Path) -> tuple[int, str]:
+    return path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+# -- the file -------------------------------------------------------------------------
+
+
+def test_new_journal_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with _filled(path):
+        for name in ("j.db", "j.db-wal", "j.db-shm"):
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
+
+
+def test_wal_full_sync_and_schema(tmp_path: Path) -> None:
+    with _filled(tmp_path / "j.db") as j:
+        conn = j._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert [r[1] for r in conn.execute("PRAGMA table_info(events)")] == list(
+            j.read_all().__next__().COLUMNS
+        )
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
+    with SQLiteJournal(tmp_path / "n.db", synchronous="normal") as j:
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def test_open_journal_accepts_paths_and_urls(tmp_path: Path) -> None:
+    with open_journal(f"sqlite:///{tmp_path}/a.db") as j:
+        assert isinstance(j, SQLiteJournal) and j.head() == 0
+    assert (tmp_path / "a.db").exists()
+
+
+def test_triggers_refuse_update_and_delete(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with _filled(path):
+        raw = _raw(path)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("UPDATE events SET payload = '{}' WHERE seq = 1")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("DELETE FROM events WHERE seq = 1")
+        raw.close()
+
+
+def test_unique_constraints_back_the_checks(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with _filled(path, 2):
+        raw = _raw(path)
+        row = raw.execute("SELECT * FROM events WHERE seq = 1").fetchone()
+        with pytest.raises(sqlite3.IntegrityError):  # same (stream, version)
+            raw.execute(
+                "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (99, "other-id", *row[2:]),
+            )
+        raw.close()
+
+
+def test_dropped_snapshot_table_is_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with _filled(path, 2) as j:
+        j.put_snapshot("s0", 1, {"a": 1})
+        raw = _raw(path)
+        raw.execute("DROP TABLE snapshots")
+        raw.close()
+        assert j.get_snapshot("s0") is None
+        j.put_snapshot("s0", 2, {"a": 2})
+        assert j.get_snapshot("s0") == (2, {"a": 2})
+        assert j.verify().ok
+
+
+# -- damaged and foreign files --------------------------------------------------------
+
+
+def _assert_refused_untouched(path: Path, match: str) -> None:
+    before = _fingerprint(path)
+    with pytest.raises(JournalError) as info:
+        SQLiteJournal(path)
+    assert str(path) in str(info.value)
+    assert match in str(info.value)
+    assert _fingerprint(path) == before
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+def test_non_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the events you are looking for\n" * 10)
+    _assert_refused_untouched(path, "not a SQLite database")
+
+
+def test_truncated_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with _filled(path, 3000) as j:
+        j._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size // 2 + 100)
+    _assert_refused_untouched(path, "truncated")
+
+
+def test_sqlite_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    raw = _raw(path)
+    raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.execute("INSERT INTO customers (name) VALUES ('ada')")
+    raw.close()
+    _assert_refused_untouched(path, "no schema_version")
+    raw = _raw(path)
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    raw.close()
+    assert tables == {"customers"}
+
+
+def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    _filled(path, 5).close()
+    raw = _raw(path)
+    raw.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    before = _fingerprint(path)
+    with pytest.raises(SchemaTooNew) as info:
+        SQLiteJournal(path)
+    assert str(path) in str(info.value) and str(SCHEMA_VERSION + 1) in str(info.value)
+    assert isinstance(info.value, NotAJournal)
+    assert _fingerprint(path) == before
+
+
+def test_missing_directory_is_a_journal_error(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="cannot create"):
+        SQLiteJournal(tmp_path / "no" / "such" / "dir.db")
+
+
+def test_reopening_keeps_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    _filled(path, 5).close()
+    with SQLiteJournal(path) as j:
+        (e,) = j.append("s0", [ev()])
+        assert e.seq == 6 and j.verify().ok
+
+
+# -- tampering (an attacker who can drop the triggers) --------------------------------
+
+
+def _tamper(path: Path, *statements: str) -> None:
+    raw = _raw(path)
+    raw.execute("DROP TRIGGER events_no_update")
+    raw.execute("DROP TRIGGER events_no_delete")
+    for sql in statements:
+        raw.execute(sql)
+    raw.close()
+
+
+COLS = (
+    "event_id, stream, version, type, command_id, causation_id, correlation_id, "
+    "actor, host, recorded_at, payload, prev_hash, hash"
+)
+
+
+@pytest.mark.parametrize(
+    ("statements", "bad_seq", "reason"),
+    [
+        (["UPDATE events SET payload = '{\"i\":999}' WHERE seq = 7"], 7, "hash mismatch"),
+        (["DELETE FROM events WHERE seq = 5"], 5, "missing"),
+        (
+            [
+                "DROP INDEX events_stream_version",
+                "DROP INDEX events_event_id",
+                "CREATE TEMP TABLE t AS SELECT * FROM events WHERE seq IN (8, 9)",
+                f"UPDATE events SET ({COLS}) = (SELECT {COLS} FROM t WHERE t.seq = 9) "
+                "WHERE seq = 8",
+                f"UPDATE events SET ({COLS}) = (SELECT {COLS} FROM t WHERE t.seq = 8) "
+                "WHERE seq = 9",
+            ],
+            8,
+            "prev_hash",
+        ),
+        (
+            ["UPDATE events SET actor = 'mallory' WHERE seq = 12"],
+            12,
+            "hash mismatch",
+        ),
+    ],
+    ids=["edited-payload", "deleted-row", "swapped-rows", "edited-actor"],
+)
+def test_verify_names_the_first_tampered_seq(
+    tmp_path: Path, statements: list[str], bad_seq: int, reason: str
+) -> None:
+    path = tmp_path / "j.db"
+    _filled(path).close()
+    _tamper(path, *statements)
+    with SQLiteJournal(path) as j:
+        report = j.verify()
+    assert not report.ok
+    assert report.first_bad_seq == bad_seq
+    assert reason in (report.reason or "")
+
+
+def test_verify_catches_a_rehashed_edit_at_the_next_link(tmp_path: Path) -> None:
+    """Recomputing the edited row's own hash does not help: the next link breaks."""
+    from journal.canonical import hash_row
+
+    path = tmp_path / "j.db"
+    _filled(path).close()
+    raw = _raw(path)
+    row = list(raw.execute("SELECT * FROM events WHERE seq = 4").fetchone())
+    raw.close()
+    row[11] = '{"i":1000}'
+    new_hash = hash_row(*row[:13])
+    _tamper(
+        path,
+        f"UPDATE events SET payload = '{row[11]}', hash = '{new_hash}' WHERE seq = 4",
+    )
+    with SQLiteJournal(path) as j:
+        report = j.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 5)
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def test_four_processes_append_to_one_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    SQLiteJournal(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        counts = pool.starmap(_workers.append_many, [(path, w, 2000) for w in range(4)])
+    assert counts == [2000] * 4
+    with SQLiteJournal(path) as j:
+        assert j.head() == 8000
+        events = list(j.read_all())
+        assert [e.seq for e in events] == list(range(1, 8001))
+        per_stream: dict[str, list[int]] = {}
+        for e in events:
+            per_stream.setdefault(e.stream, []).append(e.version)
+        for versions in per_stream.values():
+            assert versions == list(range(1, len(versions) + 1))
+        assert {e.actor for e in events} == {f"worker{w}" for w in range(4)}
+        report = j.verify()
+        assert report.ok and report.events == 8000
+
+
+# -- group commit on one connection ---------------------------------------------------
+
+
+def test_single_thread_appends_commit_once_each(tmp_path: Path) -> None:
+    with SQLiteJournal(tmp_path / "j.db") as j:
+        for i in range(10):
+            j.append("s", [ev(i=i)])
+        assert j.stats.commits == 10 and j.stats.appends == 10
+
+
+def test_append_batch_unchecked_builds_a_valid_chain(tmp_path: Path) -> None:
+    with SQLiteJournal(tmp_path / "j.db") as j:
+        n = j.append_batch_unchecked(
+            ((f"s{i % 10}", [NewEvent("x", {"i": i})]) for i in range(1000)), chunk=300
+        )
+        assert n == 1000 and j.head() == 1000
+        assert j.stream_version("s3") == 100
+        assert j.verify().ok
+        (e,) = j.append("s3", [ev()], expected_version=100)
+        assert e.seq == 1001
+
+
+def test_read_all_rows_is_lean(tmp_path: Path) -> None:
+    with _filled(tmp_path / "j.db", 5) as j:
+        rows = list(j.read_all_rows(types=["step.started"]))
+        assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+        assert isinstance(rows[0][11], str)
+        lean = list(j.read_all_rows(columns=("seq", "payload")))
+        assert lean[0] == (1, '{"i":0}')
+        with pytest.raises(JournalError):
+            list(j.read_all_rows(columns=("payload",)))
