@@ -1,0 +1,61 @@
+"""The Backend protocol: where steps run and where status is observed.
+
+A command reaches a backend as one string, already rendered by the engine with every
+interpolated value shell-quoted (``shlex.quote``). Backends that do not use a shell
+(``local``, ``sim``) split it back with ``shlex.split`` into an argument list, so a value
+like ``x; rm -rf /`` is always one argument, never a command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from fleetlog.errors import FleetlogError
+
+
+class BackendError(FleetlogError):
+    """A command could not be run at all (unreachable host, unknown tool, bad output)."""
+
+    msg_fmt = "%(host)s: %(reason)s"
+    exit_code = 1
+
+
+class CommandTimeout(BackendError):
+    msg_fmt = "%(host)s: command timed out after %(timeout)ss: %(command)s"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command did: its exit code and (size-capped) output."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs commands on hosts and reports observed status."""
+
+    name: str
+
+    def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``command`` on ``host``. A non-zero exit is a result, not an exception;
+        ``BackendError`` means it could not be run, ``CommandTimeout`` that it overran."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,35 @@
+"""Choosing a backend by name; each is imported only when chosen (paramiko is slow to
+import and only the ssh backend needs it)."""
+
+from __future__ import annotations
+
+import os
+
+from engine.backends.base import Backend
+from fleetlog.errors import UsageError
+
+
+def sim_world_path(journal_url: str) -> str | None:
+    """The sim's world lives beside an SQLite journal (``fleetlog.db`` -> ``fleetlog.db.sim``)
+    so a resumed run sees the world the interrupted one left; ``FLEETLOG_SIM_WORLD``
+    overrides, and a PostgreSQL journal keeps the world in memory unless told."""
+    explicit = os.environ.get("FLEETLOG_SIM_WORLD")
+    if explicit:
+        return explicit
+    if journal_url.startswith(("postgresql://", "postgres://")):
+        return None
+    path = journal_url.removeprefix("sqlite:///")
+    return f"{path}.sim"
+
+
+def open_backend(name: str, journal_url: str) -> Backend:
+    if name == "sim":
+        from engine.backends.sim import SimBackend
+
+        seed = int(os.environ.get("FLEETLOG_SIM_SEED", "0"))
+        return SimBackend(sim_world_path(journal_url), seed=seed)
+    if name == "local":
+        from engine.backends.local import LocalBackend
+
+        return LocalBackend()
+    raise UsageError(f"backend {name!r} is not available")

@@ -1,0 +1,167 @@
+"""``SimBackend``: the embedded default backend, a simulated datacenter in-process.
+
+A call has two short transactions around its sleeps: phase one counts the call and lets
+the faults decide (fail, hang, drop, slow); then the latency is slept with no lock held,
+so parallel calls overlap as they would against real hosts; phase two runs the fake tool
+and commits its whole effect atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+from engine.backends.base import BackendError, CommandResult, CommandTimeout
+from engine.backends.local import split_command
+from engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
+from engine.backends.sim.faults import Fault
+from engine.backends.sim.registry import get_tool
+from engine.backends.sim.world import World
+
+#: How long a ``hang`` blocks when the caller set no timeout and the fault gave no ms.
+DEFAULT_HANG_MS = 3_600_000.0
+
+
+class SimBackend:
+    """Runs fake tools against a :class:`World` and reports their observed status.
+
+    ``world_path`` None keeps the world in memory; a path lets a SIGKILLed process and
+    its successor (or several workers) share it. ``seed`` makes every tool's randomness
+    reproducible: the RNG of a call is seeded by (seed, host, tool, call number).
+    """
+
+    name = "sim"
+
+    def __init__(
+        self,
+        world_path: str | None = None,
+        seed: int = 0,
+        *,
+        latency_ms: float | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> None:
+        self.world = World(world_path)
+        self.seed = seed
+        self.max_output = max_output
+        if latency_ms is not None:
+            self.world.latency_ms = latency_ms
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        started = time.monotonic()
+        argv = split_command(host, command)
+        tool = argv[0]
+        fn = get_tool(tool)
+        if fn is None:
+            return CommandResult(127, "", f"sim: command not found: {tool}")
+
+        def timed_out() -> CommandTimeout:
+            return CommandTimeout(host=host, timeout=timeout, command=command)
+
+        def wait(ms: float) -> None:
+            """Sleep ``ms`` unless that overruns the timeout: then sleep up to it and raise."""
+            if ms <= 0:
+                return
+            if timeout is not None:
+                remaining = timeout - (time.monotonic() - started)
+                if ms / 1000 > remaining:
+                    time.sleep(max(0.0, remaining))
+                    raise timed_out()
+            time.sleep(ms / 1000)
+
+        plan = self.world.begin_call(host, tool)
+        if plan.unreachable is not None:
+            raise BackendError(host=host, reason=_message(plan.unreachable, "host unreachable"))
+        if plan.hang is not None:
+            hang_ms = plan.hang.ms if plan.hang.ms is not None else DEFAULT_HANG_MS
+            wait(hang_ms)
+            raise CommandTimeout(
+                host=host,
+                timeout=timeout if timeout is not None else hang_ms / 1000,
+                command=command,
+            )
+        if plan.fail is not None:
+            message = _message(plan.fail, f"injected failure of {tool}")
+            return CommandResult(plan.fail.exit_code, "", message, time.monotonic() - started)
+        wait(plan.latency_ms)
+
+        outcome = self.world.apply_call(
+            host, argv, env or {}, fn, number=plan.number, seed=self.seed
+        )
+        if outcome.crash:
+            # The effect is committed; die now, as a power cut right after it would.
+            os.kill(os.getpid(), signal.SIGKILL)
+        wait(outcome.latency_ms)
+        if plan.drop is not None:
+            raise BackendError(
+                host=host, reason=_message(plan.drop, "connection dropped after the command ran")
+            )
+        result = outcome.result
+        return CommandResult(
+            result.exit_code,
+            cap_text(result.stdout, self.max_output),
+            cap_text(result.stderr, self.max_output),
+            time.monotonic() - started,
+        )
+
+    # -- observing ---------------------------------------------------------------------
+
+    def observe(self, host: str, kind: str, name: str) -> str | None:
+        """The status the backend reports for ``kind/name`` on ``host`` (None: unknown).
+
+        A ``wrong_status`` fault bends known resources; one naming ``name`` explicitly
+        can also make a resource the backend does not know appear (a ghost).
+        """
+        self._observe_preamble(host)
+        report, faults = self.world.observe_host(host, kind)
+        truth = report.get(name)
+        return _bend(host, kind, name, truth, faults)
+
+    def inventory(self, kind: str) -> dict[str, str]:
+        """Every resource of ``kind`` any host reports, name -> status (orphan hunting)."""
+        self._observe_preamble(None)
+        reports, faults = self.world.observe_all(kind)
+        found: dict[str, str] = {}
+        for host, report in reports.items():
+            for name, status in report.items():
+                bent = _bend(host, kind, name, status, faults)
+                if bent is not None:
+                    found[name] = bent
+        return found
+
+    def _observe_preamble(self, host: str | None) -> None:
+        if host is not None and (fault := self.world.unreachable_fault(host)) is not None:
+            raise BackendError(host=host, reason=_message(fault, "host unreachable"))
+        latency = self.world.latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+
+    def close(self) -> None:
+        self.world.close()
+
+    def __enter__(self) -> SimBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _message(fault: Fault, default: str) -> str:
+    return fault.message if fault.message is not None else f"sim: {default}"
+
+
+def _bend(host: str, kind: str, name: str, truth: str | None, faults: list[Fault]) -> str | None:
+    for fault in faults:
+        if fault.matches_resource(host, kind, name) and (truth is not None or fault.name):
+            return fault.status
+    return truth

@@ -1,0 +1,180 @@
+"""Registry of fake tools and observers: the simulated datacenter's "installed software".
+
+A fake tool is a plain function ``fn(ctx: ToolContext) -> ToolResult | (code, out, err)``
+registered with ``@sim_tool("name")``. It reads and mutates ``ctx.state`` (this host's
+state, persisted after the call), calls ``ctx.log(...)`` for every side effect, and may
+read other hosts through ``ctx.world``. Raising :class:`ToolFailure` fails the call
+*and* discards its state changes, which is how a real tool that validates before it acts
+behaves.
+
+Registration is a decorator so any module can add tools: the built-in families under
+``engine.backends.sim.tools``, machine packs, and modules named by the entry-point group
+``fleetlog.sim_tools`` (loaded once, lazily, on first dispatch).
+
+Observers (``@sim_observer("vm")``) say what status a backend reports for each resource
+of a kind on one host; they are pure functions of the host's state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, TypeAlias
+
+ENTRY_POINT_GROUP = "fleetlog.sim_tools"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a fake tool printed and returned."""
+
+    exit_code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+class ToolFailure(Exception):
+    """Raised by a tool to fail the call with no effect (its state changes are dropped)."""
+
+    def __init__(self, message: str, exit_code: int = 1, stdout: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.stdout = stdout
+
+
+class WorldReader(Protocol):
+    """Read-only access to other hosts, consistent with the call's own transaction."""
+
+    def host_state(self, host: str) -> Mapping[str, Any]: ...
+
+    def hosts(self) -> list[str]: ...
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """Everything a fake tool may touch during one call."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    host: str
+    state: dict[str, Any]
+    world: WorldReader
+    random: random.Random
+    #: 1-based number of this call of this tool on this host (drives ``random``).
+    call_number: int
+    effects: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+    @property
+    def tool(self) -> str:
+        return self.argv[0]
+
+    @property
+    def args(self) -> list[str]:
+        return self.argv[1:]
+
+    def log(self, effect: str) -> None:
+        """Record a side effect in the world log. Read-only probes must not call this:
+        the world log is how tests prove a step did (or did not) act twice."""
+        self.effects.append(effect)
+
+    def add_latency(self, ms: float) -> None:
+        """Make this call take ``ms`` longer. The sleep happens after the effect is
+        committed and outside any lock, so parallel calls overlap like real ones."""
+        self.latency_ms += max(0.0, ms)
+
+
+ToolReturn: TypeAlias = ToolResult | tuple[int, str, str]
+ToolFn: TypeAlias = Callable[[ToolContext], ToolReturn]
+ObserverFn: TypeAlias = Callable[[str, Mapping[str, Any]], Mapping[str, str]]
+
+_tools: dict[str, ToolFn] = {}
+_observers: dict[str, list[ObserverFn]] = {}
+_loaded = False
+_load_lock = threading.Lock()
+
+
+def _same(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """Re-registering the same function (a module re-imported) is not a conflict."""
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def sim_tool(name: str, *, replace: bool = False) -> Callable[[ToolFn], ToolFn]:
+    """Register ``fn`` as the fake executable ``name``.
+
+    Two different functions claiming one name is a bug (which ``dbmcli`` would run?),
+    so it raises unless ``replace=True`` says the override is deliberate.
+    """
+
+    def register(fn: ToolFn) -> ToolFn:
+        existing = _tools.get(name)
+        if existing is not None and not replace and not _same(existing, fn):
+            raise ValueError(
+                f"sim tool {name!r} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
+        _tools[name] = fn
+        return fn
+
+    return register
+
+
+def sim_observer(kind: str) -> Callable[[ObserverFn], ObserverFn]:
+    """Register an observer: ``fn(host, state) -> {resource name: status}`` for ``kind``.
+
+    Several observers may serve one kind (a machine pack adding resources of a kind
+    another module already models); their reports are merged.
+    """
+
+    def register(fn: ObserverFn) -> ObserverFn:
+        group = _observers.setdefault(kind, [])
+        group[:] = [f for f in group if not _same(f, fn)]
+        group.append(fn)
+        return fn
+
+    return register
+
+
+def load_tools() -> None:
+    """Import the built-in tool families and the ``fleetlog.sim_tools`` entry points.
+
+    Done lazily so importing the sim costs nothing until it is used.
+    """
+    global _loaded
+    if _loaded:
+        return
+    with _load_lock:
+        if _loaded:
+            return
+        importlib.import_module("engine.backends.sim.tools")
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            ep.load()
+        _loaded = True
+
+
+def get_tool(name: str) -> ToolFn | None:
+    load_tools()
+    return _tools.get(name)
+
+
+def tool_names() -> list[str]:
+    load_tools()
+    return sorted(_tools)
+
+
+def observers_for(kind: str) -> list[ObserverFn]:
+    load_tools()
+    return list(_observers.get(kind, ()))
+
+
+def normalize(result: ToolReturn) -> ToolResult:
+    """Accept the tuple shorthand tools may return."""
+    if isinstance(result, ToolResult):
+        return result
+    code, out, err = result
+    return ToolResult(int(code), str(out), str(err))

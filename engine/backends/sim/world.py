@@ -1,0 +1,445 @@
+"""The simulated datacenter's persistent state: one SQLite database.
+
+Why SQLite and not a dict: crash tests SIGKILL a process in the middle of a run and a
+later process must find the world exactly as the dead one left it — every effect the
+dead process committed, none that it did not. So each tool call is one short
+``BEGIN IMMEDIATE`` transaction (read the host's state, run the tool, write the state and
+the world-log rows, commit): an effect is either wholly there or absent. Several
+processes may share one world file (``busy_timeout``), and threads get a connection each.
+
+It is a simulation, so ``synchronous=NORMAL`` in WAL mode: commits survive a killed
+process (the WAL is in the OS page cache), they just are not fsynced per call.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.backends.base import BackendError
+from engine.backends.sim.faults import ANY_TOOL, Fault, FaultRecord
+from engine.backends.sim.registry import (
+    ToolContext,
+    ToolFailure,
+    ToolFn,
+    ToolResult,
+    normalize,
+    observers_for,
+)
+
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS world_log (
+    seq INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS world_log_host ON world_log(host, tool);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY,
+    spec TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tool_calls (
+    host TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (host, tool)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One side effect a fake tool had on the world."""
+
+    seq: int
+    host: str
+    tool: str
+    argv: list[str]
+    effect: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    """What the faults decided about a call before it runs (phase one of a call)."""
+
+    number: int
+    latency_ms: float
+    fail: Fault | None = None
+    hang: Fault | None = None
+    unreachable: Fault | None = None
+    drop: Fault | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What running the tool did (phase two): its result, extra latency, crash order."""
+
+    result: ToolResult
+    effects: tuple[str, ...]
+    latency_ms: float
+    crash: bool
+
+
+def _dumps(value: Any) -> str:
+    # sort_keys: equal states serialise equally, so "did the state change" is a compare.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class _TxnReader:
+    """``ctx.world`` for a tool: reads other hosts inside the call's own transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def host_state(self, host: str) -> Mapping[str, Any]:
+        return _read_state(self._conn, host)
+
+    def hosts(self) -> list[str]:
+        return [row[0] for row in self._conn.execute("SELECT host FROM hosts ORDER BY host")]
+
+
+def _read_state(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
+    row = conn.execute("SELECT state FROM hosts WHERE host = ?", (host,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def _write_state(conn: sqlite3.Connection, host: str, state: Mapping[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO hosts(host, state) VALUES (?, ?) "
+        "ON CONFLICT(host) DO UPDATE SET state = excluded.state",
+        (host, _dumps(state)),
+    )
+
+
+class World:
+    """The shared world of a :class:`~engine.backends.sim.SimBackend`.
+
+    ``path`` None keeps it in memory (one connection behind a lock: SQLite's in-memory
+    databases are per-connection); a path allows several processes to share it.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        # Serialises the single in-memory connection; file worlds rely on SQLite locking.
+        self._mem_lock: threading.RLock | None = threading.RLock() if path is None else None
+        self._shared: sqlite3.Connection | None = None
+        self._closed = False
+        try:
+            self._conn()  # create the schema now, so a bad path fails here and not mid-run
+        except sqlite3.Error as exc:
+            self.close()
+            raise BackendError(host="sim", reason=f"cannot open world {path}: {exc}") from exc
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path or ":memory:",
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,  # close() may run on another thread
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if self.path is not None:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the simulated world is closed")
+        if self.path is None:
+            if self._shared is None:
+                self._shared = self._connect()
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction. Writers use ``BEGIN IMMEDIATE``: the write lock is taken up
+        front, so two writers queue on ``busy_timeout`` instead of failing on a lock
+        upgrade. Readers use a deferred ``BEGIN`` (a consistent WAL snapshot, no lock)."""
+        if self._mem_lock is not None:
+            self._mem_lock.acquire()
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if self._mem_lock is not None:
+                self._mem_lock.release()
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._shared = None
+        self._closed = True
+
+    # -- faults and settings -----------------------------------------------------------
+
+    def inject(self, fault: Fault) -> int:
+        """Store ``fault``; it applies to every process using this world. Returns its id."""
+        with self._transaction() as conn:
+            cur = conn.execute("INSERT INTO faults(spec) VALUES (?)", (_dumps(fault.to_json()),))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def remove_fault(self, fault_id: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM faults WHERE id = ?", (fault_id,))
+
+    def clear_faults(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM faults")
+
+    def faults(self) -> list[FaultRecord]:
+        with self._transaction(write=False) as conn:
+            return _load_faults(conn)
+
+    @property
+    def latency_ms(self) -> float:
+        """Latency every call and observation sleeps (outside any lock): for benchmarks."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key = 'latency_ms'").fetchone()
+        return float(row[0]) if row else 0.0
+
+    @latency_ms.setter
+    def latency_ms(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("latency_ms must be >= 0")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES ('latency_ms', ?)",
+                (repr(float(value)),),
+            )
+
+    # -- reading and seeding -----------------------------------------------------------
+
+    def hosts(self) -> list[str]:
+        with self._transaction(write=False) as conn:
+            return _TxnReader(conn).hosts()
+
+    def host_state(self, host: str) -> dict[str, Any]:
+        """A copy of one host's state ({} for a host never touched)."""
+        with self._transaction(write=False) as conn:
+            return _read_state(conn, host)
+
+    def set_host_state(self, host: str, state: Mapping[str, Any]) -> None:
+        """Seed a host (test set-up, scenarios). Not a tool effect, so not logged."""
+        with self._transaction() as conn:
+            _write_state(conn, host, state)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every host's state: compare an interrupted+resumed run with a clean one."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT host, state FROM hosts ORDER BY host").fetchall()
+        return {host: json.loads(state) for host, state in rows}
+
+    def log_entries(self, host: str | None = None, tool: str | None = None) -> list[LogEntry]:
+        sql = "SELECT seq, host, tool, argv, effect, at FROM world_log"
+        clauses, params = [], []
+        if host is not None:
+            clauses.append("host = ?")
+            params.append(host)
+        if tool is not None:
+            clauses.append("tool = ?")
+            params.append(tool)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [LogEntry(s, h, t, json.loads(a), e, at) for s, h, t, a, e, at in rows]
+
+    def call_count(self, host: str, tool: str) -> int:
+        """How many times ``tool`` was called on ``host`` (faulted calls included)."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT count FROM tool_calls WHERE host = ? AND tool = ?", (host, tool)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- the two phases of a call ------------------------------------------------------
+
+    def begin_call(self, host: str, tool: str) -> CallPlan:
+        """Count the call and let the faults decide its fate, before anything sleeps."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO tool_calls(host, tool, count) VALUES (?, ?, 1) "
+                "ON CONFLICT(host, tool) DO UPDATE SET count = count + 1",
+                (host, tool),
+            )
+            (number,) = conn.execute(
+                "SELECT count FROM tool_calls WHERE host = ? AND tool = ?", (host, tool)
+            ).fetchone()
+            latency = _setting_latency(conn)
+            fired: dict[str, Fault] = {}
+            for rec in _load_faults(conn):
+                fault = rec.fault
+                if fault.mode == "crash_after" or not fault.matches_call(host, tool):
+                    continue
+                hits = rec.hits + 1
+                conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
+                if not fault.fires(hits):
+                    continue
+                if fault.mode == "slow":
+                    latency += fault.ms or 0.0
+                else:
+                    key = "fail" if fault.mode.startswith("fail") else fault.mode
+                    fired.setdefault(key, fault)
+        return CallPlan(
+            number=int(number),
+            latency_ms=latency,
+            fail=fired.get("fail"),
+            hang=fired.get("hang"),
+            unreachable=fired.get("unreachable"),
+            drop=fired.get("drop"),
+        )
+
+    def apply_call(
+        self,
+        host: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        fn: ToolFn,
+        *,
+        number: int,
+        seed: int,
+    ) -> CallOutcome:
+        """Run the tool in one transaction: its whole effect commits, or none of it."""
+        tool = argv[0]
+        ctx: ToolContext | None = None
+        try:
+            with self._transaction() as conn:
+                before = _read_state(conn, host)
+                ctx = ToolContext(
+                    argv=list(argv),
+                    env=dict(env),
+                    host=host,
+                    state=json.loads(_dumps(before)),  # a private deep copy
+                    world=_TxnReader(conn),
+                    random=random.Random(f"{seed}:{host}:{tool}:{number}"),
+                    call_number=number,
+                )
+                result = normalize(fn(ctx))  # ToolFailure (or a bug) rolls back
+                if _dumps(ctx.state) != _dumps(before):
+                    _write_state(conn, host, ctx.state)
+                at = _now()
+                argv_json = _dumps(argv)
+                conn.executemany(
+                    "INSERT INTO world_log(host, tool, argv, effect, at) VALUES (?, ?, ?, ?, ?)",
+                    [(host, tool, argv_json, effect, at) for effect in ctx.effects],
+                )
+                crash = bool(ctx.effects) and _count_crash_faults(conn, host, tool)
+        except ToolFailure as failure:
+            latency = ctx.latency_ms if ctx is not None else 0.0
+            message = failure.message if failure.message.endswith("\n") else failure.message + "\n"
+            result = ToolResult(failure.exit_code, failure.stdout, message)
+            return CallOutcome(result, (), latency, crash=False)
+        assert ctx is not None
+        return CallOutcome(result, tuple(ctx.effects), ctx.latency_ms, crash)
+
+    # -- observation -------------------------------------------------------------------
+
+    def observe_host(self, host: str, kind: str) -> tuple[dict[str, str], list[Fault]]:
+        """What the observers of ``kind`` report on ``host`` plus the wrong_status faults
+        that could bend it (the caller applies them per resource name)."""
+        with self._transaction(write=False) as conn:
+            state = _read_state(conn, host)
+            faults = [r.fault for r in _load_faults(conn) if r.fault.mode == "wrong_status"]
+        return _observe(host, kind, state), faults
+
+    def observe_all(self, kind: str) -> tuple[dict[str, dict[str, str]], list[Fault]]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT host, state FROM hosts ORDER BY host").fetchall()
+            faults = [r.fault for r in _load_faults(conn) if r.fault.mode == "wrong_status"]
+        return {h: _observe(h, kind, json.loads(s)) for h, s in rows}, faults
+
+    def unreachable_fault(self, host: str) -> Fault | None:
+        """An ``unreachable`` fault for any tool on ``host`` also blinds observation."""
+        for rec in self.faults():
+            f = rec.fault
+            if f.mode == "unreachable" and f.tool == ANY_TOOL and f.n is None:
+                if f.host in (None, host):
+                    return f
+        return None
+
+
+def _observe(host: str, kind: str, state: Mapping[str, Any]) -> dict[str, str]:
+    report: dict[str, str] = {}
+    for observer in observers_for(kind):
+        report.update(observer(host, state))
+    return report
+
+
+def _load_faults(conn: sqlite3.Connection) -> list[FaultRecord]:
+    rows = conn.execute("SELECT id, spec, hits FROM faults ORDER BY id").fetchall()
+    return [FaultRecord(i, Fault.from_json(json.loads(spec)), hits) for i, spec, hits in rows]
+
+
+def _setting_latency(conn: sqlite3.Connection) -> float:
+    row = conn.execute("SELECT value FROM settings WHERE key = 'latency_ms'").fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def _count_crash_faults(conn: sqlite3.Connection, host: str, tool: str) -> bool:
+    """Advance the crash_after faults this side-effecting call matches; True if one fires.
+
+    The hit is committed with the effect, so the restarted process does not crash again.
+    """
+    crash = False
+    for rec in _load_faults(conn):
+        if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool):
+            continue
+        hits = rec.hits + 1
+        conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
+        crash = crash or rec.fault.fires(hits)
+    return crash
