@@ -1,0 +1,89 @@
+"""The ``fleetlog`` command line (typer).
+
+Errors are turned into one line on stderr and the contract's exit code in exactly one
+place, ``main``: 0 ok, 1 an operation failed, 2 usage error, 3 drift found or needs
+attention, 4 journal integrity failure. No traceback reaches the user for a
+``FleetlogError``; anything else is a bug and is reported as one (exit 1).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from engine import cli_journal, cli_machines, cli_run
+from engine.session import BACKENDS, Session, default_journal_url
+from fleetlog.errors import FleetlogError
+
+app = typer.Typer(
+    name="fleetlog",
+    help=(
+        "Drive datacenter resources as journaled state machines: every command and backend "
+        "event is appended to a journal, state is replayed from it, and interrupted work "
+        "resumes where it stopped."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    journal: str = typer.Option(
+        None,
+        "--journal",
+        envvar="FLEETLOG_JOURNAL",
+        help="Journal: an SQLite file path or a postgresql:// URL. [default: ./fleetlog.db]",
+        show_default=False,
+    ),
+    backend: str = typer.Option(
+        "sim",
+        "--backend",
+        envvar="FLEETLOG_BACKEND",
+        help=f"Where steps run: {', '.join(BACKENDS)}. sim is the in-process simulated datacenter.",
+    ),
+) -> None:
+    ctx.obj = Session(journal_url=journal or default_journal_url(), backend_name=backend)
+    ctx.call_on_close(ctx.obj.close)
+
+
+app.add_typer(cli_machines.machines_app, name="machines")
+app.command("graph")(cli_machines.graph)
+for _name, _fn in {**cli_journal.COMMANDS, **cli_run.COMMANDS}.items():
+    app.command(_name)(_fn)  # type: ignore[type-var]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns (and exits with) the contract's exit code."""
+    try:
+        # standalone_mode=False: click returns typer.Exit codes instead of exiting, and
+        # raises its usage errors to us, so every exit code is decided here.
+        rv = app(args=argv, prog_name="fleetlog", standalone_mode=False)
+    except FleetlogError as exc:
+        sys.stderr.write(f"fleetlog: error: {exc}\n")
+        code = exc.exit_code
+    except SystemExit as exc:  # click usage errors in non-standalone mode still exit
+        code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("fleetlog: interrupted\n")
+        code = 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        elif isinstance(exc, click.Abort):
+            sys.stderr.write("fleetlog: aborted\n")
+            code = 1
+        else:
+            raise
+    else:
+        code = rv if isinstance(rv, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

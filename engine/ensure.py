@@ -1,0 +1,80 @@
+"""``ensure R is S via T``: make another resource reach a state, at most once.
+
+If R is in S, nothing to do. If R is in progress, wait for it — or, when the process
+driving it is gone (its lease expired or its pid is dead), take the transition over and
+resume it. Otherwise fire T on R with causation = this step. Two transitions ensuring
+the same R at once race on R's stream version; the loser sees R in progress and waits, so
+R is configured once (the seed's "check if configured; else lock and configure").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from dsl.spec import EnsureAction
+from engine.actions import ActionResult
+from engine.kinds import TriggerNotAllowed
+from engine.leases import LeaseSet, owner_is_dead
+from engine.values import Scope
+from journal.base import LeaseHeld
+
+if TYPE_CHECKING:
+    from engine.executor import Runner
+
+POLL = 0.05
+DEFAULT_TIMEOUT = 3600.0
+
+
+def ensure(
+    runner: Runner,
+    scope: Scope,
+    action: EnsureAction,
+    *,
+    causation_id: str,
+    leases: LeaseSet,
+    timeout: float | None,
+) -> ActionResult:
+    from engine.executor import Busy
+
+    rid = scope.record.id if action.ref == "self" else scope.params.get(action.ref)
+    if not isinstance(rid, str):
+        return ActionResult(False, error=f"ensure: {action.ref} names no resource")
+    started = time.monotonic()
+    deadline = started + (timeout or DEFAULT_TIMEOUT)
+    fired = False
+    while True:
+        rec = runner.load(rid)
+        if rec.in_progress is None and rec.state == action.state:
+            how = "reached" if fired else "already"
+            return ActionResult(
+                True, f"{rid} {how} {action.state}", 0, duration=time.monotonic() - started
+            )
+        if rec.in_progress is not None:
+            lease = runner.journal.get_lease(rid)
+            orphaned = lease is None or lease.expires_at < time.time() or owner_is_dead(lease.owner)
+            if orphaned:
+                try:
+                    runner.resume(rid, inherited=leases)
+                    continue
+                except LeaseHeld:
+                    pass
+        else:
+            if fired:
+                return ActionResult(False, error=f"{rid} ended in {rec.state}, not {action.state}")
+            try:
+                out = runner.fire(
+                    rid, action.trigger, {}, causation_id=causation_id, inherited=leases
+                )
+            except (Busy, LeaseHeld):
+                out = None  # someone else got there first: wait for them
+            except TriggerNotAllowed as exc:
+                return ActionResult(False, error=f"ensure {rid} is {action.state}: {exc}")
+            if out is not None:
+                fired = True
+                if not out.ok:
+                    return ActionResult(False, error=f"{rid} {action.trigger} failed: {out.error}")
+                continue
+        if time.monotonic() >= deadline:
+            return ActionResult(False, error=f"{rid} did not reach {action.state} in time")
+        time.sleep(POLL)

@@ -1,0 +1,713 @@
+"""Running transitions step by step with every start and outcome journaled.
+
+The order of effects is fixed: validate (table, guards, params) before anything is
+written; journal ``step.started`` before a side effect and its outcome after; so at any
+instant the journal says exactly which side effects may have happened. Fresh runs and
+resumed runs share one path (``_drive``), which reads where the transition stands from the
+journal (``progress.reconstruct``) and continues from there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from dsl.spec import StepSpec, step_to_data
+from engine import actions
+from engine.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
+from engine.leases import DEFAULT_TTL, LeaseSet, new_owner
+from engine.params import resolve
+from engine.progress import Progress, StepState, reconstruct
+from engine.records import Resource, split_id
+from engine.replay import load_resource
+from engine.values import Scope
+from fleetlog.errors import FleetlogError, UsageError
+from journal.base import ConcurrencyConflict, Event, Journal, LeaseHeld, NewEvent
+from journal.ids import uuid7
+
+if TYPE_CHECKING:
+    from engine.backends.base import Backend
+
+
+class NoSuchResource(UsageError):
+    msg_fmt = "no resource %(resource)r in the journal%(hint)s"
+
+
+class Busy(FleetlogError):
+    msg_fmt = "%(resource)s is busy: %(trigger)s in progress (step %(step)s)"
+    exit_code = 1
+
+
+class NotInProgress(UsageError):
+    msg_fmt = "%(resource)s has no transition in progress"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one command on one resource ended."""
+
+    resource: str
+    trigger: str
+    status: str  # completed | skipped | failed | attention | rejected
+    state: str | None = None
+    step: str | None = None
+    error: str | None = None
+    output: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("completed", "skipped")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One line of a ``--dry-run``: what would happen to a step and why."""
+
+    step: str
+    action: str
+    would: str  # run | skip (when) | skip (check) | skip (transition)
+    detail: str = ""
+
+
+CRASH_AFTER_ENV = "FLEETLOG_TEST_CRASH_AFTER_EVENTS"
+
+
+class Runner:
+    """Fires, resumes and resolves transitions on one journal and one backend."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        registry: KindRegistry,
+        backend: Backend,
+        *,
+        lease_ttl: float = DEFAULT_TTL,
+        lock_wait: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.backend = backend
+        self.lease_ttl = lease_ttl
+        self.lock_wait = lock_wait
+        self.sleep = sleep
+        self._crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
+        self._appended = 0
+
+    # ------------------------------------------------------------------ journaling
+    def _append(self, rid: str, events: list[NewEvent], expected: int | None = None) -> list[Event]:
+        recorded = self.journal.append(rid, events, expected_version=expected)
+        if self._crash_after:
+            # Test hook of the crash harness: die (SIGKILL, no cleanup) right after the
+            # k-th event this process journaled, to prove resume works from any instant.
+            self._appended += len(recorded)
+            if self._appended >= self._crash_after:
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
+        return recorded
+
+    def load(self, rid: str) -> Resource:
+        kind_name, _ = split_id(rid)
+        self.registry.get(kind_name)
+        rec = load_resource(self.journal, self.registry, rid)
+        if rec is None:
+            raise NoSuchResource(
+                resource=rid, hint=did_you_mean(rid, self.journal.streams(kind_name + "/"))
+            )
+        return rec
+
+    def scope(self, rec: Resource, params: Mapping[str, Any], trigger: str) -> Scope:
+        kind = self.registry.get(rec.kind)
+        return Scope(
+            record=rec,
+            params={**rec.params, **params},
+            secret_names=tuple(s.name for s in kind.spec.secrets),
+            load_ref=lambda ref_id: load_resource(self.journal, self.registry, ref_id),
+            trigger=trigger,
+        )
+
+    # ------------------------------------------------------------------ validation
+    def validate(
+        self, rid: str, trigger: str, given: Mapping[str, Any]
+    ) -> tuple[Resource, Kind, dict[str, Any], str]:
+        """Everything that can refuse a command, before anything is written."""
+        rec = self.load(rid)
+        kind = self.registry.get(rec.kind)
+        try:
+            t = kind.transition(trigger)
+        except KeyError:
+            raise UsageError(
+                f"{rid}: kind {kind.name} has no trigger {trigger!r}"
+                + did_you_mean(trigger, [x.trigger for x in kind.spec.transitions])
+            ) from None
+        if rec.in_progress is not None:
+            raise Busy(resource=rid, trigger=rec.in_progress.trigger, step=rec.in_progress.step)
+        dest = kind.allowed(rec.state, trigger)
+        if dest is None:
+            allowed = kind.triggers_from(rec.state)
+            raise TriggerNotAllowed(
+                resource=rid,
+                trigger=trigger,
+                state=rec.state,
+                hint=f" (allowed: {', '.join(allowed) or 'none'})",
+            )
+        params = resolve(t.params, given, f"{rid} {trigger}")
+        return rec, kind, params, dest
+
+    # ------------------------------------------------------------------ firing
+    def fire(
+        self,
+        rid: str,
+        trigger: str,
+        given: Mapping[str, Any] | None = None,
+        *,
+        command_id: str | None = None,
+        causation_id: str | None = None,
+        correlation_id: str | None = None,
+        inherited: LeaseSet | None = None,
+    ) -> Outcome:
+        given = dict(given or {})
+        if command_id is not None:
+            prior = self.journal.events_for_command(command_id)
+            if prior:
+                return self._prior_outcome(prior, inherited)
+        rec, kind, params, _dest = self.validate(rid, trigger, given)
+        t = kind.transition(trigger)
+        scope = self.scope(rec, params, trigger)
+        lock_ids = {rid}
+        for name in t.locks:
+            if name != "self":
+                ref = scope.params.get(name)
+                if isinstance(ref, str):
+                    lock_ids.add(ref)
+        transition_id = uuid7()
+        held_by_parent = set(inherited.held) if inherited is not None else set()
+        leases = LeaseSet(
+            self.journal,
+            new_owner(),
+            lock_ids - held_by_parent,
+            ttl=self.lease_ttl,
+            correlation_id=transition_id,
+        )
+        leases.acquire(wait=self.lock_wait, wait_for=lock_ids - {rid})
+        try:
+            return self._start(
+                rid,
+                trigger,
+                given,
+                transition_id,
+                leases,
+                sorted(lock_ids),
+                command_id or uuid7(),
+                causation_id,
+                correlation_id,
+            )
+        finally:
+            leases.release()
+
+    def _start(
+        self,
+        rid: str,
+        trigger: str,
+        given: Mapping[str, Any],
+        transition_id: str,
+        leases: LeaseSet,
+        lock_ids: list[str],
+        command_id: str,
+        causation_id: str | None,
+        correlation_id: str | None,
+    ) -> Outcome:
+        for _ in range(20):
+            # Re-validate under the lease: the resource may have moved while we waited.
+            rec, kind, params, dest = self.validate(rid, trigger, given)
+            t = kind.transition(trigger)
+            scope = self.scope(rec, params, trigger)
+            skip_output = None
+            if t.skip_if is not None:
+                holds, out = actions.probe(self.backend, scope, t.skip_if)
+                if holds:
+                    skip_output = out
+            meta = {
+                "command_id": command_id,
+                "causation_id": causation_id,
+                "correlation_id": transition_id,
+            }
+            events = [
+                NewEvent(
+                    "command.accepted",
+                    {
+                        "trigger": trigger,
+                        "params": dict(given),
+                        "resource": rid,
+                        "run": correlation_id,
+                    },
+                    **meta,
+                ),
+                NewEvent(
+                    "transition.started",
+                    {
+                        "trigger": trigger,
+                        "from": rec.state,
+                        "to": dest,
+                        "params": params,
+                        "plan": [step_to_data(s) for s in t.steps],
+                        "failure": None
+                        if t.on_failure is None
+                        else {"state": t.on_failure.state, "undo": list(t.on_failure.undo)},
+                        "definition_hash": kind.spec.definition_hash,
+                        "locks": lock_ids,
+                        "owner": leases.owner,
+                        "token": leases.token(rid),
+                    },
+                    **meta,
+                ),
+            ]
+            if skip_output is not None:
+                live = replace(rec)
+                kind.fire(live, trigger)
+                events.append(
+                    NewEvent(
+                        "transition.completed",
+                        {
+                            "trigger": trigger,
+                            "from": rec.state,
+                            "to": live.state,
+                            "skipped": f"probe holds: {t.skip_if.command if t.skip_if else ''}",
+                            "output": scope.redact(skip_output)[-500:],
+                        },
+                        correlation_id=transition_id,
+                        causation_id=causation_id,
+                    )
+                )
+            try:
+                self._append(rid, events, expected=rec.version)
+            except ConcurrencyConflict:
+                continue  # someone appended (an observation, a lock event): look again
+            if skip_output is not None:
+                return Outcome(rid, trigger, "skipped", dest, output=skip_output)
+            return self._drive(rid, leases)
+        raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
+
+    def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:
+        """A command submitted again (same command id): report, or continue, the original."""
+        started = next((e for e in prior if e.type == "transition.started"), prior[0])
+        rid = started.stream
+        rec = self.load(rid)
+        trigger = str(started.payload.get("trigger"))
+        if rec.in_progress is not None and rec.in_progress.started_seq == started.seq:
+            return self.resume(rid, inherited=inherited)
+        for ev in self.journal.read_stream(rid):
+            if (
+                ev.seq > started.seq
+                and ev.correlation_id == started.correlation_id
+                and ev.type in ("transition.completed", "transition.failed")
+            ):
+                p = ev.payload
+                if ev.type == "transition.completed":
+                    return Outcome(
+                        rid, trigger, "skipped" if p.get("skipped") else "completed", p.get("to")
+                    )
+                return Outcome(rid, trigger, "failed", p.get("to"), p.get("step"), p.get("error"))
+        return Outcome(
+            rid,
+            trigger,
+            "rejected",
+            rec.state,
+            error="command was accepted but its transition cannot be found",
+        )
+
+    # ------------------------------------------------------------------ resume
+    def progress(self, rid: str) -> Progress:
+        rec = self.load(rid)
+        if rec.in_progress is None:
+            raise NotInProgress(resource=rid)
+        events = self.journal.read_stream(rid)
+        started = next(e for e in events if e.seq == rec.in_progress.started_seq)
+        return reconstruct(started, (e for e in events if e.seq > started.seq))
+
+    def resume(
+        self, rid: str, *, _leases: LeaseSet | None = None, inherited: LeaseSet | None = None
+    ) -> Outcome:
+        """Continue an interrupted transition from where its journal says it stopped."""
+        if _leases is not None:
+            return self._drive(rid, _leases)
+        rec = self.load(rid)
+        if rec.in_progress is None:
+            raise NotInProgress(resource=rid)
+        prog = self.progress(rid)
+        locks = set(prog.locks or [rid])
+        held_by_parent = set(inherited.held) if inherited is not None else set()
+        leases = LeaseSet(
+            self.journal,
+            new_owner(),
+            locks - held_by_parent,
+            ttl=self.lease_ttl,
+            correlation_id=prog.transition_id,
+        )
+        leases.acquire(wait=self.lock_wait, wait_for=locks - {rid})
+        try:
+            return self._drive(rid, leases)
+        finally:
+            leases.release()
+
+    def resolve(self, rid: str, step: str, how: str, reason: str) -> Event:
+        """Journal an operator's decision about a step that needs attention."""
+        if how not in ("done", "retry", "abort"):
+            raise UsageError(f"--as {how!r}: choose done, retry or abort")
+        if not reason.strip():
+            raise UsageError("--reason is required: say why, it is journaled")
+        prog = self.progress(rid)
+        if step not in prog.steps:
+            raise UsageError(
+                f"{rid}: the transition in progress has no step {step!r}"
+                + did_you_mean(step, prog.steps)
+            )
+        if prog.attention is None or prog.attention.get("step") != step:
+            raise UsageError(f"{rid}: step {step!r} does not need attention")
+        return self._append(
+            rid,
+            [
+                NewEvent(
+                    "step.resolved",
+                    {"step": step, "as": how, "reason": reason},
+                    correlation_id=prog.transition_id,
+                )
+            ],
+        )[0]
+
+    # ------------------------------------------------------------------ the plan
+    def _drive(self, rid: str, leases: LeaseSet) -> Outcome:
+        prog = self.progress(rid)
+        rec = self.load(rid)
+        scope = self.scope(rec, prog.params, prog.trigger)
+        if prog.attention is not None:
+            return Outcome(
+                rid,
+                prog.trigger,
+                "attention",
+                rec.state,
+                prog.attention.get("step"),
+                prog.attention.get("reason"),
+            )
+        if prog.phase == "run":
+            for step in prog.plan:
+                st = prog.steps[step.name]
+                if st.status in ("succeeded", "skipped"):
+                    continue
+                result = self._step(rid, prog, step, st, scope, leases)
+                if result == "attention":
+                    return Outcome(
+                        rid,
+                        prog.trigger,
+                        "attention",
+                        rec.state,
+                        step.name,
+                        prog.attention["reason"] if prog.attention else None,
+                    )
+                if result == "failed":
+                    break
+        if prog.phase == "undo":
+            return self._fail(rid, prog, scope, leases)
+        live = replace(rec, in_progress=None)
+        self.registry.get(rec.kind).fire(live, prog.trigger)
+        self._append(
+            rid,
+            [
+                NewEvent(
+                    "transition.completed",
+                    {"trigger": prog.trigger, "from": rec.state, "to": live.state},
+                    correlation_id=prog.transition_id,
+                    causation_id=prog.causation_id,
+                )
+            ],
+        )
+        last = prog.plan[-1].name if prog.plan else None
+        return Outcome(
+            rid,
+            prog.trigger,
+            "completed",
+            live.state,
+            last,
+            output=prog.steps[last].output if last else "",
+        )
+
+    def _step(
+        self,
+        rid: str,
+        prog: Progress,
+        step: StepSpec,
+        st: StepState,
+        scope: Scope,
+        leases: LeaseSet,
+    ) -> str:
+        """Run one step to an outcome: 'done', 'failed' or 'attention'."""
+        corr = prog.transition_id
+        base = {"step": step.name}
+        if st.status == "in_doubt":
+            kind = step.action.kind
+            if step.check is not None:
+                holds, out = actions.probe(self.backend, scope, step.check)
+                if holds:
+                    self._append(
+                        rid,
+                        [
+                            NewEvent(
+                                "step.succeeded",
+                                {**base, "attempt": st.attempts, "via": "check", "output": out},
+                                correlation_id=corr,
+                            )
+                        ],
+                    )
+                    st.status = "succeeded"
+                    return "done"
+            elif not (step.idempotent or kind in ("ensure", "wait")):
+                reason = (
+                    f"step {step.name!r} started (attempt {st.attempts}) but its outcome "
+                    "was never recorded; it is not idempotent and has no check, so "
+                    "running it again could repeat its side effect"
+                )
+                self._append(
+                    rid,
+                    [
+                        NewEvent(
+                            "attention.required", {**base, "reason": reason}, correlation_id=corr
+                        )
+                    ],
+                )
+                prog.attention = {"step": step.name, "reason": reason}
+                return "attention"
+        if step.when is not None and not actions.guard_holds(scope, step.when):
+            self._append(
+                rid, [NewEvent("step.skipped", {**base, "reason": "when"}, correlation_id=corr)]
+            )
+            st.status = "skipped"
+            return "done"
+        retry = step.retry
+        max_attempts = 1 + (retry.count if retry else 0)
+        while True:
+            if step.check is not None and st.status != "in_doubt":
+                holds, out = actions.probe(self.backend, scope, step.check)
+                if holds:
+                    self._append(
+                        rid,
+                        [
+                            NewEvent(
+                                "step.skipped",
+                                {**base, "reason": "check", "output": out},
+                                correlation_id=corr,
+                            )
+                        ],
+                    )
+                    st.status = "skipped"
+                    return "done"
+            st.attempts += 1
+            self._check_fence(leases)
+            started = self._append(
+                rid,
+                [
+                    NewEvent(
+                        "step.started",
+                        {**base, "attempt": st.attempts, "token": leases.token(rid)},
+                        correlation_id=corr,
+                    )
+                ],
+            )[0]
+            st.status = "in_doubt"
+            st.started_event_id = started.event_id
+            res = self._act(rid, prog, step, scope, started, leases)
+            if res.ok:
+                self._append(
+                    rid,
+                    [
+                        NewEvent(
+                            "step.succeeded",
+                            {
+                                **base,
+                                "attempt": st.attempts,
+                                "output": res.output,
+                                "exit_code": res.exit_code,
+                                "duration": round(res.duration, 6),
+                                **({"command": res.command} if res.command else {}),
+                            },
+                            correlation_id=corr,
+                        )
+                    ],
+                )
+                st.status = "succeeded"
+                st.output = res.output
+                return "done"
+            will_retry = st.attempts < max_attempts
+            self._append(
+                rid,
+                [
+                    NewEvent(
+                        "step.failed",
+                        {
+                            **base,
+                            "attempt": st.attempts,
+                            "error": res.error,
+                            "output": res.output,
+                            "exit_code": res.exit_code,
+                            "will_retry": will_retry,
+                            **({"command": res.command} if res.command else {}),
+                        },
+                        correlation_id=corr,
+                    )
+                ],
+            )
+            if not will_retry:
+                st.status = "failed"
+                prog.failed_step = step.name
+                prog.error = res.error
+                return "failed"
+            st.status = "pending"
+            assert retry is not None
+            self.sleep(retry.every * (retry.backoff ** (st.attempts - 1)))
+
+    def _check_fence(self, leases: LeaseSet) -> None:
+        if leases.lost:
+            raise LeaseHeld(f"lease lost, stopping before the next side effect: {leases.lost}")
+
+    def _act(
+        self,
+        rid: str,
+        prog: Progress,
+        step: StepSpec,
+        scope: Scope,
+        started: Event,
+        leases: LeaseSet,
+    ) -> actions.ActionResult:
+        a = step.action
+        if a.kind == "run":
+            return actions.run_command(self.backend, scope, a.command, a.on, step.timeout)
+        if a.kind == "call":
+            return actions.run_call(self.backend, scope, a, self.registry.plugins)
+        if a.kind == "wait":
+            return actions.run_wait(self.backend, scope, a, self.sleep)
+        if a.kind == "ensure":
+            from engine.ensure import ensure
+
+            return ensure(
+                self, scope, a, causation_id=started.event_id, leases=leases, timeout=step.timeout
+            )
+        return actions.ActionResult(False, error=f"unknown action {a.kind!r}")
+
+    def _fail(self, rid: str, prog: Progress, scope: Scope, leases: LeaseSet) -> Outcome:
+        """Compensate the steps named in ``undo`` that had taken effect, in reverse plan
+        order, then record the failure state."""
+        corr = prog.transition_id
+        errors: list[str] = []
+        for step in reversed(prog.plan):
+            if step.name not in prog.undo or prog.steps[step.name].status != "succeeded":
+                continue
+            comp = prog.compensations.get(step.name)
+            if comp is not None and comp.status in ("succeeded", "failed"):
+                continue
+            attempt = (comp.attempts if comp else 0) + 1
+            self._append(
+                rid,
+                [
+                    NewEvent(
+                        "step.started",
+                        {
+                            "step": step.name,
+                            "undo": True,
+                            "attempt": attempt,
+                            "token": leases.token(rid),
+                        },
+                        correlation_id=corr,
+                    )
+                ],
+            )
+            res = self._compensate(step, scope)
+            kind = "step.succeeded" if res.ok else "step.failed"
+            self._append(
+                rid,
+                [
+                    NewEvent(
+                        kind,
+                        {
+                            "step": step.name,
+                            "undo": True,
+                            "attempt": attempt,
+                            "output": res.output,
+                            "error": res.error,
+                            **({"command": res.command} if res.command else {}),
+                        },
+                        correlation_id=corr,
+                    )
+                ],
+            )
+            if not res.ok:
+                errors.append(f"undo of {step.name} failed: {res.error}")
+        rec = self.load(rid)
+        to = prog.failure_state or rec.state
+        error = prog.error or "failed"
+        if errors:
+            error += "; " + "; ".join(errors)
+        self._append(
+            rid,
+            [
+                NewEvent(
+                    "transition.failed",
+                    {
+                        "trigger": prog.trigger,
+                        "from": rec.state,
+                        "to": to,
+                        "step": prog.failed_step,
+                        "error": error,
+                    },
+                    correlation_id=corr,
+                    causation_id=prog.causation_id,
+                )
+            ],
+        )
+        return Outcome(rid, prog.trigger, "failed", to, prog.failed_step, error)
+
+    def _compensate(self, step: StepSpec, scope: Scope) -> actions.ActionResult:
+        comp = step.compensate
+        if comp is None:
+            return actions.ActionResult(True, output="(nothing to undo)")
+        if comp.kind == "call":
+            return actions.run_call(self.backend, scope, comp, self.registry.plugins)
+        return actions.run_command(self.backend, scope, comp.command, comp.on, step.timeout)
+
+    # ------------------------------------------------------------------ dry run
+    def plan(
+        self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
+    ) -> list[PlannedStep]:
+        """What firing would do, using read-only probes only; journals nothing."""
+        rec, kind, params, _dest = self.validate(rid, trigger, dict(given or {}))
+        t = kind.transition(trigger)
+        scope = self.scope(rec, params, trigger)
+        if t.skip_if is not None:
+            holds, _ = actions.probe(self.backend, scope, t.skip_if)
+            if holds:
+                return [
+                    PlannedStep(
+                        s.name,
+                        s.action.kind,
+                        "skip (transition)",
+                        f"probe holds: {t.skip_if.command}",
+                    )
+                    for s in t.steps
+                ]
+        out = []
+        for s in t.steps:
+            if s.when is not None and not actions.guard_holds(scope, s.when):
+                out.append(PlannedStep(s.name, s.action.kind, "skip (when)"))
+                continue
+            if s.check is not None:
+                holds, _ = actions.probe(self.backend, scope, s.check)
+                if holds:
+                    out.append(PlannedStep(s.name, s.action.kind, "skip (check)", s.check.command))
+                    continue
+            detail = ""
+            if s.action.kind == "run":
+                detail = actions._render(s.action.command, scope)[1]
+            out.append(PlannedStep(s.name, s.action.kind, "run", detail))
+        return out

@@ -1,0 +1,166 @@
+"""Leases on resources for the duration of a transition.
+
+A lease has an owner, an expiry and a fencing token (Ironic's reservation, pcocc's etcd
+key). Leases are taken in one global order (sorted resource ids) so two transitions that
+lock overlapping sets cannot deadlock, renewed by a heartbeat thread while steps run, and
+released at the end. A lease whose owner died is broken by the next claimant: after its
+expiry, or at once when the owner was a process on this host that no longer exists.
+Every acquisition, release and break is journaled on the locked resource's stream.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+
+from journal.base import Journal, Lease, LeaseHeld, NewEvent
+
+DEFAULT_TTL = float(os.environ.get("FLEETLOG_LEASE_TTL", "30"))
+HOSTNAME = socket.gethostname()
+
+
+def new_owner() -> str:
+    """``host:pid:random``: the pid lets a claimant on the same host see a dead owner."""
+    return f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != HOSTNAME or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class LeaseSet:
+    """The leases one transition holds, kept alive by a heartbeat thread."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        owner: str,
+        resources: Iterable[str],
+        *,
+        ttl: float = DEFAULT_TTL,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.journal = journal
+        self.owner = owner
+        self.resources = sorted(set(resources))
+        self.ttl = ttl
+        self.correlation_id = correlation_id
+        self.held: dict[str, Lease] = {}
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, wait: float = 0.0, wait_for: Iterable[str] = ()) -> None:
+        """Take every lease in order. Leases in ``wait_for`` are waited for up to ``wait``
+        seconds when a live owner holds them; any other held lease fails at once."""
+        patient = set(wait_for)
+        try:
+            for rid in self.resources:
+                deadline = time.monotonic() + (wait if rid in patient else 0.0)
+                while True:
+                    try:
+                        self._take(rid)
+                        break
+                    except LeaseHeld:
+                        if time.monotonic() >= deadline:
+                            raise
+                        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        except BaseException:
+            self.release()
+            raise
+        if self.held:
+            self._thread = threading.Thread(
+                target=self._heartbeat, daemon=True, name=f"lease-heartbeat-{self.owner}"
+            )
+            self._thread.start()
+
+    def _take(self, rid: str) -> None:
+        current = self.journal.get_lease(rid)
+        steal = None
+        if current is not None and current.owner != self.owner and owner_is_dead(current.owner):
+            steal = current.owner
+        lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl, steal_from=steal)
+        self.held[rid] = lease
+        events = []
+        if broken is not None:
+            events.append(
+                NewEvent(
+                    type="lock.broken",
+                    payload={
+                        "previous_owner": broken.owner,
+                        "previous_token": broken.token,
+                        "reason": "owner process is gone" if steal else "lease expired",
+                        "owner": self.owner,
+                        "token": lease.token,
+                    },
+                    correlation_id=self.correlation_id,
+                )
+            )
+        events.append(
+            NewEvent(
+                type="lock.acquired",
+                payload={"owner": self.owner, "token": lease.token, "ttl": self.ttl},
+                correlation_id=self.correlation_id,
+            )
+        )
+        self.journal.append(rid, events)
+
+    def token(self, rid: str) -> int | None:
+        lease = self.held.get(rid)
+        return None if lease is None else lease.token
+
+    def _heartbeat(self) -> None:
+        interval = max(self.ttl / 3.0, 0.05)
+        while not self._stop.wait(interval):
+            for rid, lease in list(self.held.items()):
+                try:
+                    self.held[rid] = self.journal.renew_lease(lease, self.ttl)
+                except LeaseHeld as exc:
+                    self.lost = str(exc)
+                    self.held.pop(rid, None)
+                except Exception as exc:  # journal closed or unreachable: stop renewing
+                    self.lost = f"lease renewal failed: {exc}"
+                    return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        for rid, lease in list(self.held.items()):
+            self.journal.release_lease(lease)
+            self.journal.append(
+                rid,
+                [
+                    NewEvent(
+                        type="lock.released",
+                        payload={"owner": self.owner, "token": lease.token},
+                        correlation_id=self.correlation_id,
+                    )
+                ],
+            )
+            self.held.pop(rid, None)

@@ -1,0 +1,53 @@
+"""Resource patterns: ``KIND``, ``KIND/NODESET`` (ClusterShell syntax) or a glob.
+
+``node/ocean[1-1000]`` expands with ClusterShell's NodeSet (operators ``, ! & ^`` too),
+so operators write the ranges they already write for ``clush``. ``vm/guest*`` is an
+fnmatch glob over existing resources. A bare ``KIND`` means every resource of it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+from fleetlog.errors import UsageError
+
+_GLOB = set("*?")
+
+
+def expand(pattern: str) -> list[str]:
+    """The resource ids a ``KIND/NODESET`` pattern names (no glob, no bare kind)."""
+    kind, sep, names = pattern.partition("/")
+    if not sep or not kind or not names:
+        raise UsageError(f"bad resource pattern {pattern!r}: expected KIND/NAME or KIND/NODESET")
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    try:
+        nodes = NodeSet(names)
+    except (NodeSetParseError, ValueError) as exc:
+        raise UsageError(f"bad node set in {pattern!r}: {exc}") from None
+    return [f"{kind}/{n}" for n in nodes]
+
+
+def select(pattern: str | None, existing: Iterable[str]) -> list[str]:
+    """The existing resource ids that ``pattern`` matches, sorted."""
+    ids = sorted(existing)
+    if not pattern:
+        return ids
+    if "/" not in pattern:
+        return [i for i in ids if i.split("/", 1)[0] == pattern]
+    if _GLOB & set(pattern):
+        return [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
+    wanted = set(expand(pattern))
+    return [i for i in ids if i in wanted]
+
+
+def fold_names(ids: Iterable[str]) -> str:
+    """The shortest node-set notation for ids of one or more kinds (for summaries)."""
+    from ClusterShell.NodeSet import NodeSet
+
+    by_kind: dict[str, list[str]] = {}
+    for rid in ids:
+        kind, _, name = rid.partition("/")
+        by_kind.setdefault(kind, []).append(name)
+    return ",".join(f"{k}/{NodeSet.fromlist(v)}" for k, v in sorted(by_kind.items()))

@@ -1,0 +1,47 @@
+"""Creating resources: validated params, then one ``resource.created`` event.
+
+Validation happens before anything is written (Ironic's order of effects): a bad
+parameter leaves the journal exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.kinds import KindRegistry
+from engine.params import resolve
+from engine.records import Resource, split_id
+from engine.replay import apply
+from fleetlog.errors import UsageError
+from journal.base import ConcurrencyConflict, Journal, NewEvent
+
+
+class ResourceExists(UsageError):
+    msg_fmt = "%(resource)s already exists (version %(version)s)"
+
+
+def created_event(registry: KindRegistry, resource_id: str, given: Mapping[str, Any]) -> NewEvent:
+    kind_name, _name = split_id(resource_id)
+    kind = registry.get(kind_name)
+    params = resolve(kind.spec.params, given, resource_id)
+    return NewEvent(
+        type="resource.created",
+        payload={
+            "kind": kind_name,
+            "params": params,
+            "state": kind.spec.initial,
+            "definition_hash": kind.spec.definition_hash,
+        },
+    )
+
+
+def create_resource(
+    journal: Journal, registry: KindRegistry, resource_id: str, given: Mapping[str, Any]
+) -> Resource:
+    event = created_event(registry, resource_id, given)
+    try:
+        recorded = journal.append(resource_id, [event], expected_version=0)
+    except ConcurrencyConflict as exc:
+        raise ResourceExists(resource=resource_id, version=exc.fields.get("actual")) from None
+    return apply(None, recorded[0], registry)

@@ -1,0 +1,69 @@
+"""What one CLI invocation works with: the journal, the loaded kinds and the backend.
+
+Each is opened on first use, so ``fleetlog machines list`` never opens a journal and
+``fleetlog status`` never imports paramiko.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fleetlog.errors import UsageError
+
+if TYPE_CHECKING:
+    from engine.kinds import KindRegistry
+    from journal.base import Journal
+
+DEFAULT_JOURNAL = "./fleetlog.db"
+BACKENDS = ("sim", "local", "ssh")
+
+
+@dataclass
+class Session:
+    journal_url: str = DEFAULT_JOURNAL
+    backend_name: str = "sim"
+    _journal: Journal | None = field(default=None, repr=False)
+    _registry: KindRegistry | None = field(default=None, repr=False)
+    _backend: Any = field(default=None, repr=False)
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from journal import open_journal
+
+            self._journal = open_journal(self.journal_url)
+        return self._journal
+
+    @property
+    def registry(self) -> KindRegistry:
+        if self._registry is None:
+            from engine.loader import load_registry
+
+            self._registry = load_registry()
+        return self._registry
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            if self.backend_name not in BACKENDS:
+                raise UsageError(
+                    f"unknown backend {self.backend_name!r} (choose from {', '.join(BACKENDS)})"
+                )
+            from engine.backends.factory import open_backend
+
+            self._backend = open_backend(self.backend_name, self.journal_url)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+
+def default_journal_url() -> str:
+    return os.environ.get("FLEETLOG_JOURNAL") or DEFAULT_JOURNAL
