@@ -46,8 +46,19 @@ def _globals(
         envvar="FLEETLOG_BACKEND",
         help=f"Where steps run: {', '.join(BACKENDS)}. sim is the in-process simulated datacenter.",
     ),
+    accept_new_host_keys: bool = typer.Option(
+        False,
+        "--accept-new-host-keys",
+        envvar="FLEETLOG_ACCEPT_NEW_HOST_KEYS",
+        help="ssh: trust a host key seen for the first time (like OpenSSH accept-new) and "
+        "journal its fingerprint. A changed key is always refused.",
+    ),
 ) -> None:
-    ctx.obj = Session(journal_url=journal or default_journal_url(), backend_name=backend)
+    ctx.obj = Session(
+        journal_url=journal or default_journal_url(),
+        backend_name=backend,
+        accept_new_host_keys=accept_new_host_keys,
+    )
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -64,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         # raises its usage errors to us, so every exit code is decided here.
         rv = app(args=argv, prog_name="fleetlog", standalone_mode=False)
     except FleetlogError as exc:
-        sys.stderr.write(f"fleetlog: error: {exc}\n")
+        # dsl is already imported whenever a DSLError was raised: importing here is free,
+        # and keeps dsl (and lark) out of start-up for commands that never compile.
+        from dsl.errors import DSLError
+
+        # A bad machine file gets every diagnostic with its source line and caret; every
+        # other error is one line.
+        text = exc.format() if isinstance(exc, DSLError) else str(exc)
+        sys.stderr.write(f"fleetlog: error: {text}\n")
         code = exc.exit_code
     except SystemExit as exc:  # click usage errors in non-standalone mode still exit
         code = exc.code if isinstance(exc.code, int) else 1

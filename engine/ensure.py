@@ -17,6 +17,7 @@ from engine.actions import ActionResult
 from engine.kinds import TriggerNotAllowed
 from engine.leases import LeaseSet, owner_is_dead
 from engine.values import Scope
+from fleetlog.errors import FleetlogError
 from journal.base import LeaseHeld
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def ensure(
                 )
             except (Busy, LeaseHeld):
                 out = None  # someone else got there first: wait for them
-            except TriggerNotAllowed as exc:
+            except (TriggerNotAllowed, FleetlogError) as exc:
                 return ActionResult(False, error=f"ensure {rid} is {action.state}: {exc}")
             if out is not None:
                 fired = True

@@ -41,6 +41,30 @@ class Busy(FleetlogError):
     exit_code = 1
 
 
+class GuardRefused(UsageError):
+    msg_fmt = "%(resource)s: %(trigger)s is not allowed: its guard `when %(guard)s` is false"
+
+
+def _guard_text(expr: Any) -> str:
+    """A guard tree back as text, for messages."""
+    op = expr[0]
+    if op == "lit":
+        return repr(expr[1]).replace("'", '"') if isinstance(expr[1], str) else str(expr[1])
+    if op == "name":
+        return str(expr[1])
+    if op == "attr":
+        return f"{expr[1]}.{expr[2]}"
+    if op == "list":
+        return "[" + ", ".join(_guard_text(e) for e in expr[1]) + "]"
+    if op == "not":
+        return f"not {_guard_text(expr[1])}"
+    if op in ("and", "or"):
+        return f"({_guard_text(expr[1])} {op} {_guard_text(expr[2])})"
+    if op == "cmp":
+        return f"{_guard_text(expr[2])} {expr[1]} {_guard_text(expr[3])}"
+    return str(expr)
+
+
 class NotInProgress(UsageError):
     msg_fmt = "%(resource)s has no transition in progress"
 
@@ -156,6 +180,8 @@ class Runner:
                 hint=f" (allowed: {', '.join(allowed) or 'none'})",
             )
         params = resolve(t.params, given, f"{rid} {trigger}")
+        if t.when is not None and not actions.guard_holds(self.scope(rec, params, trigger), t.when):
+            raise GuardRefused(resource=rid, trigger=trigger, guard=_guard_text(t.when))
         return rec, kind, params, dest
 
     # ------------------------------------------------------------------ firing
@@ -518,7 +544,10 @@ class Runner:
             )[0]
             st.status = "in_doubt"
             st.started_event_id = started.event_id
-            res = self._act(rid, prog, step, scope, started, leases)
+            try:
+                res = self._act(rid, prog, step, scope, started, leases)
+            except FleetlogError as exc:  # a missing secret, a dangling ref: the step fails
+                res = actions.ActionResult(False, error=scope.redact(str(exc)))
             if res.ok:
                 self._append(
                     rid,

@@ -24,6 +24,7 @@ BACKENDS = ("sim", "local", "ssh")
 class Session:
     journal_url: str = DEFAULT_JOURNAL
     backend_name: str = "sim"
+    accept_new_host_keys: bool = False
     _journal: Journal | None = field(default=None, repr=False)
     _registry: KindRegistry | None = field(default=None, repr=False)
     _backend: Any = field(default=None, repr=False)
@@ -53,8 +54,28 @@ class Session:
                 )
             from engine.backends.factory import open_backend
 
-            self._backend = open_backend(self.backend_name, self.journal_url)
+            self._backend = open_backend(
+                self.backend_name,
+                self.journal_url,
+                accept_new_host_keys=self.accept_new_host_keys,
+                on_new_host_key=self._journal_host_key,
+            )
         return self._backend
+
+    def _journal_host_key(self, host: str, key_type: str, fingerprint: str) -> None:
+        """``--accept-new-host-keys`` trusts a first-seen key like OpenSSH's accept-new;
+        the fingerprint it trusted is journaled so an audit can tell what was accepted."""
+        from journal.base import NewEvent
+
+        self.journal.append(
+            f"ssh_host/{host}",
+            [
+                NewEvent(
+                    "host_key.accepted",
+                    {"host": host, "key_type": key_type, "fingerprint": fingerprint},
+                )
+            ],
+        )
 
     def close(self) -> None:
         if self._backend is not None:

@@ -4,6 +4,7 @@ import and only the ssh backend needs it)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from engine.backends.base import Backend
 from fleetlog.errors import UsageError
@@ -22,7 +23,13 @@ def sim_world_path(journal_url: str) -> str | None:
     return f"{path}.sim"
 
 
-def open_backend(name: str, journal_url: str) -> Backend:
+def open_backend(
+    name: str,
+    journal_url: str,
+    *,
+    accept_new_host_keys: bool = False,
+    on_new_host_key: Callable[[str, str, str], None] | None = None,
+) -> Backend:
     if name == "sim":
         from engine.backends.sim import SimBackend
 
@@ -32,4 +39,10 @@ def open_backend(name: str, journal_url: str) -> Backend:
         from engine.backends.local import LocalBackend
 
         return LocalBackend()
+    if name == "ssh":
+        from engine.backends.ssh import SSHBackend
+
+        return SSHBackend(
+            accept_new_host_keys=accept_new_host_keys, on_new_host_key=on_new_host_key
+        )
     raise UsageError(f"backend {name!r} is not available")
