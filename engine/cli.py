@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            code = exc.exit_code
-        elif isinstance(exc, click.Abort):
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]
+            code = exc.exit_code  # type: ignore[attr-defined]
+        elif isinstance(exc, click.Abort | typer.Abort):
             sys.stderr.write("fleetlog: aborted\n")
             code = 1
         else:
@@ -105,3 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """``ClickException`` of click and of the copy of click that typer may vendor
+    (typer >= 0.2x raises ``typer._click`` exceptions, which click's classes do not
+    match). Found through ``typer.BadParameter``'s bases rather than a private import."""
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    for base in typer.BadParameter.__mro__:
+        if base.__name__ == "ClickException" and base not in found:
+            found.append(base)
+    return tuple(found)

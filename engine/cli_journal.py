@@ -116,6 +116,7 @@ def status(
 ) -> None:
     """Current state of every matching resource, replayed from the journal."""
     session: Session = ctx.obj
+    session.require_existing()
     records = _replayed(session, pattern, at)
     rows = status_rows(records)
     if json:
@@ -145,6 +146,7 @@ def replay(
 ) -> None:
     """Fold the journal from the start (no snapshots) up to --at, and show the states."""
     session: Session = ctx.obj
+    session.require_existing()
     to_seq = resolve_at(session, at)
     records = _replayed(session, pattern, at)
     head = session.journal.head() if to_seq is None else min(to_seq, session.journal.head())
@@ -199,6 +201,7 @@ def history(
     from engine.records import split_id
 
     session: Session = ctx.obj
+    session.require_existing()
     split_id(resource)
     events = session.journal.read_stream(resource)
     if not events:
@@ -216,6 +219,7 @@ def history(
 def verify(ctx: typer.Context, json: bool = JSON) -> None:
     """Recompute the journal's hash chain; exit 4 at the first bad seq."""
     session: Session = ctx.obj
+    session.require_existing()
     report = session.journal.verify()
     if json:
         output.emit_json(
@@ -243,6 +247,7 @@ def export(
 ) -> None:
     """Write every event as one JSON line (with seq, versions and hashes)."""
     session: Session = ctx.obj
+    session.require_existing()
     if out is None:
         n = session.journal.export(sys.stdout)
     else:

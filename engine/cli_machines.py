@@ -135,7 +135,7 @@ def check(
     ]
     sources = {s.filename: s.source for s in specs.values()}
     for exc in errors:
-        output.warn(str(exc))
+        output.warn(exc.format())
     for d in link_errors:
         output.warn(d.format(sources.get(d.file, "")))
     for w in warnings:
@@ -146,7 +146,10 @@ def check(
             {
                 "ok": not (errors or link_errors or missing),
                 "machines": rows,
-                "errors": len(errors) + len(link_errors) + len(missing),
+                # error diagnostics, not files: a file with two errors counts two
+                "errors": sum(max(1, len(e.errors)) for e in errors)
+                + len(link_errors)
+                + len(missing),
                 "warnings": len(warnings),
             }
         )

@@ -47,6 +47,10 @@ class ReplayError(FleetlogError):
 
     msg_fmt = "replay: %(stream)s version %(version)s (seq %(seq)s): %(problem)s"
     exit_code = 4
+    stream: str
+    version: int
+    seq: int
+    problem: str
 
 
 def _problem(ev: Event, problem: str) -> ReplayError:

@@ -37,6 +37,19 @@ class Session:
             self._journal = open_journal(self.journal_url)
         return self._journal
 
+    def require_existing(self) -> None:
+        """Reading commands must not create a journal: a typo'd path would show an empty
+        fleet instead of an error."""
+        url = self.journal_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return
+        path = url.removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            raise UsageError(
+                f"no journal at {path} (give --journal PATH or set FLEETLOG_JOURNAL; "
+                "`fleetlog add` or `fleetlog import` creates one)"
+            )
+
     @property
     def registry(self) -> KindRegistry:
         if self._registry is None:

@@ -247,7 +247,7 @@ class NotAJournal(JournalError):
     """The file at ``path`` cannot be opened as a journal; nothing in it was changed."""
 
     msg_fmt = "%(path)s is not a usable fleetlog journal: %(reason)s"
-    exit_code = 1
+    exit_code = 4  # a damaged or foreign journal file is an integrity failure
 
 
 class SchemaTooNew(NotAJournal):
