@@ -40,9 +40,11 @@ class Kind:
     spec: MachineSpec
     table: dict[tuple[str, str], str] = field(init=False)
     failure_state: dict[str, str | None] = field(init=False)
+    state_set: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = build_table(self.spec)
+        self.state_set = frozenset(self.spec.state_names)
         self.failure_state = {
             t.trigger: (t.on_failure.state if t.on_failure else None) for t in self.spec.transitions
         }

@@ -78,8 +78,20 @@ class Event:
     hash: str
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
-        "seq", "event_id", "stream", "version", "type", "command_id", "causation_id",
-        "correlation_id", "actor", "host", "recorded_at", "payload", "prev_hash", "hash",
+        "seq",
+        "event_id",
+        "stream",
+        "version",
+        "type",
+        "command_id",
+        "causation_id",
+        "correlation_id",
+        "actor",
+        "host",
+        "recorded_at",
+        "payload",
+        "prev_hash",
+        "hash",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +155,23 @@ class Journal(abc.ABC):
         types: Sequence[str] | None = None,
     ) -> Iterator[Event]:
         """Every event with from_seq < seq <= to_seq, in seq order (optionally of ``types``)."""
+
+    def read_all_rows(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+        columns: Sequence[str] = Event.COLUMNS,
+    ) -> Iterator[tuple[Any, ...]]:
+        """``read_all`` as plain tuples of ``columns`` with the payload as JSON text, for
+        whole-journal folds that cannot afford an object per event. This default builds
+        them from ``read_all``; backends override it with a direct query."""
+        import json
+
+        for ev in self.read_all(from_seq, to_seq, types):
+            yield tuple(
+                json.dumps(ev.payload) if c == "payload" else getattr(ev, c) for c in columns
+            )
 
     @abc.abstractmethod
     def seq_at_time(self, when: str) -> int:
