@@ -79,13 +79,15 @@ def run_command(
     return ActionResult(res.ok, out, res.exit_code, error, res.duration, shown)
 
 
-def probe(
+def probe_verdict(
     backend: Backend, scope: Scope, spec: ProbeSpec, timeout: float | None = 60.0
-) -> tuple[bool, str]:
-    """Run a read-only probe; True when its condition holds."""
+) -> tuple[bool | None, str]:
+    """Run a read-only probe: True when its condition holds, False when it does not, and
+    None when the probe itself could not run (host unreachable, timed out) — "undecided",
+    which resume must not mistake for "the effect is absent"."""
     res = run_command(backend, scope, spec.command, spec.on, timeout)
     if res.exit_code is None:
-        return False, res.error or ""
+        return None, res.error or ""
     if spec.op == "succeeds":
         return res.exit_code == 0, res.output
     if spec.op == "fails":
@@ -95,6 +97,15 @@ def probe(
     if spec.op == "equals":
         return res.exit_code == 0 and res.output.strip() == (spec.expected or ""), res.output
     return False, res.output
+
+
+def probe(
+    backend: Backend, scope: Scope, spec: ProbeSpec, timeout: float | None = 60.0
+) -> tuple[bool, str]:
+    """``probe_verdict`` where "undecided" counts as "does not hold" (safe before a step:
+    the step then runs and reports its own failure)."""
+    verdict, output = probe_verdict(backend, scope, spec, timeout)
+    return bool(verdict), output
 
 
 def run_wait(

@@ -36,7 +36,7 @@ def ensure(
     leases: LeaseSet,
     timeout: float | None,
 ) -> ActionResult:
-    from engine.executor import Busy
+    from engine.executor import Busy, NotInProgress
 
     rid = scope.record.id if action.ref == "self" else scope.params.get(action.ref)
     if not isinstance(rid, str):
@@ -58,8 +58,8 @@ def ensure(
                 try:
                     runner.resume(rid, inherited=leases)
                     continue
-                except LeaseHeld:
-                    pass
+                except (LeaseHeld, NotInProgress):
+                    pass  # someone else took it over, or it finished meanwhile: look again
         else:
             if fired:
                 return ActionResult(False, error=f"{rid} ended in {rec.state}, not {action.state}")
@@ -70,7 +70,11 @@ def ensure(
             except (Busy, LeaseHeld):
                 out = None  # someone else got there first: wait for them
             except (TriggerNotAllowed, FleetlogError) as exc:
-                return ActionResult(False, error=f"ensure {rid} is {action.state}: {exc}")
+                if runner.load(rid).version == rec.version:
+                    return ActionResult(False, error=f"ensure {rid} is {action.state}: {exc}")
+                # It moved since we looked (another ensure just took it to the state, or
+                # started it): look again rather than fail on a stale reading.
+                out = None
             if out is not None:
                 fired = True
                 if not out.ok:

@@ -474,10 +474,11 @@ class Runner:
         corr = prog.transition_id
         base = {"step": step.name}
         if st.status == "in_doubt":
-            kind = step.action.kind
+            safe_to_rerun = step.idempotent or step.action.kind in ("ensure", "wait")
+            reason = None
             if step.check is not None:
-                holds, out = actions.probe(self.backend, scope, step.check)
-                if holds:
+                verdict, out = actions.probe_verdict(self.backend, scope, step.check)
+                if verdict:
                     self._append(
                         rid,
                         [
@@ -490,12 +491,19 @@ class Runner:
                     )
                     st.status = "succeeded"
                     return "done"
-            elif not (step.idempotent or kind in ("ensure", "wait")):
+                if verdict is None and not safe_to_rerun:
+                    reason = (
+                        f"step {step.name!r} started (attempt {st.attempts}) but its outcome "
+                        f"was never recorded, and its check could not run ({out}); running "
+                        "it again could repeat its side effect"
+                    )
+            elif not safe_to_rerun:
                 reason = (
                     f"step {step.name!r} started (attempt {st.attempts}) but its outcome "
                     "was never recorded; it is not idempotent and has no check, so "
                     "running it again could repeat its side effect"
                 )
+            if reason is not None:
                 self._append(
                     rid,
                     [

@@ -84,7 +84,7 @@ def run_many(
             while queue and len(pending) < parallel and not over_budget:
                 pending.add(pool.submit(one, queue.pop(0)))
             if not pending:
-                break
+                break  # the budget ran out with nothing running: the queue is reported below
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 with lock:
@@ -94,6 +94,7 @@ def run_many(
             if over_budget and queue:
                 result.not_started.extend(queue)
                 queue.clear()
+    result.not_started.extend(queue)  # left when the budget ran out between batches
     if bar:
         bar.close()
     result.outcomes.sort(key=lambda o: o.resource)

@@ -1,0 +1,211 @@
+"""Fixtures for the executor's tests: a journal + sim world in a temp dir, driven either
+through the ``fleetlog`` CLI (in-process via ``engine.cli.main``, or in a subprocess when
+it must be SIGKILLed) or through a :class:`~engine.executor.Runner` built on test
+machines compiled from text."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dsl
+from engine.backends.sim import SimBackend
+from engine.executor import Runner
+from engine.kinds import Kind, KindRegistry
+from engine.loader import discover_plugins
+from engine.resources import create_resource
+from journal import open_journal
+from journal.base import Event, Journal
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CRASH_ENV = "FLEETLOG_TEST_CRASH_AFTER_EVENTS"
+#: The CLI as a child process (``python -m engine.cli`` is not an entry point).
+CLI_ARGV = [sys.executable, "-c", "from engine.cli import main; main()"]
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def effects(world_backend: SimBackend, host: str | None = None) -> Counter[tuple[str, str]]:
+    """The world log's side effects as a multiset of (host, effect), order ignored."""
+    return Counter((e.host, e.effect) for e in world_backend.world.log_entries(host=host))
+
+
+@dataclass
+class Fleet:
+    """One journal (``<tmp>/j.db``) and its sim world (``j.db.sim``) in a temp dir."""
+
+    root: Path
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+    machines: list[Path] = field(default_factory=list)
+    _sim: SimBackend | None = None
+    _journal: Journal | None = None
+
+    @property
+    def journal_path(self) -> str:
+        return str(self.root / "j.db")
+
+    def use_machines(self, *dirs: Path) -> None:
+        self.machines = [Path(d) for d in dirs]
+        self.monkeypatch.setenv("FLEETLOG_MACHINES", os.pathsep.join(map(str, self.machines)))
+
+    # -- the CLI ------------------------------------------------------------------------
+    def cli(self, *args: str) -> CliResult:
+        """``fleetlog --journal j.db ARGS`` in this process (the real CLI code path)."""
+        from engine.cli import main
+
+        self.capsys.readouterr()
+        code = main(["--journal", self.journal_path, *args])
+        captured = self.capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop(CRASH_ENV, None)
+        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(extra)
+        return env
+
+    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*CLI_ARGV, "--journal", self.journal_path, *args],
+            env=self.env(**env),
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def sub(self, *args: str, **env: str) -> CliResult:
+        """The CLI in a child process (so a crash hook or fault may SIGKILL it)."""
+        proc = self.spawn(*args, **env)
+        out, err = proc.communicate(timeout=120)
+        return CliResult(proc.returncode, out, err)
+
+    # -- looking at what happened --------------------------------------------------------
+    @property
+    def sim(self) -> SimBackend:
+        if self._sim is None:
+            self._sim = SimBackend(self.journal_path + ".sim")
+        return self._sim
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = open_journal(self.journal_path)
+        return self._journal
+
+    def events(self, rid: str | None = None) -> list[Event]:
+        if rid is None:
+            return list(self.journal.read_all())
+        return list(self.journal.read_stream(rid))
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        res = self.cli("status", "--json")
+        assert res.code == 0, res.err
+        return {row["id"]: row for row in res.json()}
+
+    def effects(self, host: str | None = None) -> Counter[tuple[str, str]]:
+        return effects(self.sim, host)
+
+    def close(self) -> None:
+        if self._sim is not None:
+            self._sim.close()
+        if self._journal is not None:
+            self._journal.close()
+
+
+@pytest.fixture
+def fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Fleet]:
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    monkeypatch.delenv("FLEETLOG_SIM_WORLD", raising=False)
+    monkeypatch.delenv("FLEETLOG_JOURNAL", raising=False)
+    monkeypatch.delenv("FLEETLOG_MACHINES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    f = Fleet(tmp_path, monkeypatch, capsys)
+    yield f
+    f.close()
+
+
+# -------------------------------------------------------------------- Runner on test text
+@dataclass
+class Rig:
+    """A Runner over machines compiled from text, an SQLite journal and a file sim world."""
+
+    runner: Runner
+    journal: Journal
+    sim: SimBackend
+    registry: KindRegistry
+    sleeps: list[float]
+
+    def add(self, rid: str, **params: Any) -> None:
+        create_resource(self.journal, self.registry, rid, params)
+
+    def events(self, rid: str | None = None) -> list[Event]:
+        return list(self.journal.read_all() if rid is None else self.journal.read_stream(rid))
+
+    def types(self, rid: str) -> list[str]:
+        return [e.type for e in self.events(rid) if not e.type.startswith("lock.")]
+
+    def steps(self, rid: str) -> list[tuple[str, str, Any]]:
+        """(event type, step, attempt-or-reason) of every step event, in order."""
+        out = []
+        for e in self.events(rid):
+            if e.type.startswith("step."):
+                p = e.payload
+                out.append((e.type, p["step"], p.get("attempt", p.get("reason"))))
+        return out
+
+    def effects(self, host: str | None = None) -> Counter[tuple[str, str]]:
+        return effects(self.sim, host)
+
+
+def compile_kinds(*sources: str) -> KindRegistry:
+    plugins = discover_plugins()
+    specs = [
+        dsl.compile_source(src, f"<test {i}>", plugins=set(plugins))[0]
+        for i, src in enumerate(sources)
+    ]
+    return KindRegistry((Kind(s) for s in specs), plugins)
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    opened: list[Rig] = []
+
+    def make(*sources: str, lease_ttl: float = 30.0, lock_wait: float = 0.0) -> Rig:
+        registry = compile_kinds(*sources)
+        journal = open_journal(str(tmp_path / f"rig{len(opened)}.db"))
+        sim = SimBackend(str(tmp_path / f"rig{len(opened)}.db.sim"))
+        sleeps: list[float] = []
+        runner = Runner(
+            journal, registry, sim, lease_ttl=lease_ttl, lock_wait=lock_wait, sleep=sleeps.append
+        )
+        rig = Rig(runner, journal, sim, registry, sleeps)
+        opened.append(rig)
+        return rig
+
+    yield make
+    for rig in opened:
+        rig.sim.close()
+        rig.journal.close()
