@@ -11,7 +11,7 @@ never ``journal`` or ``engine``.
 from dsl.api import compile_file, compile_source, link_check
 from dsl.diagnostics import Diagnostic
 from dsl.errors import DSLError, GuardError, TemplateError
-from dsl.guards import evaluate, holds
+from dsl.guards import evaluate, holds, to_text
 from dsl.interpolate import placeholders, render
 from dsl.spec import MachineSpec
 
@@ -28,4 +28,5 @@ __all__ = [
     "link_check",
     "placeholders",
     "render",
+    "to_text",
 ]

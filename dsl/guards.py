@@ -93,3 +93,28 @@ def _kind(value: Any) -> str:
 def _describe(expr: Any) -> str:
     text = str(expr)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_text(expr: Expr) -> str:
+    """A guard back in DSL syntax, for messages ("its guard `when not egs` is false")."""
+    op = expr[0]
+    if op == "lit":
+        value = expr[1]
+        if isinstance(value, str):
+            return '"' + value.replace('"', '\\"') + '"'
+        if value is None or isinstance(value, bool):
+            return str(value).lower()
+        return str(value)
+    if op == "name":
+        return str(expr[1])
+    if op == "attr":
+        return f"{expr[1]}.{expr[2]}"
+    if op == "list":
+        return "[" + ", ".join(to_text(e) for e in expr[1]) + "]"
+    if op == "not":
+        return f"not {to_text(expr[1])}"
+    if op in ("and", "or"):
+        return f"({to_text(expr[1])} {op} {to_text(expr[2])})"
+    if op == "cmp":
+        return f"{to_text(expr[2])} {expr[1]} {to_text(expr[3])}"
+    return _describe(expr)

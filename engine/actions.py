@@ -51,6 +51,11 @@ def _render(template: str, scope: Scope) -> tuple[str, str]:
     return real, shown
 
 
+def render_for_journal(template: str, scope: Scope) -> str:
+    """The command as the journal and a dry run show it: secrets as ``<secret:NAME>``."""
+    return _render(template, scope)[1]
+
+
 def run_command(
     backend: Backend, scope: Scope, template: str, on: str | None, timeout: float | None
 ) -> ActionResult:

@@ -96,6 +96,7 @@ def fire(
     json: bool = JSON,
 ) -> None:
     """Fire TRIGGER on every resource PATTERN names, running each transition's plan."""
+    from engine.dryrun import plan
     from engine.fanout import run_many
     from engine.params import parse_assignments
 
@@ -106,7 +107,7 @@ def fire(
     if dry_run:
         plans: dict[str, Any] = {}
         for rid in ids:
-            plans[rid] = [s.__dict__ for s in r.plan(rid, trigger, given)]
+            plans[rid] = [s.__dict__ for s in plan(r, rid, trigger, given)]
         if json:
             output.emit_json(plans)
             return
@@ -145,7 +146,6 @@ def resume(
         "resource with a transition in progress).",
     ),
     all_: bool = typer.Option(False, "--all", help="Resume every interrupted transition."),
-    parallel: int = typer.Option(64, "--parallel", min=1),
     json: bool = JSON,
 ) -> None:
     """Continue interrupted transitions at the step where they stopped. Finished steps are

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from dsl import to_text
 from dsl.spec import StepSpec, step_to_data
 from engine import actions
 from engine.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
@@ -45,26 +46,6 @@ class GuardRefused(UsageError):
     msg_fmt = "%(resource)s: %(trigger)s is not allowed: its guard `when %(guard)s` is false"
 
 
-def _guard_text(expr: Any) -> str:
-    """A guard tree back as text, for messages."""
-    op = expr[0]
-    if op == "lit":
-        return repr(expr[1]).replace("'", '"') if isinstance(expr[1], str) else str(expr[1])
-    if op == "name":
-        return str(expr[1])
-    if op == "attr":
-        return f"{expr[1]}.{expr[2]}"
-    if op == "list":
-        return "[" + ", ".join(_guard_text(e) for e in expr[1]) + "]"
-    if op == "not":
-        return f"not {_guard_text(expr[1])}"
-    if op in ("and", "or"):
-        return f"({_guard_text(expr[1])} {op} {_guard_text(expr[2])})"
-    if op == "cmp":
-        return f"{_guard_text(expr[2])} {expr[1]} {_guard_text(expr[3])}"
-    return str(expr)
-
-
 class NotInProgress(UsageError):
     msg_fmt = "%(resource)s has no transition in progress"
 
@@ -84,16 +65,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in ("completed", "skipped")
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """One line of a ``--dry-run``: what would happen to a step and why."""
-
-    step: str
-    action: str
-    would: str  # run | skip (when) | skip (check) | skip (transition)
-    detail: str = ""
 
 
 CRASH_AFTER_ENV = "FLEETLOG_TEST_CRASH_AFTER_EVENTS"
@@ -181,7 +152,7 @@ class Runner:
             )
         params = resolve(t.params, given, f"{rid} {trigger}")
         if t.when is not None and not actions.guard_holds(self.scope(rec, params, trigger), t.when):
-            raise GuardRefused(resource=rid, trigger=trigger, guard=_guard_text(t.when))
+            raise GuardRefused(resource=rid, trigger=trigger, guard=to_text(t.when))
         return rec, kind, params, dest
 
     # ------------------------------------------------------------------ firing
@@ -310,12 +281,13 @@ class Runner:
                     )
                 )
             try:
-                self._append(rid, events, expected=rec.version)
+                recorded = self._append(rid, events, expected=rec.version)
             except ConcurrencyConflict:
                 continue  # someone appended (an observation, a lock event): look again
             if skip_output is not None:
                 return Outcome(rid, trigger, "skipped", dest, output=skip_output)
-            return self._drive(rid, leases)
+            # We just wrote the whole story so far: no need to read it back.
+            return self._drive(rid, leases, rec, reconstruct(recorded[1], ()))
         raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
 
     def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:
@@ -347,23 +319,18 @@ class Runner:
         )
 
     # ------------------------------------------------------------------ resume
-    def progress(self, rid: str) -> Progress:
-        rec = self.load(rid)
-        if rec.in_progress is None:
+    def progress(self, rid: str, rec: Resource | None = None) -> Progress:
+        """Where the transition in progress stands, from its own events only."""
+        rec = rec or self.load(rid)
+        ip = rec.in_progress
+        if ip is None:
             raise NotInProgress(resource=rid)
-        events = self.journal.read_stream(rid)
-        started = next(e for e in events if e.seq == rec.in_progress.started_seq)
+        events = self.journal.read_stream(rid, from_version=max(1, ip.started_version))
+        started = next(e for e in events if e.seq == ip.started_seq)
         return reconstruct(started, (e for e in events if e.seq > started.seq))
 
-    def resume(
-        self, rid: str, *, _leases: LeaseSet | None = None, inherited: LeaseSet | None = None
-    ) -> Outcome:
+    def resume(self, rid: str, *, inherited: LeaseSet | None = None) -> Outcome:
         """Continue an interrupted transition from where its journal says it stopped."""
-        if _leases is not None:
-            return self._drive(rid, _leases)
-        rec = self.load(rid)
-        if rec.in_progress is None:
-            raise NotInProgress(resource=rid)
         prog = self.progress(rid)
         locks = set(prog.locks or [rid])
         held_by_parent = set(inherited.held) if inherited is not None else set()
@@ -376,7 +343,11 @@ class Runner:
         )
         leases.acquire(wait=self.lock_wait, wait_for=locks - {rid})
         try:
-            return self._drive(rid, leases)
+            # Read again under the lease: whoever held it may have moved the transition on.
+            rec = self.load(rid)
+            if rec.in_progress is None or rec.in_progress.started_seq != prog.started_seq:
+                raise NotInProgress(resource=rid)
+            return self._drive(rid, leases, rec, self.progress(rid, rec))
         finally:
             leases.release()
 
@@ -406,9 +377,7 @@ class Runner:
         )[0]
 
     # ------------------------------------------------------------------ the plan
-    def _drive(self, rid: str, leases: LeaseSet) -> Outcome:
-        prog = self.progress(rid)
-        rec = self.load(rid)
+    def _drive(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
         scope = self.scope(rec, prog.params, prog.trigger)
         if prog.attention is not None:
             return Outcome(
@@ -681,8 +650,7 @@ class Runner:
             )
             if not res.ok:
                 errors.append(f"undo of {step.name} failed: {res.error}")
-        rec = self.load(rid)
-        to = prog.failure_state or rec.state
+        to = prog.failure_state or prog.source
         error = prog.error or "failed"
         if errors:
             error += "; " + "; ".join(errors)
@@ -693,7 +661,7 @@ class Runner:
                     "transition.failed",
                     {
                         "trigger": prog.trigger,
-                        "from": rec.state,
+                        "from": prog.source,
                         "to": to,
                         "step": prog.failed_step,
                         "error": error,
@@ -712,39 +680,3 @@ class Runner:
         if comp.kind == "call":
             return actions.run_call(self.backend, scope, comp, self.registry.plugins)
         return actions.run_command(self.backend, scope, comp.command, comp.on, step.timeout)
-
-    # ------------------------------------------------------------------ dry run
-    def plan(
-        self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
-    ) -> list[PlannedStep]:
-        """What firing would do, using read-only probes only; journals nothing."""
-        rec, kind, params, _dest = self.validate(rid, trigger, dict(given or {}))
-        t = kind.transition(trigger)
-        scope = self.scope(rec, params, trigger)
-        if t.skip_if is not None:
-            holds, _ = actions.probe(self.backend, scope, t.skip_if)
-            if holds:
-                return [
-                    PlannedStep(
-                        s.name,
-                        s.action.kind,
-                        "skip (transition)",
-                        f"probe holds: {t.skip_if.command}",
-                    )
-                    for s in t.steps
-                ]
-        out = []
-        for s in t.steps:
-            if s.when is not None and not actions.guard_holds(scope, s.when):
-                out.append(PlannedStep(s.name, s.action.kind, "skip (when)"))
-                continue
-            if s.check is not None:
-                holds, _ = actions.probe(self.backend, scope, s.check)
-                if holds:
-                    out.append(PlannedStep(s.name, s.action.kind, "skip (check)", s.check.command))
-                    continue
-            detail = ""
-            if s.action.kind == "run":
-                detail = actions._render(s.action.command, scope)[1]
-            out.append(PlannedStep(s.name, s.action.kind, "run", detail))
-        return out

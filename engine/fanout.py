@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from engine.executor import Outcome
-from engine.patterns import fold_names
+from engine.patterns import fold_names, natural_key
 from fleetlog.errors import FleetlogError
 
 
@@ -97,7 +97,7 @@ def run_many(
     result.not_started.extend(queue)  # left when the budget ran out between batches
     if bar:
         bar.close()
-    result.outcomes.sort(key=lambda o: o.resource)
+    result.outcomes.sort(key=lambda o: natural_key(o.resource))
     return result
 
 

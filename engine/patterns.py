@@ -8,11 +8,18 @@ fnmatch glob over existing resources. A bare ``KIND`` means every resource of it
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 
 from fleetlog.errors import UsageError
 
 _GLOB = set("*?")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(resource_id: str) -> list[object]:
+    """``vm/g2`` before ``vm/g10``: the order ClusterShell and operators use."""
+    return [int(p) if p.isdigit() else p for p in _DIGITS.split(resource_id)]
 
 
 def expand(pattern: str) -> list[str]:
@@ -30,8 +37,8 @@ def expand(pattern: str) -> list[str]:
 
 
 def select(pattern: str | None, existing: Iterable[str]) -> list[str]:
-    """The existing resource ids that ``pattern`` matches, sorted."""
-    ids = sorted(existing)
+    """The existing resource ids that ``pattern`` matches, in natural order."""
+    ids = sorted(existing, key=natural_key)
     if not pattern:
         return ids
     if "/" not in pattern:

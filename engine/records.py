@@ -24,6 +24,7 @@ class InProgress:
     step: str | None = None
     command_id: str | None = None
     started_seq: int = 0
+    started_version: int = 0
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class Resource:
                 "transition_id": self.in_progress.transition_id,
                 "command_id": self.in_progress.command_id,
                 "started_seq": self.in_progress.started_seq,
+                "started_version": self.in_progress.started_version,
             }
         return d
 

@@ -126,6 +126,7 @@ def apply(rec: Resource | None, ev: Event, registry: KindRegistry) -> Resource:
             transition_id=ev.correlation_id or ev.event_id,
             command_id=ev.command_id,
             started_seq=ev.seq,
+            started_version=ev.version,
         )
         rec.attention = None
     elif t in ("step.started", "step.succeeded", "step.failed", "step.skipped", "step.resolved"):

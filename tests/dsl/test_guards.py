@@ -108,3 +108,13 @@ def test_a_compiled_guard_evaluates_like_the_source_reads() -> None:
     assert guard is not None
     assert evaluate(guard, lookup) is True
     assert evaluate(guard, lambda name, attr: {**VALUES, ("n", None): 6}[(name, attr)]) is False
+
+
+def test_to_text_renders_a_guard_back_in_dsl_syntax() -> None:
+    from dsl import compile_source, to_text
+
+    spec, _ = compile_source(
+        'machine m "m" { param a: bool = false param s: str = "x" initial state i state j '
+        'transition t : i -> j when not a and (s == "exa" or s in ["b", none]) }'
+    )
+    assert to_text(spec.transitions[0].when) == '(not a and (s == "exa" or s in ["b", none]))'

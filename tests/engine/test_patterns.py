@@ -30,3 +30,9 @@ def test_bad_patterns_are_usage_errors() -> None:
 
 def test_fold_names_groups_by_kind() -> None:
     assert fold_names(["vm/g1", "vm/g2", "vm/g3", "kvm_host/n1"]) == "kvm_host/n1,vm/g[1-3]"
+
+
+def test_selection_is_in_natural_order() -> None:
+    existing = ["node/n10", "node/n2", "node/n1", "node/n1a"]
+    assert select("node", existing) == ["node/n1", "node/n1a", "node/n2", "node/n10"]
+    assert select("node/n[1-10]", existing) == ["node/n1", "node/n2", "node/n10"]

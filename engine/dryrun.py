@@ -1,0 +1,54 @@
+"""``fire --dry-run``: what a transition would do, judged by read-only probes only.
+
+Nothing is journaled and no side-effecting command runs: the plan is validated exactly as
+a real fire would validate it (table, guards, params), then each step is classified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine import actions
+
+if TYPE_CHECKING:
+    from engine.executor import Runner
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One line of a dry run: what would happen to a step and why."""
+
+    step: str
+    action: str
+    would: str  # run | skip (when) | skip (check) | skip (transition)
+    detail: str = ""
+
+
+def plan(
+    runner: Runner, rid: str, trigger: str, given: Mapping[str, Any] | None = None
+) -> list[PlannedStep]:
+    rec, kind, params, _dest = runner.validate(rid, trigger, dict(given or {}))
+    t = kind.transition(trigger)
+    scope = runner.scope(rec, params, trigger)
+    if t.skip_if is not None:
+        holds, _ = actions.probe(runner.backend, scope, t.skip_if)
+        if holds:
+            why = f"probe holds: {t.skip_if.command}"
+            return [PlannedStep(s.name, s.action.kind, "skip (transition)", why) for s in t.steps]
+    out = []
+    for s in t.steps:
+        if s.when is not None and not actions.guard_holds(scope, s.when):
+            out.append(PlannedStep(s.name, s.action.kind, "skip (when)"))
+            continue
+        if s.check is not None:
+            holds, _ = actions.probe(runner.backend, scope, s.check)
+            if holds:
+                out.append(PlannedStep(s.name, s.action.kind, "skip (check)", s.check.command))
+                continue
+        detail = ""
+        if s.action.kind == "run":
+            detail = actions.render_for_journal(s.action.command, scope)
+        out.append(PlannedStep(s.name, s.action.kind, "run", detail))
+    return out
