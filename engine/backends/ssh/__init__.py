@@ -1,0 +1,9 @@
+"""The ``ssh`` backend: commands run over SSH (paramiko) on the hosts named by steps.
+
+Imported only when ``--backend ssh`` is chosen: paramiko costs ~140 ms to import.
+"""
+
+from engine.backends.ssh.backend import SSHBackend
+from engine.backends.ssh.hostkeys import HostKeyChanged, UnknownHostKey, fingerprint
+
+__all__ = ["HostKeyChanged", "SSHBackend", "UnknownHostKey", "fingerprint"]
