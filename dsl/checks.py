@@ -73,12 +73,19 @@ def check_initial(spec: MachineSpec, report: _Report) -> None:
         report.add(Pos(1, 1), f"machine '{spec.name}' declares no states")
     elif not initial:
         first = spec.states[0]
-        report.add(first.pos, f"machine '{spec.name}' has no initial state", len(first.name),
-                   hint=f"write 'initial state {first.name}' for the state resources start in")
+        report.add(
+            first.pos,
+            f"machine '{spec.name}' has no initial state",
+            len(first.name),
+            hint=f"write 'initial state {first.name}' for the state resources start in",
+        )
     for extra in initial[1:]:
-        report.add(extra.pos,
-                   f"'{extra.name}' is a second initial state (the first is "
-                   f"'{initial[0].name}' at line {initial[0].pos.line})", len(extra.name))
+        report.add(
+            extra.pos,
+            f"'{extra.name}' is a second initial state (the first is "
+            f"'{initial[0].name}' at line {initial[0].pos.line})",
+            len(extra.name),
+        )
 
 
 def check_duplicates(spec: MachineSpec, report: _Report) -> None:
@@ -95,18 +102,23 @@ def check_duplicates(spec: MachineSpec, report: _Report) -> None:
         _duplicates(report, "param", where, ((p.name, p.pos) for p in t.params))
         for p in t.params:
             if p.name in machine_names:
-                report.add(p.pos, f"param '{p.name}' of '{t.trigger}' hides the machine's "
-                           f"'{p.name}'", len(p.name), hint="give it another name")
+                report.add(
+                    p.pos,
+                    f"param '{p.name}' of '{t.trigger}' hides the machine's '{p.name}'",
+                    len(p.name),
+                    hint="give it another name",
+                )
 
 
-def _duplicates(
-    report: _Report, what: str, where: str, items: Iterable[tuple[str, Pos]]
-) -> None:
+def _duplicates(report: _Report, what: str, where: str, items: Iterable[tuple[str, Pos]]) -> None:
     first: dict[str, Pos] = {}
     for name, pos in items:
         if name in first:
-            report.add(pos, f"{what} '{name}' is declared twice{where} (first at line "
-                       f"{first[name].line})", len(name))
+            report.add(
+                pos,
+                f"{what} '{name}' is declared twice{where} (first at line {first[name].line})",
+                len(name),
+            )
         else:
             first[name] = pos
 
@@ -115,8 +127,9 @@ def check_reserved_names(spec: MachineSpec, report: _Report) -> None:
     """Params and secrets may not be called like a builtin (``name``, ``state``, ...)."""
     for p in _all_names(spec):
         if p.name in RESERVED:
-            report.add(p.pos, f"'{p.name}' is a builtin name; call the param something else",
-                       len(p.name))
+            report.add(
+                p.pos, f"'{p.name}' is a builtin name; call the param something else", len(p.name)
+            )
 
 
 def _all_names(spec: MachineSpec) -> Iterator[ParamSpec | SecretSpec]:
@@ -156,8 +169,12 @@ def check_uses(
         if use.role in ("state", "source"):
             _check_state(scope, use, report)
         elif use.role == "trigger" and use.name not in scope.transitions:
-            report.add(use.pos, f"unknown trigger '{use.name}' in {use.context}", use.length,
-                       did_you_mean(use.name, scope.transitions))
+            report.add(
+                use.pos,
+                f"unknown trigger '{use.name}' in {use.context}",
+                use.length,
+                did_you_mean(use.name, scope.transitions),
+            )
         elif use.role == "undo":
             _check_undo(scope, use, report)
         elif use.role == "value":
@@ -166,7 +183,8 @@ def check_uses(
             _check_ref(scope, use, report)
         elif use.role == "plugin" and plugins is not None and use.name not in plugins:
             hint = did_you_mean(use.name, plugins) or (
-                None if plugins else "no step plugins are registered")
+                None if plugins else "no step plugins are registered"
+            )
             report.add(use.pos, f"unknown plugin '{use.name}'", use.length, hint)
         elif use.role == "choice":
             _check_choice(scope, use, report)
@@ -175,22 +193,38 @@ def check_uses(
 def _check_state(scope: _Scope, use: Use, report: _Report) -> None:
     state = scope.states.get(use.name)
     if state is None:
-        report.add(use.pos, f"unknown state '{use.name}' in {use.context}", use.length,
-                   did_you_mean(use.name, scope.states))
+        report.add(
+            use.pos,
+            f"unknown state '{use.name}' in {use.context}",
+            use.length,
+            did_you_mean(use.name, scope.states),
+        )
     elif use.role == "source" and state.final:
-        report.add(use.pos, f"transition '{use.transition}' leaves final state '{use.name}'",
-                   use.length, hint="a final state has no way out; drop it from the sources")
+        report.add(
+            use.pos,
+            f"transition '{use.transition}' leaves final state '{use.name}'",
+            use.length,
+            hint="a final state has no way out; drop it from the sources",
+        )
 
 
 def _check_undo(scope: _Scope, use: Use, report: _Report) -> None:
     t = scope.transitions.get(use.transition or "")
     steps = {s.name: s for s in t.steps} if t else {}
     if use.name not in steps:
-        report.add(use.pos, f"undo names '{use.name}', which is not a step of "
-                   f"'{use.transition}'", use.length, did_you_mean(use.name, steps))
+        report.add(
+            use.pos,
+            f"undo names '{use.name}', which is not a step of '{use.transition}'",
+            use.length,
+            did_you_mean(use.name, steps),
+        )
     elif steps[use.name].compensate is None:
-        report.add(use.pos, f"undo names '{use.name}', which has no 'undo run' or 'undo call' "
-                   "to compensate it", use.length, severity="warning")
+        report.add(
+            use.pos,
+            f"undo names '{use.name}', which has no 'undo run' or 'undo call' to compensate it",
+            use.length,
+            severity="warning",
+        )
 
 
 def _check_value(scope: _Scope, use: Use, report: _Report) -> None:
@@ -199,19 +233,28 @@ def _check_value(scope: _Scope, use: Use, report: _Report) -> None:
     if use.name not in names:
         words = set(scope.states) | {c for p in scope.params.values() for c in p.choices}
         hint = did_you_mean(use.name, names) or (
-            f'write "{use.name}" for the string' if use.name in words else None)
+            f'write "{use.name}" for the string' if use.name in words else None
+        )
         report.add(use.pos, f"unknown name '{use.name}' in {use.context}", use.length, hint)
         return
     if use.context == "a guard" and use.name in scope.secrets:
-        report.add(use.pos, f"a guard cannot read secret '{use.name}'", use.length,
-                   hint="guards are journaled and replayed; secrets never are")
+        report.add(
+            use.pos,
+            f"a guard cannot read secret '{use.name}'",
+            use.length,
+            hint="guards are journaled and replayed; secrets never are",
+        )
         return
     if use.attr is not None:
         param = scope.params_in(use.transition).get(use.name)
         if param is None or param.type != "ref":
             what = f"{_a(param.type)} param" if param else "not a param"
-            report.add(use.pos, f"'{label}' reads an attribute of '{use.name}', which is "
-                       f"{what}; only ref params have attributes", use.length)
+            report.add(
+                use.pos,
+                f"'{label}' reads an attribute of '{use.name}', which is "
+                f"{what}; only ref params have attributes",
+                use.length,
+            )
 
 
 def _check_ref(scope: _Scope, use: Use, report: _Report) -> None:
@@ -221,20 +264,30 @@ def _check_ref(scope: _Scope, use: Use, report: _Report) -> None:
     param = params.get(use.name)
     refs = [p.name for p in params.values() if p.type == "ref"]
     if param is None:
-        report.add(use.pos, f"unknown ref '{use.name}' in {use.context}; expected self or a "
-                   "ref param", use.length, did_you_mean(use.name, [*refs, "self"]))
+        report.add(
+            use.pos,
+            f"unknown ref '{use.name}' in {use.context}; expected self or a ref param",
+            use.length,
+            did_you_mean(use.name, [*refs, "self"]),
+        )
     elif param.type != "ref":
-        report.add(use.pos, f"{use.context} needs self or a ref param, but '{use.name}' is "
-                   f"{_a(param.type)} param", use.length)
+        report.add(
+            use.pos,
+            f"{use.context} needs self or a ref param, but '{use.name}' is {_a(param.type)} param",
+            use.length,
+        )
 
 
 def _check_choice(scope: _Scope, use: Use, report: _Report) -> None:
     param = scope.params_in(use.transition).get(use.name)
     value = use.attr or ""
     if param is not None and param.type == "enum" and value not in param.choices:
-        report.add(use.pos, f"'{value}' is not a choice of '{param.name}' "
-                   f"({', '.join(param.choices)})", use.length,
-                   did_you_mean(value, param.choices))
+        report.add(
+            use.pos,
+            f"'{value}' is not a choice of '{param.name}' ({', '.join(param.choices)})",
+            use.length,
+            did_you_mean(value, param.choices),
+        )
 
 
 # ---- defaults --------------------------------------------------------------------------
@@ -261,12 +314,17 @@ def default_problem(param: ParamSpec, bare: bool = False) -> tuple[str, str | No
         return None
     if param.type == "enum":
         if value not in param.choices:
-            return (f"default '{value}' of '{param.name}' is not one of its choices "
-                    f"({', '.join(param.choices)})", did_you_mean(str(value), param.choices))
+            return (
+                f"default '{value}' of '{param.name}' is not one of its choices "
+                f"({', '.join(param.choices)})",
+                did_you_mean(str(value), param.choices),
+            )
         return None
     if bare:
-        return (f"default '{value}' of {param.type} param '{param.name}' is a bare word",
-                f'quote it: "{value}"' if param.type in ("str", "ref") else None)
+        return (
+            f"default '{value}' of {param.type} param '{param.name}' is a bare word",
+            f'quote it: "{value}"' if param.type in ("str", "ref") else None,
+        )
     fits = {
         "str": isinstance(value, str),
         "ref": isinstance(value, str),
@@ -276,8 +334,10 @@ def default_problem(param: ParamSpec, bare: bool = False) -> tuple[str, str | No
     }[param.type]
     if fits:
         return None
-    return (f"default of '{param.name}' is {_describe(value)}, but '{param.name}' is "
-            f"{_a(param.type)}", None)
+    return (
+        f"default of '{param.name}' is {_describe(value)}, but '{param.name}' is {_a(param.type)}",
+        None,
+    )
 
 
 def _a(word: str) -> str:
@@ -314,5 +374,9 @@ def check_reachable(spec: MachineSpec, report: _Report) -> None:
                 todo.append(nxt)
     for state in spec.states:
         if state.name not in seen:
-            report.add(state.pos, f"state '{state.name}' is unreachable from "
-                       f"'{initial[0]}'", len(state.name), severity="warning")
+            report.add(
+                state.pos,
+                f"state '{state.name}' is unreachable from '{initial[0]}'",
+                len(state.name),
+                severity="warning",
+            )

@@ -122,8 +122,11 @@ class _Compiler:
             elif child.data == "observe":
                 block = self.observe(child)
                 if observe is not None:
-                    self.error(_first_token(child), "a machine has one observe block",
-                               hint=f"merge it into the one at line {observe.pos.line}")
+                    self.error(
+                        _first_token(child),
+                        "a machine has one observe block",
+                        hint=f"merge it into the one at line {observe.pos.line}",
+                    )
                 else:
                     observe = block
             elif child.data == "transition":
@@ -142,8 +145,9 @@ class _Compiler:
         name_tok, type_tree, *default = tree.children
         assert isinstance(name_tok, Token) and isinstance(type_tree, Tree)
         ptype, choices, ref_kind = self.type_of(type_tree)
-        spec = s.ParamSpec(str(name_tok), ptype, choices=choices, ref_kind=ref_kind,
-                           pos=_pos(name_tok))
+        spec = s.ParamSpec(
+            str(name_tok), ptype, choices=choices, ref_kind=ref_kind, pos=_pos(name_tok)
+        )
         if default:
             assert isinstance(default[0], Tree)
             value_tree = default[0].children[0]
@@ -172,8 +176,11 @@ class _Compiler:
         name = str(toks[0])
         if name not in SIMPLE_TYPES:
             known = (*SIMPLE_TYPES, "enum", "ref")
-            self.error(toks[0], f"unknown type '{name}'; types are {', '.join(known)}",
-                       hint=did_you_mean(name, known))
+            self.error(
+                toks[0],
+                f"unknown type '{name}'; types are {', '.join(known)}",
+                hint=did_you_mean(name, known),
+            )
             return "str", (), None
         return name, (), None  # type: ignore[return-value]
 
@@ -186,11 +193,19 @@ class _Compiler:
         flags: set[str] = set()
         for tok in flag_toks:
             if str(tok) not in STATE_FLAGS:
-                self.error(tok, f"unknown state flag '{tok}'; flags are error, final",
-                           hint=did_you_mean(str(tok), STATE_FLAGS))
+                self.error(
+                    tok,
+                    f"unknown state flag '{tok}'; flags are error, final",
+                    hint=did_you_mean(str(tok), STATE_FLAGS),
+                )
             flags.add(str(tok))
-        return s.StateSpec(str(name_tok), initial=initial, error="error" in flags,
-                           final="final" in flags, pos=_pos(name_tok))
+        return s.StateSpec(
+            str(name_tok),
+            initial=initial,
+            error="error" in flags,
+            final="final" in flags,
+            pos=_pos(name_tok),
+        )
 
     def observe(self, tree: Tree) -> s.ObserveSpec:
         command: str | None = None
@@ -201,8 +216,11 @@ class _Compiler:
             else:
                 pattern_tok, state_tok = _tokens(child)
                 self.use("state", state_tok, None, context="an observe rule")
-                rules.append(s.ObserveRule(decode_string(str(pattern_tok))[0], str(state_tok),
-                                           _pos(pattern_tok)))
+                rules.append(
+                    s.ObserveRule(
+                        decode_string(str(pattern_tok))[0], str(state_tok), _pos(pattern_tok)
+                    )
+                )
         return s.ObserveSpec(command, tuple(rules), _pos(_first_token(tree)))
 
     # ---- transitions ------------------------------------------------------------------
@@ -229,8 +247,9 @@ class _Compiler:
                 guard = self.expr(child.children[0], trigger, trigger_tok)
             elif child.data == "body":
                 body = child
-        spec = s.TransitionSpec(trigger, tuple(sources), dest, params=tuple(params),
-                                pos=_pos(trigger_tok), when=guard)
+        spec = s.TransitionSpec(
+            trigger, tuple(sources), dest, params=tuple(params), pos=_pos(trigger_tok), when=guard
+        )
         return self.body(spec, body) if body is not None else spec
 
     def body(self, spec: s.TransitionSpec, tree: Tree) -> s.TransitionSpec:
@@ -255,8 +274,9 @@ class _Compiler:
                 if failure is not None:
                     self.error(_first_token(item), f"transition '{trigger}' has two 'on failure'")
                 failure = self.failure(item, trigger)
-        return dataclasses.replace(spec, locks=tuple(locks), skip_if=skip, steps=tuple(steps),
-                                   on_failure=failure)
+        return dataclasses.replace(
+            spec, locks=tuple(locks), skip_if=skip, steps=tuple(steps), on_failure=failure
+        )
 
     def failure(self, tree: Tree, trigger: str) -> s.FailureSpec:
         on_tok, state_tok = _tokens(tree)
@@ -278,8 +298,10 @@ class _Compiler:
             key = str(opt.data)
             if key in fields:
                 word = "undo" if key == "compensate" else key
-                self.error(_first_token(opt) if opt.children else name_tok,
-                           f"step '{name_tok}' has more than one '{word}'")
+                self.error(
+                    _first_token(opt) if opt.children else name_tok,
+                    f"step '{name_tok}' has more than one '{word}'",
+                )
             fields[key] = self.option(opt, trigger, name_tok)
         return s.StepSpec(str(name_tok), pos=_pos(name_tok), **fields)
 
@@ -322,8 +344,9 @@ class _Compiler:
             return s.EnsureAction(str(ref_tok), str(state_tok), str(trigger_tok))
         if tree.data == "wait":
             op, expected = self.condition(next(t for t in _trees(tree) if t.data != "on"))
-            probe = s.ProbeSpec(self.template(toks[0], trigger), op, expected,
-                                self.on(tree, trigger), _pos(toks[0]))
+            probe = s.ProbeSpec(
+                self.template(toks[0], trigger), op, expected, self.on(tree, trigger), _pos(toks[0])
+            )
             every = DEFAULT_WAIT_EVERY
             for sub in _trees(tree, "every"):
                 every = self.duration(_tokens(sub)[0])
@@ -363,8 +386,13 @@ class _Compiler:
         for sub in _trees(tree):
             if sub.data != "on":
                 op, expected = self.condition(sub)
-        return s.ProbeSpec(self.template(command_tok, trigger), op, expected,
-                           self.on(tree, trigger), _pos(command_tok))
+        return s.ProbeSpec(
+            self.template(command_tok, trigger),
+            op,
+            expected,
+            self.on(tree, trigger),
+            _pos(command_tok),
+        )
 
     def condition(self, tree: Tree) -> tuple[s.ProbeOp, str | None]:
         toks = _tokens(tree)
@@ -387,9 +415,15 @@ class _Compiler:
                 offset = offsets[seg.offset] + 1
                 label = seg.name + (f".{seg.attr}" if seg.attr else "")
                 self.uses.append(
-                    Use("value", seg.name,
-                        s.Pos(tok.line or 0, (tok.column or 0) + offset), len(label), scope,
-                        seg.attr, "a {placeholder}")
+                    Use(
+                        "value",
+                        seg.name,
+                        s.Pos(tok.line or 0, (tok.column or 0) + offset),
+                        len(label),
+                        scope,
+                        seg.attr,
+                        "a {placeholder}",
+                    )
                 )
         return text
 
@@ -431,13 +465,20 @@ class _Compiler:
     def ref(self, tree: Tree, scope: str | None, context: str) -> s.Expr:
         toks = _tokens(tree)
         attr = str(toks[1]) if len(toks) > 1 else None
-        self.uses.append(Use("value", str(toks[0]), _pos(toks[0]),
-                             len(str(toks[0])) + (len(attr) + 1 if attr else 0), scope, attr,
-                             context))
+        self.uses.append(
+            Use(
+                "value",
+                str(toks[0]),
+                _pos(toks[0]),
+                len(str(toks[0])) + (len(attr) + 1 if attr else 0),
+                scope,
+                attr,
+                context,
+            )
+        )
         return ("name", str(toks[0])) if attr is None else ("attr", str(toks[0]), attr)
 
-    def expr(self, node: Tree | Token, scope: str | None, anchor: Token, depth: int = 0
-             ) -> s.Expr:
+    def expr(self, node: Tree | Token, scope: str | None, anchor: Token, depth: int = 0) -> s.Expr:
         """A guard as the tuple ``Expr`` of spec.py; names recorded as uses. ``anchor``
         (the step or transition name) positions errors in a guard with no token of its
         own, such as ``[[[]]]``."""
@@ -445,12 +486,17 @@ class _Compiler:
         if depth > MAX_EXPR_DEPTH:
             tok = _first_token(node)
             if not any(d.message.startswith("guard nested") for d in self.diagnostics):
-                self.error(tok if tok.line else anchor,
-                           f"guard nested more than {MAX_EXPR_DEPTH} levels deep")
+                self.error(
+                    tok if tok.line else anchor,
+                    f"guard nested more than {MAX_EXPR_DEPTH} levels deep",
+                )
             return ("lit", None)
         kids = [c for c in node.children if isinstance(c, Tree)]
-        sub = ([self.expr(k, scope, anchor, depth + 1) for k in kids]
-               if node.data not in _LEAVES else [])
+        sub = (
+            [self.expr(k, scope, anchor, depth + 1) for k in kids]
+            if node.data not in _LEAVES
+            else []
+        )
         match node.data:
             case "ref":
                 return self.ref(node, scope, "a guard")

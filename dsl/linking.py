@@ -43,10 +43,12 @@ def link_check(specs: Mapping[str, MachineSpec]) -> list[Diagnostic]:
     return out
 
 
-def _diag(spec: MachineSpec, pos: Pos, message: str, length: int, hint: str | None = None
-          ) -> Diagnostic:
-    return Diagnostic(spec.filename or spec.name, pos.line, pos.col, message, "error", hint,
-                      max(1, length))
+def _diag(
+    spec: MachineSpec, pos: Pos, message: str, length: int, hint: str | None = None
+) -> Diagnostic:
+    return Diagnostic(
+        spec.filename or spec.name, pos.line, pos.col, message, "error", hint, max(1, length)
+    )
 
 
 def _params(spec: MachineSpec, t: TransitionSpec | None) -> dict[str, ParamSpec]:
@@ -54,8 +56,9 @@ def _params(spec: MachineSpec, t: TransitionSpec | None) -> dict[str, ParamSpec]
     return {**own, **{p.name: p for p in t.params}} if t else own
 
 
-def _kind_of(ref: str, spec: MachineSpec, t: TransitionSpec,
-             specs: Mapping[str, MachineSpec]) -> MachineSpec | None:
+def _kind_of(
+    ref: str, spec: MachineSpec, t: TransitionSpec, specs: Mapping[str, MachineSpec]
+) -> MachineSpec | None:
     if ref == "self":
         return spec
     param = _params(spec, t).get(ref)
@@ -69,12 +72,18 @@ def _check_ref_kinds(spec: MachineSpec, specs: Mapping[str, MachineSpec]) -> Ite
     params = [*spec.params, *(p for t in spec.transitions for p in t.params)]
     for p in params:
         if p.type == "ref" and p.ref_kind not in specs:
-            yield _diag(spec, p.pos, f"param '{p.name}' refers to kind '{p.ref_kind}', which "
-                        "is not loaded", len(p.name), did_you_mean(p.ref_kind or "", specs))
+            yield _diag(
+                spec,
+                p.pos,
+                f"param '{p.name}' refers to kind '{p.ref_kind}', which is not loaded",
+                len(p.name),
+                did_you_mean(p.ref_kind or "", specs),
+            )
 
 
-def _check_ensure(spec: MachineSpec, t: TransitionSpec, step: StepSpec,
-                  specs: Mapping[str, MachineSpec]) -> Iterator[Diagnostic]:
+def _check_ensure(
+    spec: MachineSpec, t: TransitionSpec, step: StepSpec, specs: Mapping[str, MachineSpec]
+) -> Iterator[Diagnostic]:
     """``ensure R is S via T``: S is a state and T a trigger of R's kind, T leads to S."""
     action = step.action
     if not isinstance(action, EnsureAction):
@@ -85,21 +94,37 @@ def _check_ensure(spec: MachineSpec, t: TransitionSpec, step: StepSpec,
     where = f"kind '{target.name}'"
     n = len(step.name)
     if action.state not in target.state_names:
-        yield _diag(spec, step.pos, f"step '{step.name}' ensures state '{action.state}', which "
-                    f"{where} does not have", n, did_you_mean(action.state, target.state_names))
+        yield _diag(
+            spec,
+            step.pos,
+            f"step '{step.name}' ensures state '{action.state}', which {where} does not have",
+            n,
+            did_you_mean(action.state, target.state_names),
+        )
     triggers = [x.trigger for x in target.transitions]
     if action.trigger not in triggers:
-        yield _diag(spec, step.pos, f"step '{step.name}' ensures via '{action.trigger}', which "
-                    f"is not a trigger of {where}", n, did_you_mean(action.trigger, triggers))
+        yield _diag(
+            spec,
+            step.pos,
+            f"step '{step.name}' ensures via '{action.trigger}', which is not a trigger of {where}",
+            n,
+            did_you_mean(action.trigger, triggers),
+        )
         return
     dest = target.transition(action.trigger).dest
     if dest != action.state and action.state in target.state_names:
-        yield _diag(spec, step.pos, f"step '{step.name}' ensures '{action.state}' via "
-                    f"'{action.trigger}', but '{action.trigger}' leads to '{dest}'", n)
+        yield _diag(
+            spec,
+            step.pos,
+            f"step '{step.name}' ensures '{action.state}' via "
+            f"'{action.trigger}', but '{action.trigger}' leads to '{dest}'",
+            n,
+        )
 
 
-def _check_attrs(spec: MachineSpec, t: TransitionSpec, step: StepSpec,
-                 specs: Mapping[str, MachineSpec]) -> Iterator[Diagnostic]:
+def _check_attrs(
+    spec: MachineSpec, t: TransitionSpec, step: StepSpec, specs: Mapping[str, MachineSpec]
+) -> Iterator[Diagnostic]:
     """``ref.attr`` in guards and placeholders names a param of the ref's kind (or a
     builtin: name, kind, state)."""
     for ref, attr in _attr_reads(t, step):
@@ -108,9 +133,14 @@ def _check_attrs(spec: MachineSpec, t: TransitionSpec, step: StepSpec,
             continue
         allowed = [*REF_ATTRS, *(p.name for p in target.params)]
         if attr not in allowed:
-            yield _diag(spec, step.pos, f"step '{step.name}' reads '{ref}.{attr}', but kind "
-                        f"'{target.name}' has no param '{attr}'", len(step.name),
-                        did_you_mean(attr, allowed))
+            yield _diag(
+                spec,
+                step.pos,
+                f"step '{step.name}' reads '{ref}.{attr}', but kind "
+                f"'{target.name}' has no param '{attr}'",
+                len(step.name),
+                did_you_mean(attr, allowed),
+            )
 
 
 def _attr_reads(t: TransitionSpec, step: StepSpec) -> Iterator[tuple[str, str]]:

@@ -72,7 +72,7 @@ EXAMPLES: list[tuple[str, list[str]]] = [
     ),
     ("a ref type names a kind: ref KIND", [_M + "param x: ref }", _M + 'param x: ref "vm" }']),
     (
-        "a default is a literal: \"text\", 3, 1.5, true, false, none (or an enum choice)",
+        'a default is a literal: "text", 3, 1.5, true, false, none (or an enum choice)',
         [_M + "param x: str = }", _M + "param x: int = [1] }"],
     ),
     ("a secret needs a name: secret NAME", [_M + "secret }", _M + 'secret "w" }']),
@@ -128,7 +128,7 @@ EXAMPLES: list[tuple[str, list[str]]] = [
         [_T + "foo } }", _T + 'run "x" } }', _T + "state b } }"],
     ),
     (
-        "a step is: step NAME ACTION [OPTIONS], the action one of run \"CMD\", "
+        'a step is: step NAME ACTION [OPTIONS], the action one of run "CMD", '
         'call PLUGIN(...), ensure REF is STATE via TRIGGER, wait "CMD" until ...',
         [
             _T + "step } }",

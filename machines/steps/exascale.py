@@ -1,5 +1,11 @@
 """Exascale step plugins (seeds/exascale-clone-guest.txt).
 
+``validate_cell`` is the read-only validation of the seed's configureExaScaleOnCluster
+on one cell: ``what="celldisks"`` (every celldisk exists and is normal — "throw errors if
+unable to get celldisk status"), ``"services"`` (isCellServersReadyForExascaleDeployment:
+RS, MS and CELLSRV running) and ``"space"`` (validateSpaceOnExascaleCells: enough free
+hard-disk and flash space).
+
 ``setup_wallet`` is the seed's setupWalletOnNonEgsKvmHost after its fix: clear the old
 trusted certificates, then trust the cluster root — in the cloud from the local file
 only, otherwise ALWAYS fetched from an existing Exascale node (never a stale local
@@ -12,7 +18,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-__all__ = ["setup_wallet"]
+__all__ = ["setup_wallet", "validate_cell"]
 
 CLOUD_CERT = "/etc/oracle/cell/network-config/trust.pem"
 
@@ -39,3 +45,56 @@ def setup_wallet(
             )
         out.append(res.stdout.strip())
     return "\n".join(o for o in out if o)
+
+
+class CellNotReady(RuntimeError):
+    pass
+
+
+def _cellcli(ctx: Any, command: str) -> str:
+    res = ctx.run(f"cellcli -e {shlex.quote(command)}")
+    if not res.ok:
+        raise CellNotReady(f"{command}: {(res.stderr or res.stdout).strip()}")
+    return str(res.stdout)
+
+
+def _gb(text: str) -> float:
+    text = text.strip().upper()
+    scale = {"T": 1024.0, "G": 1.0, "M": 1 / 1024}.get(text[-1:], None)
+    return float(text[:-1]) * scale if scale is not None else float(text)
+
+
+def validate_cell(ctx: Any, what: str, hc_gb: int = 0, ef_gb: int = 0) -> str:
+    if what == "celldisks":
+        rows = [
+            line.split()
+            for line in _cellcli(ctx, "list celldisk attributes name,status").splitlines()
+            if line.strip()
+        ]
+        if not rows:
+            raise CellNotReady("no celldisks found")
+        bad = [f"{r[0]} is {' '.join(r[1:])}" for r in rows if r[1:] != ["normal"]]
+        if bad:
+            raise CellNotReady("celldisks not normal: " + ", ".join(bad))
+        return f"{len(rows)} celldisks normal"
+    if what == "services":
+        states = _cellcli(ctx, "list cell attributes rsStatus,msStatus,cellsrvStatus").split()
+        down = [n for n, s in zip(("RS", "MS", "CELLSRV"), states, strict=False) if s != "running"]
+        if len(states) != 3 or down:
+            raise CellNotReady(
+                "cell not ready for Exascale: " + (", ".join(down) or "?") + " not running"
+            )
+        return "RS, MS and CELLSRV running"
+    if what == "space":
+        hc, ef = (
+            _gb(v) for v in _cellcli(ctx, "list cell attributes freeSpaceHC,freeSpaceEF").split()
+        )
+        short = []
+        if hc < hc_gb:
+            short.append(f"hard disk {hc:g}G < {hc_gb}G")
+        if ef < ef_gb:
+            short.append(f"flash {ef:g}G < {ef_gb}G")
+        if short:
+            raise CellNotReady("not enough free space: " + "; ".join(short))
+        return f"free space ok: hard disk {hc:g}G, flash {ef:g}G"
+    raise CellNotReady(f"unknown validation {what!r} (celldisks, services, space)")

@@ -18,9 +18,16 @@ def load(name: str) -> MachineSpec:
 
 
 def test_shipped_machines_compile_and_link_clean() -> None:
-    specs = {name: load(name) for name in ("kvm_host", "vm")}
+    from engine.loader import discover_plugins
+
+    plugins = set(discover_plugins())
+    specs = {}
+    for path in sorted(MACHINES.glob("*.fsm")):
+        spec, warnings = dsl.compile_file(path, plugins=plugins)
+        assert warnings == [], path
+        specs[spec.name] = spec
+    assert {"kvm_host", "vm"} <= set(specs)
     assert dsl.link_check(specs) == []
-    assert sorted(p.name for p in MACHINES.glob("*.fsm")) == ["kvm_host.fsm", "vm.fsm"]
 
 
 def test_only_the_registered_plugin_is_called() -> None:

@@ -4,6 +4,28 @@ One module per family keeps each small. Seed-specific families (cellcli, gnt-ins
 iscsiadm, ...) are added here or registered by machine packs with ``@sim_tool``.
 """
 
-from engine.backends.sim.tools import basic, dbmcli, escli, vm_maker
+from engine.backends.sim.tools import (
+    basic,
+    cellcli,
+    dbmcli,
+    diskless,
+    escli,
+    gnt_instance,
+    hare,
+    linux,
+    vm_maker,
+    xcat,
+)
 
-__all__ = ["basic", "dbmcli", "escli", "vm_maker"]
+__all__ = [
+    "basic",
+    "cellcli",
+    "dbmcli",
+    "diskless",
+    "escli",
+    "gnt_instance",
+    "hare",
+    "linux",
+    "vm_maker",
+    "xcat",
+]

@@ -2,7 +2,9 @@
 
 Supported: ``list dbserver [detail]``; ``alter dbserver cellinit k=v ...``;
 ``alter dbserver startup|shutdown|restart services rs|ms|edv|all``.
-Starting a running service succeeds with no effect (and logs nothing).
+Starting a running service succeeds with no effect (and logs nothing). A service listed
+in ``state["exascale"]["start_failures"]`` fails its next n starts (a service that needs
+two tries; see ``scenarios.flaky_service``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
 from engine.backends.sim.tools import exascale_state as exa_state
+from engine.backends.sim.tools.cell_state import take_start_failure
 from engine.backends.sim.tools.exascale_state import OFFLINE, ONLINE
 
 DBM_SERVICES = ("rs", "ms", "edv")
@@ -78,6 +81,11 @@ def _services(ctx: ToolContext, action: str, which: str) -> ToolResult:
         out.append(f"{_verb(action)} {name.upper()} services...")
         if action != "shutdown":
             _check_can_start(exa, name)
+            due = action == "restart" or exa["services"][name] != ONLINE
+            if due and take_start_failure(exa, name):
+                # Not a ToolFailure: the countdown persists, like a real failed start.
+                msg = f"ERROR: {name.upper()} services failed to start in time; retry."
+                return ToolResult(1, "\n".join(out) + "\n", msg + "\n")
         _apply(ctx, exa, action, name)
         out.append(f"The {action.upper()} of {name.upper()} services was successful.")
     return ToolResult(0, "\n".join(out) + "\n")

@@ -3,7 +3,23 @@
 Supported: ``lsservice [--detail]``; ``chservice --attributes name=SVC --start|--stop|--restart``;
 ``mkwallet --wallet DIR``; ``chwallet [--wallet DIR] [--attributes k=v,...] [k=v ...]``
 (user, exaRootUrl, restEndPoint, trustFrom=HOST — copy HOST's trust root — and
-clearTrust=true); ``lswallet``; ``mkkey --name K``; ``mkuser ID [--key K]``; ``lsuser``.
+clearTrust=true); ``lswallet [--wallet DIR] [--filter k=v]``; ``rmwallet --wallet DIR``;
+``mkkey --name K``; ``lskey [--name K]``; ``mkuser ID [--key K]``; ``lsuser [--id ID]``.
+
+EGS membership and the cluster's identity (cells and EGS computes):
+``mkservice --attributes name=egs_cell|egs_compute,cluster=C`` (an EGS instance here),
+``rmservice --attributes name=...``; ``mkcert --root --cluster C`` (the leader's cluster
+root certificate), ``lscert --root``. Storage for databases (OEDACLI CREATEDBWALLET,
+CREATEGIVAULT, CREATEDBVAULT, run on an EGS cell): ``mkvault NAME``, ``lsvault [NAME]``,
+``rmvault NAME``, ``mkdbwallet --wallet DIR``, ``lsdbwallet [--wallet DIR]``,
+``rmdbwallet --wallet DIR``.
+
+On a storage cell (``role: cell``) ``lsservice``/``chservice`` speak of the cell's
+services, ``name=<svc>_cell`` for egs, ers, syseds, usreds, bsm, bsw (see cell_state).
+
+Filters used by probes (``lswallet --filter``, ``lskey --name``, ``lsuser --id``,
+``lsvault NAME``, ``lsdbwallet --wallet``, ``lscert``) exit 1 when nothing matches, so a
+machine's ``check`` can say "already there" for a value that is a parameter.
 """
 
 from __future__ import annotations
@@ -11,8 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from engine.backends.sim.tools import cell_state
 from engine.backends.sim.tools import exascale_state as exa_state
 from engine.backends.sim.tools._args import attributes, parse
+from engine.backends.sim.tools.escli_cluster import CLUSTER_COMMANDS
+from engine.backends.sim.tools.escli_cluster import cell_chservice as _cell_chservice
+from engine.backends.sim.tools.escli_cluster import cell_lsservice as _cell_lsservice
 from engine.backends.sim.tools.exascale_state import OFFLINE, ONLINE
 
 ESCLI_SERVICES = ("egs_compute", "bsw_compute")
@@ -32,6 +52,8 @@ def escli(ctx: ToolContext) -> ToolResult:
 
 def _lsservice(ctx: ToolContext, args: list[str]) -> ToolResult:
     parse("escli lsservice", args, flags=["--detail"])
+    if cell_state.is_cell(ctx.state):
+        return _cell_lsservice(ctx)
     exa = exa_state.read(ctx.state)
     names = ["egs_compute"] if exa["egs"] else []
     names += ["bsw_compute", "edv"]
@@ -43,6 +65,8 @@ def _chservice(ctx: ToolContext, args: list[str]) -> ToolResult:
         "escli chservice", args, valued=["--attributes"], flags=["--start", "--stop", "--restart"]
     )
     name = attributes("escli", opts.values.get("--attributes", "")).get("name")
+    if cell_state.is_cell(ctx.state):
+        return _cell_chservice(ctx, name, opts.flags)
     if name not in ESCLI_SERVICES or len(opts.flags) != 1:
         raise ToolFailure(
             "usage: escli chservice --attributes name=egs_compute|bsw_compute "
@@ -59,6 +83,8 @@ def _chservice(ctx: ToolContext, args: list[str]) -> ToolResult:
         if not wallet.get("user"):
             raise ToolFailure(f"ESCLI: cannot start {name}: wallet has no user")
         if action == "--restart" or services[name] != ONLINE:
+            if cell_state.take_start_failure(exa, name):
+                return ToolResult(1, "", f"ESCLI: service {name} failed to start; retry\n")
             services[name] = ONLINE
             ctx.log(f"{name} {'restarted' if action == '--restart' else 'started'}")
     elif services[name] != OFFLINE:
@@ -139,11 +165,19 @@ def _trust_from(ctx: ToolContext, wallet: dict[str, Any], source: str) -> None:
     if cert not in wallet["trusted_certs"]:
         wallet["trusted_certs"].append(cert)
         ctx.log(f"wallet trusts certificate from {source}")
+    exa = ctx.state["exascale"]
+    if exa.get("egs") and not exa.get("root_cert"):
+        exa["root_cert"] = cert  # an EGS compute holds the cluster root from now on
 
 
 def _lswallet(ctx: ToolContext, args: list[str]) -> ToolResult:
-    opts = parse("escli lswallet", args, valued=["--wallet"])
+    opts = parse("escli lswallet", args, valued=["--wallet", "--filter"])
     wallet = _wallet(ctx, exa_state.read(ctx.state), opts.values.get("--wallet"))
+    for key, value in attributes("escli", opts.values.get("--filter", "")).items():
+        if key not in WALLET_ATTRS:
+            raise ToolFailure(f"ESCLI: unknown wallet attribute {key!r}", exit_code=2)
+        if (wallet[key] or "") != value:
+            return ToolResult(1, "", f"ESCLI: wallet {key} is {wallet[key] or 'unset'}\n")
     lines = [f"wallet: {wallet['dir']}"]
     lines += [f"{key}: {wallet[key] or ''}" for key in WALLET_ATTRS]
     lines.append(f"trustedCerts: {len(wallet['trusted_certs'])}")
@@ -178,12 +212,18 @@ def _mkuser(ctx: ToolContext, args: list[str]) -> ToolResult:
 
 
 def _lsuser(ctx: ToolContext, args: list[str]) -> ToolResult:
-    parse("escli lsuser", args)
+    opts = parse("escli lsuser", args, valued=["--id"])
     users = exa_state.read(ctx.state)["users"]
+    if "--id" in opts.values:
+        wanted = opts.values["--id"]
+        if wanted not in users:
+            return ToolResult(1, "", f"ESCLI: user {wanted} does not exist\n")
+        users = {wanted: users[wanted]}
     return ToolResult(0, "".join(f"{u}\n" for u in sorted(users)))
 
 
 _COMMANDS = {
+    **CLUSTER_COMMANDS,
     "lsservice": _lsservice,
     "chservice": _chservice,
     "mkwallet": _mkwallet,

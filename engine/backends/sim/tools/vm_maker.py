@@ -1,8 +1,9 @@
 """Fake ``vm_maker``: guest lifecycle on a KVM host.
 
 Supported: ``--clone SRC --name NAME [--storage exascale|asm]`` (the source is found on
-any host of the world; storage defaults to the source's), ``--start NAME``,
-``--stop NAME``, ``--delete NAME``, ``--list``, ``--status NAME`` (read-only) and
+any host of the world; storage defaults to the source's), ``--create NAME --image IMG
+[--storage exascale|asm]`` (a new guest from a template image; storage defaults to asm),
+``--start NAME``, ``--stop NAME``, ``--delete NAME``, ``--list``, ``--status NAME`` (read-only) and
 ``--deploy STAGE --name NAME`` (the clone flow's post-create stages; idempotent: a stage
 already deployed on a guest is logged once).
 
@@ -45,6 +46,8 @@ def vm_maker(ctx: ToolContext) -> ToolResult:
         ctx.args,
         valued=[
             "--clone",
+            "--create",
+            "--image",
             "--name",
             "--storage",
             "--start",
@@ -57,7 +60,7 @@ def vm_maker(ctx: ToolContext) -> ToolResult:
     )
     actions: list[str] = [
         a
-        for a in ("--clone", "--start", "--stop", "--delete", "--status", "--deploy")
+        for a in ("--clone", "--create", "--start", "--stop", "--delete", "--status", "--deploy")
         if a in opts.values
     ]
     if "--list" in opts.flags:
@@ -65,6 +68,7 @@ def vm_maker(ctx: ToolContext) -> ToolResult:
     if len(actions) != 1 or opts.positional:
         raise ToolFailure(
             "usage: vm_maker --clone SRC --name NAME [--storage exascale|asm] | "
+            "--create NAME --image IMG [--storage exascale|asm] | "
             "--start NAME | --stop NAME | --delete NAME | --status NAME | "
             "--deploy STAGE --name NAME | --list",
             exit_code=2,
@@ -76,6 +80,10 @@ def vm_maker(ctx: ToolContext) -> ToolResult:
     if action == "--clone":
         return _clone(
             ctx, opts.values["--clone"], opts.values.get("--name"), opts.values.get("--storage")
+        )
+    if action == "--create":
+        return _create(
+            ctx, opts.values["--create"], opts.values.get("--image"), opts.values.get("--storage")
         )
     if action == "--status":
         vm = ctx.state.get("vms", {}).get(opts.values["--status"])
@@ -139,6 +147,22 @@ def _clone(ctx: ToolContext, source: str, name: str | None, storage: str | None)
     vms[name] = {"status": RUNNING, "storage": storage, "source": source}
     ctx.log(f"guest {name} cloned from {source} ({storage})")
     return ToolResult(0, f"Guest {name} created from {source} and started\n")
+
+
+def _create(ctx: ToolContext, name: str, image: str | None, storage: str | None) -> ToolResult:
+    if not image:
+        raise ToolFailure("vm_maker: --create needs --image IMG", exit_code=2)
+    storage = storage or "asm"
+    if storage not in STORAGE_KINDS:
+        raise ToolFailure(f"vm_maker: --storage must be one of {STORAGE_KINDS}", exit_code=2)
+    vms = ctx.state.setdefault("vms", {})
+    if name in vms:
+        raise ToolFailure(f"ERROR: guest {name} already exists on {ctx.host}")
+    if storage == "exascale" and not exa_state.edv_online(ctx.state):
+        raise ToolFailure(not_configured_error(name))
+    vms[name] = {"status": RUNNING, "storage": storage, "source": None, "image": image}
+    ctx.log(f"guest {name} created from image {image} ({storage})")
+    return ToolResult(0, f"Guest {name} created from image {image} and started\n")
 
 
 def _power(ctx: ToolContext, action: str, name: str) -> ToolResult:

@@ -55,11 +55,11 @@ def test_is_a_backend(sim: SimBackend) -> None:
 
 
 def test_unknown_tool_is_127(sim: SimBackend) -> None:
-    result = sim.run("n1", "rm -rf /")
+    result = sim.run("n1", "no-such-tool --really")
     assert (result.exit_code, result.stdout, result.stderr) == (
         127,
         "",
-        "sim: command not found: rm",
+        "sim: command not found: no-such-tool",
     )
     assert sim.world.log_entries() == []
 

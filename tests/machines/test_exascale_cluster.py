@@ -1,0 +1,220 @@
+"""exascale_cluster on the sim: "Configure Exascale Storage on Cell Servers" end to end,
+the EGS rule, every non-EGS host configured even when the cells were already done (the
+seed's second bug), a second deploy that changes nothing, strict reverse undo."""
+
+from __future__ import annotations
+
+import pytest
+
+import dsl
+from engine.backends.sim import Fault
+from machines.steps.exascale_inventory import egs_placement
+from tests.machines.conftest import CLUSTER_TOML, Lab, step_events
+
+CHILDREN = [
+    "cell/cell1",
+    "cell/cell2",
+    "cell/cell3",
+    "kvm_host/node1",
+    "kvm_host/node2",
+    "kvm_host/node3",
+]
+
+
+def _deployed(lab: Lab) -> None:
+    lab.load(CLUSTER_TOML)
+    out = lab.fire("exascale_cluster/exa", "deploy")
+    assert out.status == "completed" and out.state == "configured", out
+
+
+def _ran(lab: Lab, rid: str) -> list[str]:
+    """Steps of the latest run of ``rid`` that started (ran or ensured)."""
+    return [e.payload["step"] for e in lab.last_run(rid) if e.type == "step.started"]
+
+
+def test_deploy_configures_cells_egs_hosts_other_hosts_then_wallet_and_vaults(
+    bare_rack: Lab,
+) -> None:
+    _deployed(bare_rack)
+
+    assert _ran(bare_rack, "exascale_cluster/exa") == [
+        "cell1",
+        "cell2",
+        "cell3",
+        "egs_host1",
+        "egs_host2",
+        "host3",
+        "db_wallet",
+        "gi_vault",
+        "db_vault",
+        "validate",
+    ]
+    for rid in CHILDREN:
+        assert bare_rack.state(rid) in ("online", "exascale_ready"), rid
+    assert bare_rack.state("kvm_host/node4") == "discovered"  # not in the cluster
+    # Five EGS instances: the three cells and node1, node2 (3 cells < 5).
+    for cell in ("cell1", "cell2", "cell3"):
+        assert "egs_cell online" in bare_rack.sim.run(cell, "escli lsservice").stdout
+    for node, egs in (("node1", True), ("node2", True), ("node3", False)):
+        listing = bare_rack.sim.run(node, "escli lsservice").stdout
+        assert ("egs_compute online" in listing) is egs, node
+        assert "edv online" in listing
+    trigger = {
+        rid: next(e for e in bare_rack.events(rid) if e.type == "command.accepted")
+        for rid in ("kvm_host/node1", "kvm_host/node3")
+    }
+    assert trigger["kvm_host/node1"].payload["trigger"] == "configure_egs"
+    assert trigger["kvm_host/node3"].payload["trigger"] == "configure_exascale"
+    # Each child's configuration names the cluster step that caused it.
+    started = {
+        e.payload["step"]: e.event_id
+        for e in bare_rack.last_run("exascale_cluster/exa")
+        if e.type == "step.started"
+    }
+    assert trigger["kvm_host/node1"].causation_id == started["egs_host1"]
+    assert trigger["kvm_host/node3"].causation_id == started["host3"]
+    assert bare_rack.sim.run("cell1", "escli lsvault").stdout == "givault\ndbvault\n"
+
+
+def test_a_second_deploy_changes_nothing(bare_rack: Lab) -> None:
+    _deployed(bare_rack)
+    before = bare_rack.effects(), bare_rack.sim.world.snapshot()
+    versions = {rid: bare_rack.runner.load(rid).version for rid in CHILDREN}
+
+    out = bare_rack.fire("exascale_cluster/exa", "deploy")
+
+    assert out.status == "completed", out
+    run = bare_rack.last_run("exascale_cluster/exa")
+    for e in run:
+        if e.type == "step.succeeded" and e.payload["step"] != "validate":
+            assert " already " in e.payload["output"], e.payload  # an ensure found it done
+    skipped = {e.payload["step"]: e.payload["reason"] for e in run if e.type == "step.skipped"}
+    assert {s: r for s, r in skipped.items() if r == "check"} == {
+        "db_wallet": "check",
+        "gi_vault": "check",
+        "db_vault": "check",
+    }
+    assert (bare_rack.effects(), bare_rack.sim.world.snapshot()) == before
+    # The children were not even fired again.
+    assert {rid: bare_rack.runner.load(rid).version for rid in CHILDREN} == versions
+
+
+def test_hosts_are_configured_even_when_the_cells_already_are(bare_rack: Lab) -> None:
+    """The seed's second bug: install.sh skipped the remaining computes because
+    isCellServersReadyForExascaleDeployment held. Here each host is its own step."""
+    bare_rack.load(CLUSTER_TOML)
+    for cell in ("cell1", "cell2", "cell3"):
+        assert bare_rack.fire(f"cell/{cell}", "deploy").ok
+
+    out = bare_rack.fire("exascale_cluster/exa", "deploy")
+
+    assert out.status == "completed", out
+    run = bare_rack.last_run("exascale_cluster/exa")
+    assert [
+        e.payload["output"] for e in step_events(run, "cell1") if e.type == "step.succeeded"
+    ] == ["cell/cell1 already online"]
+    assert bare_rack.state("kvm_host/node3") == "exascale_ready"
+    assert "edv online" in bare_rack.sim.run("node3", "escli lsservice").stdout
+
+
+def test_undeploy_undoes_strictly_in_reverse(bare_rack: Lab) -> None:
+    _deployed(bare_rack)
+    mark = len(bare_rack.effects())
+
+    out = bare_rack.fire("exascale_cluster/exa", "undeploy")
+
+    assert out.status == "completed" and out.state == "defined", out
+    assert _ran(bare_rack, "exascale_cluster/exa") == [
+        "undo_db_vault",
+        "undo_gi_vault",
+        "undo_db_wallet",
+        "undo_host3",
+        "undo_host2",
+        "undo_host1",
+        "undo_cell3",
+        "undo_cell2",
+        "undo_cell1",
+    ]
+    hosts_in_order: list[str] = []
+    for host, _effect in bare_rack.effects()[mark:]:
+        if not hosts_in_order or hosts_in_order[-1] != host:
+            hosts_in_order.append(host)
+    assert hosts_in_order == ["cell1", "node3", "node2", "node1", "cell3", "cell2", "cell1"]
+    vault_effects = [e for h, e in bare_rack.effects()[mark:] if h == "cell1"][:3]
+    assert vault_effects == [
+        "vault dbvault removed",
+        "vault givault removed",
+        "database wallet /etc/oracle/exascale/dbwallet removed",
+    ]
+    for rid in CHILDREN:
+        assert bare_rack.state(rid) in ("discovered", "ready"), rid
+
+
+def test_a_failed_deploy_undoes_its_own_steps_in_reverse(bare_rack: Lab) -> None:
+    bare_rack.load(CLUSTER_TOML)
+    for cell in ("cell1", "cell2", "cell3"):
+        assert bare_rack.fire(f"cell/{cell}", "deploy").ok
+    for node in ("node1", "node2"):
+        assert bare_rack.fire(f"kvm_host/{node}", "configure_egs").ok
+    assert bare_rack.fire("kvm_host/node3", "configure_exascale").ok
+    # The cluster's escli calls on cell1 from here: lsdbwallet, mkdbwallet, lsvault,
+    # mkvault (gi), lsvault, mkvault (db) — the sixth fails.
+    bare_rack.sim.world.inject(
+        Fault("escli", mode="fail_nth", n=6, host="cell1", message="ESCLI: storage pool is full")
+    )
+    mark = len(bare_rack.effects())
+
+    out = bare_rack.fire("exascale_cluster/exa", "deploy")
+
+    assert out.status == "failed" and out.state == "failed" and out.step == "db_vault", out
+    assert "storage pool is full" in (out.error or "")
+    assert [e for _h, e in bare_rack.effects()[mark:]] == [
+        "database wallet /etc/oracle/exascale/dbwallet created",
+        "vault givault created",
+        "vault givault removed",
+        "database wallet /etc/oracle/exascale/dbwallet removed",
+    ]
+    assert bare_rack.state("cell/cell1") == "online"  # children stay configured
+    # Deploy again once the pool has room: it completes.
+    assert bare_rack.fire("exascale_cluster/exa", "deploy").status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("cells", "hosts", "egs_cells", "egs_hosts"),
+    [
+        (1, 4, 1, 4),
+        (2, 3, 2, 3),
+        (3, 8, 3, 2),
+        (4, 2, 4, 1),
+        (5, 2, 5, 0),
+        (7, 1, 5, 0),
+    ],
+)
+def test_the_egs_rule_in_the_machines_guards_matches_the_inventorys(
+    bare_rack: Lab, cells: int, hosts: int, egs_cells: int, egs_hosts: int
+) -> None:
+    cell_names = [f"cell{i}" for i in range(1, cells + 1)]
+    host_names = [f"node{i}" for i in range(1, hosts + 1)]
+    egs = egs_placement(cell_names, host_names)
+    assert (len(egs[0]), len(egs[1])) == (egs_cells, egs_hosts)
+    # The cluster's guards, evaluated on the cluster's params, pick the same hosts.
+    bare_rack.load(
+        "[defaults.cell]\nhost = '{name}'\n[defaults.kvm_host]\nhost = '{name}'\n"
+        f'[cell."cell[1-{cells}]"]\n[kvm_host."node[1-{hosts}]"]\n'
+        f'[exascale_cluster.exa]\ncells = "cell[1-{cells}]"\nhosts = "node[1-{hosts}]"\n'
+    )
+    rec = bare_rack.runner.load("exascale_cluster/exa")
+    scope = bare_rack.runner.scope(rec, {}, "deploy")
+    steps = bare_rack.registry.get("exascale_cluster").transition("deploy").steps
+    planned = {
+        st.name: "run" if st.when is None or dsl.evaluate(st.when, scope.lookup) else "skip"
+        for st in steps
+    }
+    by_guard = [f"node{k}" for k in range(1, 6) if planned[f"egs_host{k}"] == "run"]
+    others = [f"node{k}" for k in range(1, 9) if planned[f"host{k}"] == "run"]
+    assert by_guard == egs[1]
+    assert others == [h for h in host_names if h not in egs[1]]
+    for h in host_names:
+        assert bare_rack.runner.load(f"kvm_host/{h}").params["egs"] is (h in egs[1])
+    for c in cell_names:
+        assert bare_rack.runner.load(f"cell/{c}").params["egs"] is (c in egs[0])
