@@ -7,6 +7,7 @@ what to record. Commands are rendered twice from the same template: once with re
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ class ActionResult:
 def host_for(scope: Scope, on: str | None) -> str:
     """The host a command runs on: ``on REF`` -> the referenced resource's host."""
     if on is None or on == "self":
+        own = scope.record.params.get("host")
+        if isinstance(own, str) and "/" in own:  # `param host: ref kvm_host`: its address
+            return host_for(scope, "host")
         return host_of(scope.record)
     ref = scope.ref(on)
     if ref is not None:
@@ -116,21 +120,25 @@ def probe(
 def run_wait(
     backend: Backend, scope: Scope, action: WaitAction, sleep: Callable[[float], None]
 ) -> ActionResult:
+    """Poll until the probe holds: at most ``timeout / every`` sleeps. Counting polls
+    rather than reading a clock keeps the wait deterministic when ``sleep`` is injected
+    (tests, the sim) and bounded however slow each probe is."""
     started = time.monotonic()
-    deadline = started + action.timeout
-    while True:
+    polls = max(0, math.ceil(action.timeout / action.every)) if action.every > 0 else 0
+    output = ""
+    for i in range(polls + 1):
         holds, output = probe(backend, scope, action.probe)
         if holds:
             return ActionResult(True, output, 0, duration=time.monotonic() - started)
-        if time.monotonic() + action.every > deadline:
-            return ActionResult(
-                False,
-                output,
-                None,
-                f"condition not met within {action.timeout:g}s",
-                time.monotonic() - started,
-            )
-        sleep(action.every)
+        if i < polls:
+            sleep(action.every)
+    return ActionResult(
+        False,
+        output,
+        None,
+        f"condition not met within {action.timeout:g}s",
+        time.monotonic() - started,
+    )
 
 
 @dataclass

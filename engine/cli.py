@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from engine import cli_journal, cli_machines, cli_run
+from engine import cli_inventory, cli_journal, cli_machines, cli_provisioner, cli_run
 from engine.session import BACKENDS, Session, default_journal_url
 from fleetlog.errors import FleetlogError
 
@@ -63,6 +63,9 @@ def _globals(
 
 
 app.add_typer(cli_machines.machines_app, name="machines")
+app.add_typer(cli_provisioner.provisioner_app, name="provisioner")
+app.add_typer(cli_inventory.inventory_app, name="inventory")
+app.command("demo")(cli_inventory.demo)
 app.command("graph")(cli_machines.graph)
 for _name, _fn in {**cli_journal.COMMANDS, **cli_run.COMMANDS}.items():
     app.command(_name)(_fn)  # type: ignore[type-var]
