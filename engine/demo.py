@@ -229,11 +229,11 @@ class Demo:
             f"fleetlog --journal {j} history kvm_host/node3",
             f"fleetlog --journal {j} history vm/exa1_vm3",
             f"fleetlog --journal {j} history exascale_cluster/exa",
-            f"fleetlog --journal {j} graph vm --highlight ACTIVE",
+            f"fleetlog --journal {j} graph vm --highlight vm/exa1_vm3",
             f"fleetlog --journal {j} verify",
             f"{env}fleetlog --journal {j} fire vm/exa2_vm3 stop",
         ):
-            c.print(f"  {line}", highlight=False, markup=False)
+            c.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
     def step_output(self, rid: str, step: str) -> str:
         from journal import open_journal
