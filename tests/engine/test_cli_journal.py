@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,30 +23,9 @@ import pytest
 from engine.cli import main
 from journal import NewEvent
 from journal.sqlite import SQLiteJournal
+from tests.engine.clirun import run
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def fleetlog_cmd() -> list[str]:
-    script = Path(sys.executable).with_name("fleetlog")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from engine.cli import main; main()"]
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [*fleetlog_cmd(), *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 class Cli:

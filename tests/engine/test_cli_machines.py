@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,32 +19,11 @@ from dsl import compile_file
 from engine.cli import main
 from journal import NewEvent
 from journal.sqlite import SQLiteJournal
+from tests.engine.clirun import run
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = sorted((ROOT / "machines").glob("*.fsm"))
 VM_FSM = ROOT / "machines" / "vm.fsm"
-
-
-def fleetlog_cmd() -> list[str]:
-    script = Path(sys.executable).with_name("fleetlog")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from engine.cli import main; main()"]
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [*fleetlog_cmd(), *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
