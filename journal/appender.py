@@ -28,6 +28,8 @@ COMMAND_ACCEPTED = "command.accepted"
 
 # (type, command_id, causation_id, correlation_id, actor, host, payload_text)
 Prepared = tuple[str, str | None, str | None, str | None, str, str, str]
+# A stored row: ``Event.COLUMNS`` order, payload as canonical JSON text.
+Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +58,76 @@ def prepare_events(events: Sequence[NewEvent], actor: str, host: str) -> tuple[P
         except (TypeError, ValueError) as e:
             raise JournalError(f"the payload of a {ev.type} event is not JSON: {e}") from e
         out.append(
-            (ev.type, ev.command_id, ev.causation_id, ev.correlation_id,
-             ev.actor or actor, ev.host or host, text)
+            (
+                ev.type,
+                ev.command_id,
+                ev.causation_id,
+                ev.correlation_id,
+                ev.actor or actor,
+                ev.host or host,
+                text,
+            )
         )
     return tuple(out)
 
 
-def event_from_row(r: Sequence[Any], loads: Callable[[str], Any] = json.loads) -> Event:
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def loads_payload(text: str) -> Any:
+    """``json.loads`` for stored payload text, ~3x cheaper on the canonical text the
+    writer stores: the C scanner directly, without the wrapper's whitespace regexes.
+    Anything else (whitespace, trailing data, invalid JSON) goes through ``json.loads``,
+    which accepts or rejects it exactly as before."""
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, TypeError):
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
+def event_from_row(r: Sequence[Any], loads: Callable[[str], Any] = loads_payload) -> Event:
     """An ``Event`` from a stored row (``Event.COLUMNS`` order, payload as JSON text)."""
     return Event(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], loads(r[11]),
-        r[12], r[13],
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        loads(r[11]),
+        r[12],
+        r[13],
     )
+
+
+def events_from_rows(rows: Sequence[Sequence[Any]]) -> list[Event]:
+    return [
+        Event(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            loads_payload(r[11]),
+            r[12],
+            r[13],
+        )
+        for r in rows
+    ]
 
 
 class BatchPlan:
@@ -79,19 +139,23 @@ class BatchPlan:
         last_hash: str,
         last_us: int,
         current_version: Callable[[str], int],
-        recorded_append: Callable[[str], list[Event] | None],
+        recorded_append: Callable[[str], list[Row] | None],
     ) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.last_seq = last_seq
         self.last_hash = last_hash
         self.last_us = last_us
         self._current_version = current_version
         self._recorded_append = recorded_append
         self.versions: dict[str, int] = {}
-        self._accepted: dict[str, list[Event]] = {}
+        self._accepted: dict[str, list[Row]] = {}
 
-    def add(self, request: AppendRequest, check: bool = True) -> list[Event] | JournalError:
-        """Plan one append; return its events, or the error that is its outcome."""
+    def add(self, request: AppendRequest, check: bool = True) -> list[Row] | JournalError:
+        """Plan one append; return its rows, or the error that is its outcome.
+
+        Rows, not ``Event`` objects: the caller builds its events after the commit, on
+        its own thread, so a group commit's leader does not do that work for everyone
+        while holding the write lock (``events_from_rows``)."""
         command_id = request.command_id if check else None
         if command_id is not None:
             prior = self._accepted.get(command_id) or self._recorded_append(command_id)
@@ -119,12 +183,37 @@ class BatchPlan:
             version += 1
             eid = uuid7()
             digest = hash_row(
-                seq, eid, stream, version, type_, cid, causation, correlation,
-                actor, host, at, text, prev,
+                seq,
+                eid,
+                stream,
+                version,
+                type_,
+                cid,
+                causation,
+                correlation,
+                actor,
+                host,
+                at,
+                text,
+                prev,
             )
             rows.append(
-                (seq, eid, stream, version, type_, cid, causation, correlation,
-                 actor, host, at, text, prev, digest)
+                (
+                    seq,
+                    eid,
+                    stream,
+                    version,
+                    type_,
+                    cid,
+                    causation,
+                    correlation,
+                    actor,
+                    host,
+                    at,
+                    text,
+                    prev,
+                    digest,
+                )
             )
             prev = digest
         self.last_seq = seq
@@ -132,7 +221,7 @@ class BatchPlan:
         self.versions[stream] = version
         if not check:
             return []
-        events = [event_from_row(r) for r in rows[start:]]
+        planned = rows[start:]
         if command_id is not None:
-            self._accepted[command_id] = events
-        return events
+            self._accepted[command_id] = planned
+        return planned

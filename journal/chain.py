@@ -50,18 +50,24 @@ def check_rows(rows: Iterable[Sequence[Any]]) -> ChainResult:
         if seq != expected_seq:
             if isinstance(seq, int) and seq > expected_seq:
                 return ChainResult(
-                    False, n, expected_seq,
-                    f"seq {expected_seq} is missing (the next stored seq is {seq})", n,
+                    False,
+                    n,
+                    expected_seq,
+                    f"seq {expected_seq} is missing (the next stored seq is {seq})",
+                    n,
                 )
             return ChainResult(
                 False, n, expected_seq, f"found seq {seq!s} where seq {expected_seq} belongs", n
             )
         if row[12] != prev:
             return ChainResult(
-                False, n, seq,
+                False,
+                n,
+                seq,
                 f"prev_hash does not match the hash of seq {seq - 1} "
-                "(a row was removed, reordered or replaced)" if seq > 1 else
-                "prev_hash of the first event is not the genesis hash",
+                "(a row was removed, reordered or replaced)"
+                if seq > 1
+                else "prev_hash of the first event is not the genesis hash",
                 n,
             )
         digest = row[13]
@@ -72,8 +78,11 @@ def check_rows(rows: Iterable[Sequence[Any]]) -> ChainResult:
         before = get_version(stream, 0)
         if version != before + 1:
             return ChainResult(
-                False, n, seq,
-                f"stream {stream} has version {version} after version {before}", n,
+                False,
+                n,
+                seq,
+                f"stream {stream} has version {version} after version {before}",
+                n,
             )
         at = row[10]
         if at < prev_at:

@@ -62,7 +62,5 @@ def parse_lines(fp: IO[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
                 ok = isinstance(value, str)
             if not ok:
                 raise _bad(lineno, f"column {column} has the wrong type", seq)
-        row = tuple(
-            canonical_json(record[c]) if c == "payload" else record[c] for c in _COLUMNS
-        )
+        row = tuple(canonical_json(record[c]) if c == "payload" else record[c] for c in _COLUMNS)
         yield lineno, row

@@ -58,5 +58,7 @@ def decide_renew(lease: Lease, current: LeaseRow | None, ttl: float, now: float)
             raise LeaseHeld(resource=lease.resource, owner=held_by, expires_at=iso(expires_at))
     raise LeaseHeld(
         f"the lease on {lease.resource} (token {lease.token}) is no longer held",
-        resource=lease.resource, owner=None, expires_at=None,
+        resource=lease.resource,
+        owner=None,
+        expires_at=None,
     )

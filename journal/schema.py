@@ -22,9 +22,20 @@ SCHEMA_VERSION = 1
 _HEADER = b"SQLite format 3\x00"
 
 EVENT_COLUMNS: dict[str, type] = {
-    "seq": int, "event_id": str, "stream": str, "version": int, "type": str,
-    "command_id": str, "causation_id": str, "correlation_id": str, "actor": str,
-    "host": str, "recorded_at": str, "payload": str, "prev_hash": str, "hash": str,
+    "seq": int,
+    "event_id": str,
+    "stream": str,
+    "version": int,
+    "type": str,
+    "command_id": str,
+    "causation_id": str,
+    "correlation_id": str,
+    "actor": str,
+    "host": str,
+    "recorded_at": str,
+    "payload": str,
+    "prev_hash": str,
+    "hash": str,
 }
 _NULLABLE = {"command_id", "causation_id", "correlation_id"}
 
@@ -115,9 +126,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
 def _check_existing(conn: sqlite3.Connection, path: str, tables: set[str]) -> None:
     if "schema_version" not in tables:
         listed = ", ".join(sorted(tables)[:5])
-        raise NotAJournal(
-            path=path, reason=f"it has other tables ({listed}) and no schema_version"
-        )
+        raise NotAJournal(path=path, reason=f"it has other tables ({listed}) and no schema_version")
     found = _schema_version(conn, path)
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(path=path, found=found, supported=SCHEMA_VERSION)
@@ -147,9 +156,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         "CREATE UNIQUE INDEX events_command_accepted ON events (command_id) "
         "WHERE type = 'command.accepted'"
     )
-    db.execute(
-        "CREATE INDEX events_command_id ON events (command_id) WHERE command_id IS NOT NULL"
-    )
+    db.execute("CREATE INDEX events_command_id ON events (command_id) WHERE command_id IS NOT NULL")
     for action in ("UPDATE", "DELETE"):
         db.execute(
             f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "

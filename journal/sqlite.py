@@ -22,7 +22,13 @@ from typing import IO, Any
 import sqlite_utils
 
 from journal import schema
-from journal.appender import AppendRequest, event_from_row, prepare_events
+from journal.appender import (
+    AppendRequest,
+    event_from_row,
+    events_from_rows,
+    loads_payload,
+    prepare_events,
+)
 from journal.base import (
     Event,
     Journal,
@@ -163,8 +169,9 @@ class SQLiteJournal(Journal):
         request = AppendRequest(
             stream, prepare_events(events, self.actor, self.host), expected_version
         )
-        result: list[Event] = self._committer.submit(request)
-        return result
+        # The committer hands back stored rows; the Event objects are built here, on the
+        # caller's thread, after the commit (outside the write lock).
+        return events_from_rows(self._committer.submit(request))
 
     def _write_slots(self, slots: list[Slot[AppendRequest]]) -> None:
         with self._write_lock:
@@ -245,12 +252,24 @@ class SQLiteJournal(Journal):
         to_seq: int | None = None,
         types: Sequence[str] | None = None,
     ) -> Iterator[Event]:
-        loads = json.loads
+        loads = loads_payload
         for rows in self._batches(from_seq, to_seq, types):
             for r in rows:
                 yield Event(
-                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                    loads(r[11]), r[12], r[13],
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                    r[10],
+                    loads(r[11]),
+                    r[12],
+                    r[13],
                 )
 
     def read_all_rows(
@@ -396,7 +415,8 @@ class SQLiteJournal(Journal):
                     raise JournalIntegrityError(
                         f"import refused: the file changed while importing: seq "
                         f"{result.first_bad_seq}: {result.reason}",
-                        seq=result.first_bad_seq, reason=result.reason,
+                        seq=result.first_bad_seq,
+                        reason=result.reason,
                     )
                 conn.execute("COMMIT")
             except BaseException:
@@ -408,9 +428,11 @@ class SQLiteJournal(Journal):
     # -- snapshots -----------------------------------------------------------------------
     def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
         try:
-            row = self._reader().execute(
-                "SELECT version, state FROM snapshots WHERE stream = ?", (stream,)
-            ).fetchone()
+            row = (
+                self._reader()
+                .execute("SELECT version, state FROM snapshots WHERE stream = ?", (stream,))
+                .fetchone()
+            )
         except sqlite3.OperationalError:
             return None  # the cache was dropped: that is allowed
         if row is None:
@@ -493,8 +515,7 @@ class SQLiteJournal(Journal):
 
     def get_lease(self, resource: str) -> Lease | None:
         rows = self._query(
-            "SELECT owner, token, expires_at FROM leases WHERE resource = ? "
-            "AND owner IS NOT NULL",
+            "SELECT owner, token, expires_at FROM leases WHERE resource = ? AND owner IS NOT NULL",
             (resource,),
         )
         if not rows:
@@ -544,7 +565,9 @@ def _check_file_chain(fp: IO[str]) -> None:
     if not result.ok:
         raise JournalIntegrityError(
             f"import refused: line {line[0]}: seq {result.first_bad_seq}: {result.reason}",
-            line=line[0], seq=result.first_bad_seq, reason=result.reason,
+            line=line[0],
+            seq=result.first_bad_seq,
+            reason=result.reason,
         )
 
 

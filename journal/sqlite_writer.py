@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, event_from_row
+from journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
 from journal.base import GENESIS_HASH, Event, JournalStats
 from journal.clock import us_from_iso
 from journal.groupcommit import Slot
@@ -36,6 +36,9 @@ class BatchWriter:
 
     def __init__(self, conn: sqlite3.Connection, stats: JournalStats) -> None:
         self._conn = conn
+        # One cursor reused for the per-transaction statements: conn.execute builds a
+        # new cursor object each time (~0.5 µs, three or four times per append).
+        self._cur = conn.cursor()
         self._stats = stats
         self._data_version: int | None = None  # what the caches below are valid for
         self._tail: tuple[int, str, int] | None = None  # (seq, hash, recorded_at µs)
@@ -49,7 +52,7 @@ class BatchWriter:
 
     def _plan(self) -> BatchPlan:
         conn = self._conn
-        (data_version,) = conn.execute("PRAGMA data_version").fetchone()
+        (data_version,) = self._cur.execute("PRAGMA data_version").fetchone()
         if data_version != self._data_version or self._tail is None:
             self.invalidate()
             row = conn.execute(_TAIL).fetchone()
@@ -71,30 +74,34 @@ class BatchWriter:
             self._versions[stream] = version
         return version
 
-    def _recorded_append(self, command_id: str) -> list[Event] | None:
+    def _recorded_append(self, command_id: str) -> list[Row] | None:
         row = self._conn.execute(_ACCEPTED, (command_id,)).fetchone()
         if row is None:
             return None
         # The append's events follow the command.accepted event in its stream and share
         # its recorded_at (see journal.appender); the next append has a later one.
         stream, version, at = row
-        events = []
+        rows = []
         for r in self._conn.execute(_STREAM_FROM, (stream, version)):
             if r[10] != at:
                 break
-            events.append(event_from_row(r))
-        return events
+            rows.append(r)
+        return rows
 
     def write(self, slots: list[Slot[AppendRequest]]) -> None:
-        """Plan and commit ``slots``; then give every member its events or its error."""
+        """Plan and commit ``slots``; then give every member its rows or its error."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
         try:
             plan = self._plan()
             outcomes = [plan.add(slot.request) for slot in slots]
-            if plan.rows:
-                conn.executemany(_INSERT, plan.rows)
-            conn.execute("COMMIT")
+            rows = plan.rows
+            if len(rows) == 1:
+                cur.execute(_INSERT, rows[0])
+            elif rows:
+                cur.executemany(_INSERT, rows)
+            cur.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
