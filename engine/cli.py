@@ -12,7 +12,14 @@ import sys
 
 import typer
 
-from engine import cli_inventory, cli_journal, cli_machines, cli_provisioner, cli_run
+from engine import (
+    cli_inventory,
+    cli_journal,
+    cli_machines,
+    cli_provisioner,
+    cli_reconcile,
+    cli_run,
+)
 from engine.session import BACKENDS, Session, default_journal_url
 from fleetlog.errors import FleetlogError
 
@@ -67,7 +74,7 @@ app.add_typer(cli_provisioner.provisioner_app, name="provisioner")
 app.add_typer(cli_inventory.inventory_app, name="inventory")
 app.command("demo")(cli_inventory.demo)
 app.command("graph")(cli_machines.graph)
-for _name, _fn in {**cli_journal.COMMANDS, **cli_run.COMMANDS}.items():
+for _name, _fn in {**cli_journal.COMMANDS, **cli_run.COMMANDS, **cli_reconcile.COMMANDS}.items():
     app.command(_name)(_fn)  # type: ignore[type-var]
 
 

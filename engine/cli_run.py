@@ -25,7 +25,16 @@ def targets(session: Session, pattern: str) -> list[str]:
 
     kind = pattern.split("/", 1)[0]
     session.registry.get(kind)
-    existing = session.journal.streams(kind + "/")
+    # Resources, not streams: a stream can hold only findings about an orphan.
+    existing = sorted(
+        {
+            row[1]
+            for row in session.journal.read_all_rows(
+                types=("resource.created",), columns=("seq", "stream")
+            )
+            if row[1].startswith(kind + "/")
+        }
+    )
     ids = select(pattern, existing)
     if "/" in pattern and not set("*?") & set(pattern):
         missing = sorted(set(expand(pattern)) - set(existing))

@@ -40,8 +40,14 @@ def create_resource(
     journal: Journal, registry: KindRegistry, resource_id: str, given: Mapping[str, Any]
 ) -> Resource:
     event = created_event(registry, resource_id, given)
+    # A stream may hold history without a resource: drift findings about an orphan the
+    # backend reported. Adopting the orphan continues that stream.
+    expected = 0
+    prior = journal.read_stream(resource_id)
+    if prior and not any(e.type == "resource.created" for e in prior):
+        expected = prior[-1].version
     try:
-        recorded = journal.append(resource_id, [event], expected_version=0)
+        recorded = journal.append(resource_id, [event], expected_version=expected)
     except ConcurrencyConflict as exc:
         raise ResourceExists(resource=resource_id, version=exc.fields.get("actual")) from None
     return apply(None, recorded[0], registry)

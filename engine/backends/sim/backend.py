@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from engine.backends.base import BackendError, CommandResult, CommandTimeout
 from engine.backends.local import split_command
 from engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
-from engine.backends.sim.faults import Fault
+from engine.backends.sim.faults import ANY_TOOL, Fault
 from engine.backends.sim.registry import get_tool
 from engine.backends.sim.world import World
 
@@ -138,6 +138,30 @@ class SimBackend:
                 if bent is not None:
                     found[name] = bent
         return found
+
+    def inventory_by_host(self, kind: str) -> tuple[dict[str, dict[str, str]], set[str]]:
+        """What every reachable host reports for ``kind`` (``{host: {name: status}}``,
+        ``wrong_status`` faults applied) and the hosts an ``unreachable`` fault blinds.
+
+        The reconciler's level-triggered read: unlike :meth:`inventory` it keeps the host
+        each resource was seen on, and it never reports a blinded host as empty — a
+        resource on an unreachable host is unknown, not gone.
+        """
+        self._observe_preamble(None)
+        reports, faults = self.world.observe_all(kind)
+        blinding = [
+            r.fault
+            for r in self.world.faults()
+            if r.fault.mode == "unreachable" and r.fault.tool == ANY_TOOL and r.fault.n is None
+        ]
+        blind = {h for h in reports if any(f.host in (None, h) for f in blinding)}
+        found: dict[str, dict[str, str]] = {}
+        for host, report in reports.items():
+            if host in blind:
+                continue
+            bent = {n: _bend(host, kind, n, s, faults) for n, s in report.items()}
+            found[host] = {n: s for n, s in bent.items() if s is not None}
+        return found, blind
 
     def _observe_preamble(self, host: str | None) -> None:
         if host is not None and (fault := self.world.unreachable_fault(host)) is not None:
