@@ -72,8 +72,7 @@ class LeaseSet:
         self.correlation_id = correlation_id
         self.held: dict[str, Lease] = {}
         self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.next_renewal = 0.0
 
     def acquire(self, wait: float = 0.0, wait_for: Iterable[str] = ()) -> None:
         """Take every lease in order. Leases in ``wait_for`` are waited for up to ``wait``
@@ -94,10 +93,8 @@ class LeaseSet:
             self.release()
             raise
         if self.held:
-            self._thread = threading.Thread(
-                target=self._heartbeat, daemon=True, name=f"lease-heartbeat-{self.owner}"
-            )
-            self._thread.start()
+            self.next_renewal = time.monotonic() + self.interval
+            HEARTBEAT.add(self)
 
     def _take(self, rid: str) -> None:
         current = self.journal.get_lease(rid)
@@ -134,23 +131,26 @@ class LeaseSet:
         lease = self.held.get(rid)
         return None if lease is None else lease.token
 
-    def _heartbeat(self) -> None:
-        interval = max(self.ttl / 3.0, 0.05)
-        while not self._stop.wait(interval):
-            for rid, lease in list(self.held.items()):
-                try:
-                    self.held[rid] = self.journal.renew_lease(lease, self.ttl)
-                except LeaseHeld as exc:
-                    self.lost = str(exc)
-                    self.held.pop(rid, None)
-                except Exception as exc:  # journal closed or unreachable: stop renewing
-                    self.lost = f"lease renewal failed: {exc}"
-                    return
+    @property
+    def interval(self) -> float:
+        return max(self.ttl / 3.0, 0.02)
+
+    def renew(self) -> None:
+        """Extend every held lease (called by the heartbeat thread)."""
+        for rid, lease in list(self.held.items()):
+            try:
+                self.held[rid] = self.journal.renew_lease(lease, self.ttl)
+            except LeaseHeld as exc:
+                self.lost = str(exc)
+                self.held.pop(rid, None)
+            except Exception as exc:  # journal closed or unreachable: stop renewing
+                self.lost = f"lease renewal failed: {exc}"
+                HEARTBEAT.remove(self)
+                return
+        self.next_renewal = time.monotonic() + self.interval
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        HEARTBEAT.remove(self)
         for rid, lease in list(self.held.items()):
             self.journal.release_lease(lease)
             self.journal.append(
@@ -164,3 +164,45 @@ class LeaseSet:
                 ],
             )
             self.held.pop(rid, None)
+
+
+class _Heartbeat:
+    """One thread per process renews every live ``LeaseSet`` when it falls due.
+
+    A thread per transition cost more than the transition's own bookkeeping at fan-out
+    widths of a hundred; one sleeper that wakes for the earliest renewal does not. After
+    a fork the child starts its own thread on first use.
+    """
+
+    def __init__(self) -> None:
+        self._sets: set[LeaseSet] = set()
+        self._cond = threading.Condition()
+        self._pid = -1
+
+    def add(self, lease_set: LeaseSet) -> None:
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._sets = set()
+                threading.Thread(target=self._run, daemon=True, name="lease-heartbeat").start()
+            self._sets.add(lease_set)
+            self._cond.notify()
+
+    def remove(self, lease_set: LeaseSet) -> None:
+        with self._cond:
+            self._sets.discard(lease_set)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [ls for ls in self._sets if ls.next_renewal <= now]
+                if not due:
+                    soonest = min((ls.next_renewal for ls in self._sets), default=now + 1.0)
+                    self._cond.wait(timeout=min(1.0, max(0.01, soonest - now)))
+                    continue
+            for lease_set in due:
+                lease_set.renew()
+
+
+HEARTBEAT = _Heartbeat()

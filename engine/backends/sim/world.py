@@ -151,6 +151,10 @@ class World:
         self._all_lock = threading.Lock()
         # Serialises the single in-memory connection; file worlds rely on SQLite locking.
         self._mem_lock: threading.RLock | None = threading.RLock() if path is None else None
+        # Writers of this process queue on a Python lock: SQLite's busy handler sleeps in
+        # 1-100 ms steps, which a hundred fan-out threads turn into seconds. Other
+        # processes still wait on SQLite's own lock.
+        self._write_lock: threading.Lock | None = threading.Lock() if path is not None else None
         self._shared: sqlite3.Connection | None = None
         self._closed = False
         try:
@@ -201,8 +205,11 @@ class World:
         """One transaction. Writers use ``BEGIN IMMEDIATE``: the write lock is taken up
         front, so two writers queue on ``busy_timeout`` instead of failing on a lock
         upgrade. Readers use a deferred ``BEGIN`` (a consistent WAL snapshot, no lock)."""
-        if self._mem_lock is not None:
-            self._mem_lock.acquire()
+        lock = (
+            self._mem_lock if self._mem_lock is not None else (self._write_lock if write else None)
+        )
+        if lock is not None:
+            lock.acquire()
         try:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -213,8 +220,8 @@ class World:
                 raise
             conn.execute("COMMIT")
         finally:
-            if self._mem_lock is not None:
-                self._mem_lock.release()
+            if lock is not None:
+                lock.release()
 
     def close(self) -> None:
         with self._all_lock:
