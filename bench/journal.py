@@ -254,6 +254,67 @@ def bench_verify(j: SQLiteJournal) -> float:
     return report.events / elapsed
 
 
+def build_fleet(path: str, resources: int) -> tuple[SQLiteJournal, int]:
+    """A journal shaped like real use: kvm_host resources, each created and then taken
+    through four transitions of ten steps (started/succeeded pairs), ~93 events each."""
+    j = SQLiteJournal(path)
+    cycle = [
+        ("validate", "discovered", "ready"),
+        ("configure_exascale", "ready", "exascale_ready"),
+        ("unconfigure_exascale", "exascale_ready", "ready"),
+        ("configure_exascale", "ready", "exascale_ready"),
+    ]
+
+    def events(r: int) -> list[NewEvent]:
+        out = [
+            NewEvent(
+                "resource.created",
+                {"kind": "kvm_host", "state": "discovered", "params": {"host": f"n{r}"}},
+            )
+        ]
+        for trigger, src, dst in cycle:
+            out.append(
+                NewEvent(
+                    "transition.started",
+                    {"trigger": trigger, "from": src, "to": dst, "plan": []},
+                    correlation_id=f"t{r}{trigger}{src}",
+                )
+            )
+            for k in range(10):
+                step = {"step": f"s{k}", "attempt": 1}
+                out.append(NewEvent("step.started", step))
+                out.append(NewEvent("step.succeeded", dict(step, output="ok")))
+            out.append(
+                NewEvent("transition.completed", {"trigger": trigger, "from": src, "to": dst})
+            )
+        return out
+
+    j.append_batch_unchecked(
+        ((f"kvm_host/n{r}", events(r)) for r in range(resources)), chunk=50_000
+    )
+    return j, j.head()
+
+
+def bench_engine_replay(j: SQLiteJournal, resources: int) -> tuple[float, float]:
+    """The engine's own fold (checks included): the whole fleet, and one resource."""
+    from engine.loader import load_registry
+    from engine.replay import load_resource, replay_all
+
+    registry = load_registry()
+    start = time.perf_counter()
+    fleet = replay_all(j, registry)
+    whole = time.perf_counter() - start
+    assert len(fleet) == resources
+    assert all(r.state == "exascale_ready" for r in fleet.values())
+    names = [f"kvm_host/n{i}" for i in range(0, resources, max(resources // 50, 1))]
+    start = time.perf_counter()
+    for name in names:
+        rec = load_resource(j, registry, name, use_snapshots=False)
+        assert rec is not None and rec.state == "exascale_ready"
+    one = (time.perf_counter() - start) / len(names) * 1000
+    return whole, one
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -292,6 +353,10 @@ def main() -> None:
             lean, full = bench_replay(big)
             stream_ms = bench_stream(big, big_streams)
             verify = bench_verify(big)
+        fleet_resources = big_events // 93
+        fleet, fleet_events = build_fleet(str(d / "fleet.db"), fleet_resources)
+        with fleet:
+            engine_replay_s, resource_state_ms = bench_engine_replay(fleet, fleet_resources)
     single, es, raw = rates["fleetlog"], rates["eventsourcing"], rates["raw_sqlite"]
     group_ceiling = threads * raw
     result = {
@@ -315,6 +380,10 @@ def main() -> None:
         "replay_1m_s": round(lean, 3),
         "replay_1m_events_s": round(full, 3),
         "stream_state_ms": round(stream_ms, 3),
+        "engine_replay_events": fleet_events,
+        "engine_replay_resources": fleet_resources,
+        "engine_replay_s": round(engine_replay_s, 3),
+        "engine_resource_state_ms": round(resource_state_ms, 3),
         "verify_eps": round(verify),
         "eventsourcing_mode": es_mode,
         "fleetlog_mode": "wal/FULL",
