@@ -379,56 +379,62 @@ class Runner:
     # ------------------------------------------------------------------ the plan
     def _drive(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
         scope = self.scope(rec, prog.params, prog.trigger)
-        if prog.attention is not None:
-            return Outcome(
-                rid,
-                prog.trigger,
-                "attention",
-                rec.state,
-                prog.attention.get("step"),
-                prog.attention.get("reason"),
-            )
-        if prog.phase == "run":
+        if prog.phase == "run" and prog.attention is None:
             for step in prog.plan:
                 st = prog.steps[step.name]
                 if st.status in ("succeeded", "skipped"):
                     continue
                 result = self._step(rid, prog, step, st, scope, leases)
-                if result == "attention":
-                    return Outcome(
-                        rid,
-                        prog.trigger,
-                        "attention",
-                        rec.state,
-                        step.name,
-                        prog.attention["reason"] if prog.attention else None,
-                    )
-                if result == "failed":
+                if result != "done":
                     break
+        if prog.attention is not None:
+            att = prog.attention
+            return Outcome(rid, prog.trigger, "attention", rec.state, att["step"], att["reason"])
         if prog.phase == "undo":
             return self._fail(rid, prog, scope, leases)
         live = replace(rec, in_progress=None)
         self.registry.get(rec.kind).fire(live, prog.trigger)
-        self._append(
-            rid,
-            [
-                NewEvent(
-                    "transition.completed",
-                    {"trigger": prog.trigger, "from": rec.state, "to": live.state},
-                    correlation_id=prog.transition_id,
-                    causation_id=prog.causation_id,
-                )
-            ],
-        )
+        done = {"trigger": prog.trigger, "from": rec.state, "to": live.state}
+        self.record(rid, "transition.completed", done, prog.transition_id, prog.causation_id)
         last = prog.plan[-1].name if prog.plan else None
-        return Outcome(
-            rid,
-            prog.trigger,
-            "completed",
-            live.state,
-            last,
-            output=prog.steps[last].output if last else "",
+        output = prog.steps[last].output if last else ""
+        return Outcome(rid, prog.trigger, "completed", live.state, last, output=output)
+
+    def _in_doubt(
+        self, rid: str, prog: Progress, step: StepSpec, st: StepState, scope: Scope
+    ) -> str | None:
+        """A step journaled as started with no outcome: 'done' if its check shows the
+        effect, 'attention' if re-running it could repeat a side effect, else None (run
+        it again)."""
+        safe_to_rerun = step.idempotent or step.action.kind in ("ensure", "wait")
+        lost = (
+            f"step {step.name!r} started (attempt {st.attempts}) but its outcome was never recorded"
         )
+        reason = None
+        if step.check is not None:
+            verdict, out = actions.probe_verdict(self.backend, scope, step.check)
+            if verdict:
+                found = {"step": step.name, "attempt": st.attempts, "via": "check", "output": out}
+                self.record(rid, "step.succeeded", found, prog.transition_id)
+                st.status = "succeeded"
+                return "done"
+            if verdict is None and not safe_to_rerun:
+                reason = (
+                    f"{lost}, and its check could not run ({out}); running it again "
+                    "could repeat its side effect"
+                )
+        elif not safe_to_rerun:
+            reason = (
+                f"{lost}; it is not idempotent and has no check, so running it again "
+                "could repeat its side effect"
+            )
+        if reason is None:
+            return None
+        self.record(
+            rid, "attention.required", {"step": step.name, "reason": reason}, prog.transition_id
+        )
+        prog.attention = {"step": step.name, "reason": reason}
+        return "attention"
 
     def _step(
         self,
@@ -443,50 +449,11 @@ class Runner:
         corr = prog.transition_id
         base = {"step": step.name}
         if st.status == "in_doubt":
-            safe_to_rerun = step.idempotent or step.action.kind in ("ensure", "wait")
-            reason = None
-            if step.check is not None:
-                verdict, out = actions.probe_verdict(self.backend, scope, step.check)
-                if verdict:
-                    self._append(
-                        rid,
-                        [
-                            NewEvent(
-                                "step.succeeded",
-                                {**base, "attempt": st.attempts, "via": "check", "output": out},
-                                correlation_id=corr,
-                            )
-                        ],
-                    )
-                    st.status = "succeeded"
-                    return "done"
-                if verdict is None and not safe_to_rerun:
-                    reason = (
-                        f"step {step.name!r} started (attempt {st.attempts}) but its outcome "
-                        f"was never recorded, and its check could not run ({out}); running "
-                        "it again could repeat its side effect"
-                    )
-            elif not safe_to_rerun:
-                reason = (
-                    f"step {step.name!r} started (attempt {st.attempts}) but its outcome "
-                    "was never recorded; it is not idempotent and has no check, so "
-                    "running it again could repeat its side effect"
-                )
-            if reason is not None:
-                self._append(
-                    rid,
-                    [
-                        NewEvent(
-                            "attention.required", {**base, "reason": reason}, correlation_id=corr
-                        )
-                    ],
-                )
-                prog.attention = {"step": step.name, "reason": reason}
-                return "attention"
+            decided = self._in_doubt(rid, prog, step, st, scope)
+            if decided is not None:
+                return decided
         if step.when is not None and not actions.guard_holds(scope, step.when):
-            self._append(
-                rid, [NewEvent("step.skipped", {**base, "reason": "when"}, correlation_id=corr)]
-            )
+            self.record(rid, "step.skipped", {**base, "reason": "when"}, corr)
             st.status = "skipped"
             return "done"
         retry = step.retry
@@ -495,75 +462,42 @@ class Runner:
             if step.check is not None and st.status != "in_doubt":
                 holds, out = actions.probe(self.backend, scope, step.check)
                 if holds:
-                    self._append(
-                        rid,
-                        [
-                            NewEvent(
-                                "step.skipped",
-                                {**base, "reason": "check", "output": out},
-                                correlation_id=corr,
-                            )
-                        ],
+                    self.record(
+                        rid, "step.skipped", {**base, "reason": "check", "output": out}, corr
                     )
                     st.status = "skipped"
                     return "done"
             st.attempts += 1
             self._check_fence(leases)
-            started = self._append(
+            started = self.record(
                 rid,
-                [
-                    NewEvent(
-                        "step.started",
-                        {**base, "attempt": st.attempts, "token": leases.token(rid)},
-                        correlation_id=corr,
-                    )
-                ],
-            )[0]
+                "step.started",
+                {**base, "attempt": st.attempts, "token": leases.token(rid)},
+                corr,
+            )
             st.status = "in_doubt"
             st.started_event_id = started.event_id
             try:
                 res = self._act(rid, prog, step, scope, started, leases)
             except FleetlogError as exc:  # a missing secret, a dangling ref: the step fails
                 res = actions.ActionResult(False, error=scope.redact(str(exc)))
+            outcome: dict[str, Any] = {
+                **base,
+                "attempt": st.attempts,
+                "output": res.output,
+                "exit_code": res.exit_code,
+            }
+            if res.command:
+                outcome["command"] = res.command
             if res.ok:
-                self._append(
-                    rid,
-                    [
-                        NewEvent(
-                            "step.succeeded",
-                            {
-                                **base,
-                                "attempt": st.attempts,
-                                "output": res.output,
-                                "exit_code": res.exit_code,
-                                "duration": round(res.duration, 6),
-                                **({"command": res.command} if res.command else {}),
-                            },
-                            correlation_id=corr,
-                        )
-                    ],
-                )
+                outcome["duration"] = round(res.duration, 6)
+                self.record(rid, "step.succeeded", outcome, corr)
                 st.status = "succeeded"
                 st.output = res.output
                 return "done"
             will_retry = st.attempts < max_attempts
-            self._append(
-                rid,
-                [
-                    NewEvent(
-                        "step.failed",
-                        {
-                            **base,
-                            "attempt": st.attempts,
-                            "error": res.error,
-                            "output": res.output,
-                            "exit_code": res.exit_code,
-                            "will_retry": will_retry,
-                            **({"command": res.command} if res.command else {}),
-                        },
-                        correlation_id=corr,
-                    )
-                ],
+            self.record(
+                rid, "step.failed", {**outcome, "error": res.error, "will_retry": will_retry}, corr
             )
             if not will_retry:
                 st.status = "failed"
@@ -603,80 +537,18 @@ class Runner:
         return actions.ActionResult(False, error=f"unknown action {a.kind!r}")
 
     def _fail(self, rid: str, prog: Progress, scope: Scope, leases: LeaseSet) -> Outcome:
-        """Compensate the steps named in ``undo`` that had taken effect, in reverse plan
-        order, then record the failure state."""
-        corr = prog.transition_id
-        errors: list[str] = []
-        for step in reversed(prog.plan):
-            if step.name not in prog.undo or prog.steps[step.name].status != "succeeded":
-                continue
-            comp = prog.compensations.get(step.name)
-            if comp is not None and comp.status in ("succeeded", "failed"):
-                continue
-            attempt = (comp.attempts if comp else 0) + 1
-            self._append(
-                rid,
-                [
-                    NewEvent(
-                        "step.started",
-                        {
-                            "step": step.name,
-                            "undo": True,
-                            "attempt": attempt,
-                            "token": leases.token(rid),
-                        },
-                        correlation_id=corr,
-                    )
-                ],
-            )
-            res = self._compensate(step, scope)
-            kind = "step.succeeded" if res.ok else "step.failed"
-            self._append(
-                rid,
-                [
-                    NewEvent(
-                        kind,
-                        {
-                            "step": step.name,
-                            "undo": True,
-                            "attempt": attempt,
-                            "output": res.output,
-                            "error": res.error,
-                            **({"command": res.command} if res.command else {}),
-                        },
-                        correlation_id=corr,
-                    )
-                ],
-            )
-            if not res.ok:
-                errors.append(f"undo of {step.name} failed: {res.error}")
-        to = prog.failure_state or prog.source
-        error = prog.error or "failed"
-        if errors:
-            error += "; " + "; ".join(errors)
-        self._append(
-            rid,
-            [
-                NewEvent(
-                    "transition.failed",
-                    {
-                        "trigger": prog.trigger,
-                        "from": prog.source,
-                        "to": to,
-                        "step": prog.failed_step,
-                        "error": error,
-                    },
-                    correlation_id=corr,
-                    causation_id=prog.causation_id,
-                )
-            ],
-        )
-        return Outcome(rid, prog.trigger, "failed", to, prog.failed_step, error)
+        from engine.undo import fail_transition
 
-    def _compensate(self, step: StepSpec, scope: Scope) -> actions.ActionResult:
-        comp = step.compensate
-        if comp is None:
-            return actions.ActionResult(True, output="(nothing to undo)")
-        if comp.kind == "call":
-            return actions.run_call(self.backend, scope, comp, self.registry.plugins)
-        return actions.run_command(self.backend, scope, comp.command, comp.on, step.timeout)
+        return fail_transition(self, rid, prog, scope, leases)
+
+    def record(
+        self,
+        rid: str,
+        type_: str,
+        payload: dict[str, Any],
+        correlation_id: str | None,
+        causation_id: str | None = None,
+    ) -> Event:
+        """Journal one event of a running transition (with the crash-test hook)."""
+        event = NewEvent(type_, payload, correlation_id=correlation_id, causation_id=causation_id)
+        return self._append(rid, [event])[0]
