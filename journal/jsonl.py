@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from journal.base import Event, JournalIntegrityError
 from journal.canonical import canonical_json
+from journal.chain import check_rows
 
 _COLUMNS = Event.COLUMNS
 _COLUMN_SET = frozenset(_COLUMNS)
@@ -64,3 +65,38 @@ def parse_lines(fp: IO[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
                 raise _bad(lineno, f"column {column} has the wrong type", seq)
         row = tuple(canonical_json(record[c]) if c == "payload" else record[c] for c in _COLUMNS)
         yield lineno, row
+
+
+def rewindable(fp: IO[str]) -> IO[str]:
+    """``fp`` itself when it can seek, else a private temporary copy that can."""
+    try:
+        if fp.seekable():
+            return fp
+    except (AttributeError, ValueError):
+        pass
+    import tempfile
+
+    copy = tempfile.TemporaryFile("w+", encoding="utf-8")
+    for line in fp:
+        copy.write(line)
+    copy.seek(0)
+    return copy
+
+
+def check_file_chain(fp: IO[str]) -> None:
+    """Verify an export file as the journal it would become; name the first bad line."""
+    line = [0]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for lineno, row in parse_lines(fp):
+            line[0] = lineno
+            yield row
+
+    result = check_rows(rows())
+    if not result.ok:
+        raise JournalIntegrityError(
+            f"import refused: line {line[0]}: seq {result.first_bad_seq}: {result.reason}",
+            line=line[0],
+            seq=result.first_bad_seq,
+            reason=result.reason,
+        )
