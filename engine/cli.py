@@ -19,6 +19,7 @@ from engine import (
     cli_provisioner,
     cli_reconcile,
     cli_run,
+    cli_worker,
 )
 from engine.session import BACKENDS, Session, default_journal_url
 from fleetlog.errors import FleetlogError
@@ -74,7 +75,12 @@ app.add_typer(cli_provisioner.provisioner_app, name="provisioner")
 app.add_typer(cli_inventory.inventory_app, name="inventory")
 app.command("demo")(cli_inventory.demo)
 app.command("graph")(cli_machines.graph)
-for _name, _fn in {**cli_journal.COMMANDS, **cli_run.COMMANDS, **cli_reconcile.COMMANDS}.items():
+for _name, _fn in {
+    **cli_journal.COMMANDS,
+    **cli_run.COMMANDS,
+    **cli_reconcile.COMMANDS,
+    **cli_worker.COMMANDS,
+}.items():
     app.command(_name)(_fn)  # type: ignore[type-var]
 
 

@@ -102,6 +102,12 @@ def fire(
     command_id: str = typer.Option(
         None, "--command-id", help="Idempotency key: re-submitting it never runs twice."
     ),
+    submit: bool = typer.Option(
+        False,
+        "--submit",
+        help="Only journal the commands (validated) and return: `fleetlog worker` "
+        "processes sharing the journal run them.",
+    ),
     json: bool = JSON,
 ) -> None:
     """Fire TRIGGER on every resource PATTERN names, running each transition's plan."""
@@ -127,6 +133,11 @@ def fire(
         return
     if command_id and len(ids) > 1:
         raise UsageError("--command-id names one command: use it with a single resource")
+    if submit:
+        from engine.cli_worker import submit_many
+
+        submit_many(session, r, ids, trigger, given, command_id=command_id, json=json)
+        return
     if len(ids) == 1:
         out = r.fire(ids[0], trigger, given, command_id=command_id)
         from engine.fanout import FanoutResult

@@ -10,6 +10,7 @@ journal (``progress.reconstruct``) and continues from there.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -48,6 +49,17 @@ class GuardRefused(UsageError):
 
 class NotInProgress(UsageError):
     msg_fmt = "%(resource)s has no transition in progress"
+
+
+class AlreadyStarted(FleetlogError):
+    msg_fmt = "%(resource)s: command %(command_id)s was started by someone else"
+    exit_code = 1
+
+
+class Stopping(Exception):
+    """The runner was asked to stop (a worker's SIGTERM): raised between steps, before
+    the next side effect, so the transition stays in progress for someone to resume.
+    Not a ``FleetlogError``: no step may catch it and journal it as the step's failure."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,8 @@ class Runner:
         self.sleep = sleep
         self._crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
         self._appended = 0
+        #: Set to stop every transition this runner drives before its next step.
+        self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ journaling
     def _append(self, rid: str, events: list[NewEvent], expected: int | None = None) -> list[Event]:
@@ -166,9 +180,13 @@ class Runner:
         causation_id: str | None = None,
         correlation_id: str | None = None,
         inherited: LeaseSet | None = None,
+        submitted: Event | None = None,
     ) -> Outcome:
+        """Run ``trigger`` on ``rid``. ``submitted`` is the ``command.accepted`` event a
+        ``fire --submit`` journaled for a worker (``engine.worker``): its transition is
+        started after it, unless another worker already did (``AlreadyStarted``)."""
         given = dict(given or {})
-        if command_id is not None:
+        if command_id is not None and submitted is None:
             prior = self.journal.events_for_command(command_id)
             if prior:
                 return self._prior_outcome(prior, inherited)
@@ -181,7 +199,9 @@ class Runner:
                 ref = scope.params.get(name)
                 if isinstance(ref, str):
                     lock_ids.add(ref)
-        transition_id = uuid7()
+        # A submitted command named its transition when it was accepted (audit joins
+        # the two by that id).
+        transition_id = (submitted.correlation_id if submitted else None) or uuid7()
         held_by_parent = set(inherited.held) if inherited is not None else set()
         leases = LeaseSet(
             self.journal,
@@ -202,6 +222,7 @@ class Runner:
                 command_id or uuid7(),
                 causation_id,
                 correlation_id,
+                submitted,
             )
         finally:
             leases.release()
@@ -217,8 +238,13 @@ class Runner:
         command_id: str,
         causation_id: str | None,
         correlation_id: str | None,
+        submitted: Event | None = None,
     ) -> Outcome:
         for _ in range(20):
+            if submitted is not None and any(
+                e.type != "command.accepted" for e in self.journal.events_for_command(command_id)
+            ):
+                raise AlreadyStarted(resource=rid, command_id=command_id)
             # Re-validate under the lease: the resource may have moved while we waited.
             rec, kind, params, dest = self.validate(rid, trigger, given)
             t = kind.transition(trigger)
@@ -280,6 +306,8 @@ class Runner:
                         causation_id=causation_id,
                     )
                 )
+            if submitted is not None:
+                events = events[1:]  # its command.accepted is in the journal already
             try:
                 recorded = self._append(rid, events, expected=rec.version)
             except ConcurrencyConflict:
@@ -287,7 +315,8 @@ class Runner:
             if skip_output is not None:
                 return Outcome(rid, trigger, "skipped", dest, output=skip_output)
             # We just wrote the whole story so far: no need to read it back.
-            return self._drive(rid, leases, rec, reconstruct(recorded[1], ()))
+            started = recorded[0 if submitted is not None else 1]
+            return self._drive(rid, leases, rec, reconstruct(started, ()))
         raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
 
     def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:
@@ -509,6 +538,8 @@ class Runner:
             self.sleep(retry.every * (retry.backoff ** (st.attempts - 1)))
 
     def _check_fence(self, leases: LeaseSet) -> None:
+        if self.stopping.is_set():
+            raise Stopping(f"{', '.join(leases.resources)}: stopped before the next step")
         if leases.lost:
             raise LeaseHeld(f"lease lost, stopping before the next side effect: {leases.lost}")
 

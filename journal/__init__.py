@@ -35,7 +35,7 @@ def open_journal(url: str, **options: object) -> Journal:
     if url.startswith(("postgresql://", "postgres://")):
         from journal.postgres import PostgresJournal  # lazy: psycopg costs start-up time
 
-        return PostgresJournal(url, **options)
+        return PostgresJournal(url, **options)  # type: ignore[arg-type]
     from journal.sqlite import SQLiteJournal
 
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url

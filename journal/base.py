@@ -215,6 +215,19 @@ class Journal(abc.ABC):
             if not got:
                 time.sleep(poll)
 
+    def wait_for_append(self, after_seq: int, timeout: float) -> bool:
+        """Block until the head is past ``after_seq`` or ``timeout`` seconds passed; True
+        when it is. This default polls; PostgreSQL waits for ``NOTIFY`` instead."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.head() <= after_seq:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.closed:
+                return False
+            time.sleep(min(0.1, left))
+        return True
+
     # -- integrity, export -------------------------------------------------------------
     @abc.abstractmethod
     def verify(self) -> VerifyReport:

@@ -95,16 +95,22 @@ class SQLiteJournal(Journal):
         self._readers_lock = threading.Lock()
         with _private_umask():
             self._create_file()
-            schema.check_file(self.path)
-            conn = self._connect()
+            self._file_key = _check_file_once(self.path)
+            try:
+                conn = self._connect()
+            except BaseException:
+                _forget_file(self._file_key)
+                raise
             try:
                 schema.prepare(conn, self.path)
                 conn.execute(f"PRAGMA synchronous={sync}")
             except sqlite3.DatabaseError as e:
                 conn.close()
+                _forget_file(self._file_key)
                 raise NotAJournal(path=self.path, reason=str(e)) from e
             except BaseException:
                 conn.close()
+                _forget_file(self._file_key)
                 raise
         self._conn = conn
         self._writer = BatchWriter(conn, self.stats)
@@ -549,6 +555,36 @@ class SQLiteJournal(Journal):
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        _forget_file(self._file_key)
+
+
+# Files this process has open as journals, by (device, inode), with how many times.
+# POSIX drops every lock a process holds on a file when it closes *any* descriptor of
+# that file; SQLite's locks tell other processes who still uses the WAL, so reading the
+# header (``schema.check_file``) of a file another journal of this process has open
+# would let another process delete the WAL under it. The header is read only by the
+# first opener in a process.
+_open_files: dict[tuple[int, int], int] = {}
+_open_files_lock = threading.Lock()
+
+
+def _check_file_once(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    with _open_files_lock:
+        if not _open_files.get(key):
+            schema.check_file(path)
+        _open_files[key] = _open_files.get(key, 0) + 1
+    return key
+
+
+def _forget_file(key: tuple[int, int]) -> None:
+    with _open_files_lock:
+        left = _open_files.get(key, 0) - 1
+        if left > 0:
+            _open_files[key] = left
+        else:
+            _open_files.pop(key, None)
 
 
 def _inserting(conn: sqlite3.Connection, fp: IO[str]) -> Iterator[tuple[Any, ...]]:

@@ -12,3 +12,13 @@ def append_many(path: str, worker: int, count: int) -> int:
         for i in range(count):
             journal.append(f"shared/{i % 7}", [NewEvent("step.started", {"w": worker, "i": i})])
     return count
+
+
+def append_many_url(url: str, worker: int, count: int) -> int:
+    """``append_many`` on any journal URL (PostgreSQL)."""
+    from journal import open_journal
+
+    with open_journal(url, actor=f"worker{worker}") as journal:
+        for i in range(count):
+            journal.append(f"shared/{i % 7}", [NewEvent("step.started", {"w": worker, "i": i})])
+    return count

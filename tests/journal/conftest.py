@@ -1,8 +1,11 @@
 """Fixtures for the journal contract suite.
 
 Every backend runs the same tests: ``journal_factory`` is parametrised by backend and
-returns a callable that makes a fresh, empty journal (PostgreSQL will be added as a
-second param). Tests that only make sense for one backend live in ``test_sqlite.py``.
+returns a callable that makes a fresh, empty journal, an SQLite file in a temporary
+directory or a PostgreSQL journal in its own throw-away schema. PostgreSQL tests skip
+when the server is unreachable, and fail instead under ``CI=true`` (``tests.journal.pg``).
+Tests that only make sense for one backend live in ``test_sqlite.py`` and
+``test_postgres.py``.
 """
 
 from __future__ import annotations
@@ -15,28 +18,39 @@ import pytest
 
 from journal import Journal
 from journal.sqlite import SQLiteJournal
+from tests.journal.pg import Schemas
 
 JournalFactory = Callable[[], Journal]
 
+BACKENDS = ["sqlite", "postgres"]
 
-@pytest.fixture(params=["sqlite"])
+
+@pytest.fixture(params=BACKENDS)
 def journal_factory(request: pytest.FixtureRequest) -> Iterator[JournalFactory]:
     made: list[Journal] = []
     tmp = tempfile.TemporaryDirectory(prefix="fleetlog-journal-")
+    schemas = Schemas()
 
     def make() -> Journal:
         if request.param == "sqlite":
             j: Journal = SQLiteJournal(
                 Path(tmp.name) / f"j{len(made)}.db", actor="tester", host="testhost"
             )
-        else:  # pragma: no cover - other backends are added here
-            raise ValueError(request.param)
+        else:
+            from journal.postgres import PostgresJournal
+
+            j = PostgresJournal(schemas.url(), actor="tester", host="testhost", pool_size=12)
         made.append(j)
         return j
 
+    if request.param == "postgres":
+        from tests.journal.pg import require_postgres
+
+        require_postgres()
     yield make
     for j in made:
         j.close()
+    schemas.cleanup()
     tmp.cleanup()
 
 

@@ -304,3 +304,23 @@ def test_read_all_rows_is_lean(tmp_path: Path) -> None:
         assert lean[0] == (1, '{"i":0}')
         with pytest.raises(JournalError):
             list(j.read_all_rows(columns=("payload",)))
+
+
+def test_a_second_journal_on_the_same_file_keeps_the_first_one_s_locks(tmp_path: Path) -> None:
+    """Opening the file again in this process must not close a descriptor of it (POSIX
+    would drop the first journal's locks, and another process closing last would then
+    delete the WAL under it)."""
+    path = tmp_path / "j.db"
+    first = _filled(path, 3)
+    SQLiteJournal(path).close()
+    other = (
+        "import sys; from journal.sqlite import SQLiteJournal; SQLiteJournal(sys.argv[1]).close()"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", other, str(path)], check=True)
+    assert (tmp_path / "j.db-wal").exists()
+    first.append("s0", [ev(i=99)])
+    assert first.head() == 4 and first.verify().ok
+    first.close()

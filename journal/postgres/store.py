@@ -1,0 +1,584 @@
+"""The journal in PostgreSQL: shared by processes on many hosts, through psycopg 3.
+
+The same contract and the same rows as the SQLite journal (``journal.base``): versions,
+timestamps and hashes are planned by ``journal.appender`` and checked by
+``journal.chain``, so an export from one backend imports into the other with every hash
+intact. What differs is only how a write is serialised (an advisory lock taken inside
+the transaction, ``journal.postgres.writer``), how waiting for new events works
+(``LISTEN fleetlog_events`` instead of polling), and which clock judges leases (the
+database's, so hosts with skewed clocks agree on when a lease expired).
+
+Connections come from a ``psycopg_pool.ConnectionPool`` in autocommit mode; a write opens
+its own transaction. Appends from threads are group-committed as in SQLite. Driver
+errors are converted here, at the boundary, into ``JournalError`` and its subclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from journal.appender import AppendRequest, event_from_row, events_from_rows, prepare_events
+from journal.base import (
+    ConcurrencyConflict,
+    Event,
+    Journal,
+    JournalError,
+    JournalIntegrityError,
+    JournalStats,
+    Lease,
+    NewEvent,
+    NotAJournal,
+    VerifyReport,
+)
+from journal.canonical import canonical_json
+from journal.chain import check_rows
+from journal.clock import iso_from_us, us_from_iso
+from journal.groupcommit import GroupCommitter, Slot
+from journal.identity import default_actor, default_host
+from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
+from journal.leases import decide_acquire, decide_renew
+from journal.postgres import schema
+from journal.postgres.conninfo import first_line, redacted, split_url
+from journal.postgres.leases import lease_change
+from journal.postgres.writer import CHANNEL, SELECT_COLS, PgBatchWriter
+
+_SELECT = f"SELECT {SELECT_COLS} FROM events"
+_READ_BATCH = 2000
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class PostgresJournal(Journal):
+    """The journal in one PostgreSQL schema. Thread-safe; shared by processes and hosts.
+
+    ``schema`` (or ``?schema=NAME`` in the URL) names the PostgreSQL schema holding the
+    journal, created if missing; by default the first schema of the search_path
+    (normally ``public``). ``pool_size`` bounds this process's connections.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        actor: str | None = None,
+        host: str | None = None,
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+        max_batch: int = 512,
+    ) -> None:
+        self.url = url
+        conninfo, url_schema = split_url(url)
+        schema = schema or url_schema
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise JournalError(
+                f"schema must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {schema!r}"
+            )
+        self.where = redacted(url)
+        self.actor = actor or default_actor()
+        self.host = host or default_host()
+        self.stats = JournalStats()
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
+        if schema is not None:
+            kwargs["options"] = f"-c search_path={schema}"
+        self._conninfo = conninfo
+        self._kwargs = kwargs
+        self.schema = self._prepare(schema)
+        self._writer = PgBatchWriter(schema_lock_key(self.schema), self.stats)
+        self._committer: GroupCommitter[AppendRequest] = GroupCommitter(
+            self._write_slots, max_batch=max_batch
+        )
+        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            conninfo,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=max(1, pool_size),
+            open=False,
+            name=f"fleetlog-{self.schema}",
+            timeout=60.0,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except psycopg_pool.PoolTimeout as e:
+            self._pool.close()
+            raise JournalError(f"cannot connect to journal {self.where}: {e}") from e
+        self._listeners: set[psycopg.Connection[Any]] = set()
+        self._listeners_lock = threading.Lock()
+        self._waiter: psycopg.Connection[Any] | None = None
+        self._waiter_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._conninfo, **self._kwargs)
+        except psycopg.Error as e:
+            raise JournalError(f"cannot connect to journal {self.where}: {first_line(e)}") from e
+
+    def _prepare(self, wanted: str | None) -> str:
+        with self._connect() as conn:
+            try:
+                if wanted is not None:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{wanted}"')
+                (current,) = conn.execute("SELECT current_schema()").fetchone() or (None,)
+                if current is None:
+                    raise NotAJournal(
+                        path=self.where,
+                        reason="no schema of the search_path exists (create it, or add "
+                        "?schema=NAME to the URL)",
+                    )
+                schema.prepare(conn, current, f"{self.where} (schema {current})")
+            except psycopg.Error as e:
+                raise NotAJournal(path=self.where, reason=first_line(e)) from e
+        return str(current)
+
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        if self.closed:
+            raise JournalError(f"journal {self.where} is closed")
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        except psycopg.Error as e:
+            raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
+        except psycopg_pool.PoolTimeout as e:
+            raise JournalError(f"journal {self.where}: no connection available ({e})") from e
+
+    # -- writing -------------------------------------------------------------------------
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        if self.closed:
+            raise JournalError(f"journal {self.where} is closed")
+        if not isinstance(stream, str) or not stream:
+            raise JournalError("stream must be a non-empty string")
+        if not events:
+            return []
+        request = AppendRequest(
+            stream, prepare_events(events, self.actor, self.host), expected_version
+        )
+        return events_from_rows(self._committer.submit(request))
+
+    def _write_slots(self, slots: list[Slot[AppendRequest]]) -> None:
+        if self.closed:
+            for slot in slots:
+                slot.fail(JournalError(f"journal {self.where} is closed"))
+            return
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    self._writer.write(conn, slots)
+                    return
+                except psycopg.Error as e:
+                    if len(slots) == 1 or isinstance(e, psycopg.OperationalError):
+                        for slot in slots:
+                            slot.fail(self._write_error(e, slot.request))
+                        return
+                # Something no in-memory check foresaw: retry one by one so only the
+                # offending append fails.
+                for slot in slots:
+                    try:
+                        self._writer.write(conn, [slot])
+                    except psycopg.Error as e1:
+                        slot.fail(self._write_error(e1, slot.request))
+        except psycopg_pool.PoolTimeout as e:
+            for slot in slots:
+                if not slot.done:
+                    slot.fail(JournalError(f"journal {self.where}: no connection available ({e})"))
+
+    def _write_error(self, e: psycopg.Error, request: AppendRequest) -> JournalError:
+        """The driver's error as the journal's: a lost race on (stream, version) is a
+        ``ConcurrencyConflict`` naming both versions, as SQLite reports it."""
+        if isinstance(e, pg_errors.UniqueViolation):
+            constraint = getattr(e.diag, "constraint_name", None)
+            if constraint == "events_stream_version":
+                try:
+                    actual = self.stream_version(request.stream)
+                except JournalError:
+                    actual = None
+                conflict = ConcurrencyConflict(
+                    stream=request.stream, expected=request.expected_version, actual=actual
+                )
+                conflict.__cause__ = e
+                return conflict
+        if isinstance(e, psycopg.IntegrityError | psycopg.DataError):
+            error = JournalError(f"append refused by journal {self.where}: {first_line(e)}")
+        else:
+            error = JournalError(f"writing journal {self.where} failed: {first_line(e)}")
+        error.__cause__ = e
+        return error
+
+    def append_batch_unchecked(
+        self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000
+    ) -> int:
+        """Append many (stream, events) pairs in large transactions, for fixtures and
+        benchmarks (see ``SQLiteJournal.append_batch_unchecked``)."""
+        written = 0
+        pending: list[AppendRequest] = []
+        for stream, events in appends:
+            pending.append(
+                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
+            )
+            if len(pending) >= chunk:
+                written += self._bulk(pending)
+                pending = []
+        if pending:
+            written += self._bulk(pending)
+        return written
+
+    def _bulk(self, requests: list[AppendRequest]) -> int:
+        try:
+            with self._pool.connection() as conn:
+                return self._writer.write_unchecked(conn, requests)
+        except psycopg.Error as e:
+            raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
+
+    # -- reading -------------------------------------------------------------------------
+    def read_stream(
+        self, stream: str, from_version: int = 1, to_seq: int | None = None
+    ) -> list[Event]:
+        if to_seq is None:
+            rows = self._query(
+                f"{_SELECT} WHERE stream = %s AND version >= %s ORDER BY version",
+                (stream, from_version),
+            )
+        else:
+            rows = self._query(
+                f"{_SELECT} WHERE stream = %s AND version >= %s AND seq <= %s ORDER BY version",
+                (stream, from_version, to_seq),
+            )
+        return [event_from_row(r) for r in rows]
+
+    def read_all(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[Event]:
+        for rows in self._batches(from_seq, to_seq, types, SELECT_COLS):
+            for r in rows:
+                yield event_from_row(r)
+
+    def read_all_rows(
+        self,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        types: Sequence[str] | None = None,
+        columns: Sequence[str] = Event.COLUMNS,
+    ) -> Iterator[tuple[Any, ...]]:
+        """``read_all`` as tuples of ``columns`` (``seq`` first) with the payload as its
+        stored canonical JSON text, exactly as ``SQLiteJournal.read_all_rows``."""
+        unknown = [c for c in columns if c not in Event.COLUMNS]
+        if unknown or not columns or columns[0] != "seq":
+            raise JournalError(f"read_all_rows columns must start with seq; bad: {unknown}")
+        select = ", ".join("payload::text" if c == "payload" else c for c in columns)
+        for rows in self._batches(from_seq, to_seq, types, select):
+            yield from (tuple(r) for r in rows)
+
+    def _batches(
+        self, from_seq: int, to_seq: int | None, types: Sequence[str] | None, columns: str
+    ) -> Iterator[list[Any]]:
+        """Fetch in seq ranges, one short statement each: a slow consumer holds neither
+        a connection nor a snapshot. Appends commit in seq order, so no seq below the
+        last one read can appear later."""
+        where = "seq > %s"
+        extra: list[Any] = []
+        if to_seq is not None:
+            where += " AND seq <= %s"
+            extra.append(to_seq)
+        if types:
+            where += " AND type = ANY(%s)"
+            extra.append(list(types))
+        sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY seq LIMIT {_READ_BATCH}"
+        last = from_seq
+        while True:
+            rows = self._query(sql, (last, *extra))
+            if not rows:
+                return
+            yield rows
+            if len(rows) < _READ_BATCH:
+                return
+            last = rows[-1][0]
+
+    def seq_at_time(self, when: str) -> int:
+        try:
+            bound = iso_from_us(us_from_iso(when))
+        except ValueError as e:
+            raise JournalError(f"not an ISO-8601 UTC time: {when!r}") from e
+        rows = self._query(
+            "SELECT seq FROM events WHERE recorded_at <= %s "
+            "ORDER BY recorded_at DESC, seq DESC LIMIT 1",
+            (bound,),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def head(self) -> int:
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+
+    def stream_version(self, stream: str) -> int:
+        rows = self._query(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream = %s", (stream,)
+        )
+        return int(rows[0][0])
+
+    def streams(self, prefix: str | None = None) -> list[str]:
+        # A loose index scan along (stream, version): one index descent per stream
+        # instead of a DISTINCT over every event.
+        rows = self._query(
+            """
+            WITH RECURSIVE s(stream) AS (
+                SELECT min(stream) FROM events WHERE stream >= %(p)s
+                UNION ALL
+                SELECT (SELECT min(e.stream) FROM events e WHERE e.stream > s.stream)
+                FROM s WHERE s.stream IS NOT NULL AND starts_with(s.stream, %(p)s)
+            )
+            SELECT stream FROM s WHERE stream IS NOT NULL AND starts_with(stream, %(p)s)
+            """,
+            {"p": prefix or ""},
+        )
+        return [r[0] for r in rows]
+
+    def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
+        if to_seq is None:
+            rows = self._query("SELECT stream, max(version) FROM events GROUP BY stream")
+        else:
+            rows = self._query(
+                "SELECT stream, max(version) FROM events WHERE seq <= %s GROUP BY stream",
+                (to_seq,),
+            )
+        return {stream: int(version) for stream, version in rows}
+
+    def events_for_command(self, command_id: str) -> list[Event]:
+        rows = self._query(f"{_SELECT} WHERE command_id = %s ORDER BY seq", (command_id,))
+        return [event_from_row(r) for r in rows]
+
+    # -- waiting for appends -------------------------------------------------------------
+    def _listen(self) -> psycopg.Connection[Any]:
+        conn = self._connect()
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as e:
+            conn.close()
+            raise JournalError(f"cannot listen on journal {self.where}: {first_line(e)}") from e
+        with self._listeners_lock:
+            self._listeners.add(conn)
+        return conn
+
+    def _unlisten(self, conn: psycopg.Connection[Any]) -> None:
+        with self._listeners_lock:
+            self._listeners.discard(conn)
+        conn.close()
+
+    @staticmethod
+    def _wait(conn: psycopg.Connection[Any], timeout: float) -> None:
+        try:
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:
+            pass  # closed meanwhile: the caller's loop checks ``closed``
+
+    def follow(self, from_seq: int = 0, poll: float = 0.2) -> Iterator[Event]:
+        """New events as they are appended, woken by ``NOTIFY`` rather than polling;
+        ``poll`` only bounds how long a closed journal takes to end the generator."""
+        conn = self._listen()  # before the first read, so no append can slip between
+        try:
+            last = from_seq
+            while not self.closed:
+                got = False
+                for ev in self.read_all(from_seq=last):
+                    last = ev.seq
+                    got = True
+                    yield ev
+                if not got:
+                    self._wait(conn, max(poll, 1.0))
+        finally:
+            self._unlisten(conn)
+
+    def wait_for_append(self, after_seq: int, timeout: float) -> bool:
+        """Block until the head is past ``after_seq`` or ``timeout`` seconds passed;
+        True when it is. Woken by ``NOTIFY`` (one listening connection per journal);
+        a notification about an older head just means looking again."""
+        deadline = time.monotonic() + timeout
+        with self._waiter_lock:
+            if self._waiter is None or self._waiter.closed:
+                self._waiter = self._listen()
+            while self.head() <= after_seq:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    return False
+                self._wait(self._waiter, left)
+        return True
+
+    # -- integrity, export ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _snapshot_rows(self, name: str) -> Iterator[Iterator[Any]]:
+        """Every row in seq order from one consistent snapshot, streamed by a server-side
+        cursor."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                with conn.cursor(name=name) as cur:
+                    cur.itersize = 2000
+                    cur.execute(f"{_SELECT} ORDER BY seq")
+                    yield iter(cur)
+        except psycopg.Error as e:
+            raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain in one snapshot."""
+        with self._snapshot_rows("fleetlog_verify") as rows:
+            return check_rows(rows).report()
+
+    def export(self, fp: IO[str]) -> int:
+        n = 0
+        with self._snapshot_rows("fleetlog_export") as rows:
+            for row in rows:
+                fp.write(export_line(row))
+                fp.write("\n")
+                n += 1
+        return n
+
+    def import_(self, fp: IO[str]) -> int:
+        """Check the whole file, then copy it in one transaction under the append lock
+        while checking it again (the file could change in between)."""
+        if self.head():
+            raise JournalError(f"import refused: journal {self.where} is not empty")
+        fp = rewindable(fp)
+        start = fp.tell()
+        check_file_chain(fp)
+        fp.seek(start)
+        columns = ", ".join(Event.COLUMNS)
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema_lock_key(self.schema),))
+                if conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+                    raise JournalError(f"import refused: journal {self.where} is not empty")
+                with conn.cursor() as cur, cur.copy(f"COPY events ({columns}) FROM STDIN") as copy:
+                    result = check_rows(_copying(copy, fp))
+                    if not result.ok:
+                        raise JournalIntegrityError(
+                            f"import refused: the file changed while importing: seq "
+                            f"{result.first_bad_seq}: {result.reason}",
+                            seq=result.first_bad_seq,
+                            reason=result.reason,
+                        )
+                if result.events:
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(result.events)))
+        except psycopg.Error as e:
+            raise JournalError(f"import into {self.where} failed: {first_line(e)}") from e
+        return result.events
+
+    # -- snapshots -----------------------------------------------------------------------
+    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT version, state::text FROM snapshots WHERE stream = %s", (stream,)
+                ).fetchone()
+        except pg_errors.UndefinedTable:
+            return None  # the cache was dropped: that is allowed
+        except psycopg.Error as e:
+            raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
+        if row is None:
+            return None
+        return int(row[0]), json.loads(row[1])
+
+    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
+        sql = (
+            "INSERT INTO snapshots (stream, version, state) VALUES (%s, %s, %s::json) "
+            "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, "
+            "state = excluded.state WHERE excluded.version >= snapshots.version"
+        )
+        params = (stream, version, canonical_json(state))
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    conn.execute(sql, params)
+                except pg_errors.UndefinedTable:
+                    conn.execute(next(s for s in schema.MIGRATIONS[1] if "snapshots" in s))
+                    conn.execute(sql, params)
+        except psycopg.Error as e:
+            raise JournalError(f"writing snapshot to {self.where} failed: {first_line(e)}") from e
+
+    # -- leases --------------------------------------------------------------------------
+    def acquire_lease(
+        self, resource: str, owner: str, ttl: float, steal_from: str | None = None
+    ) -> tuple[Lease, Lease | None]:
+        result: tuple[Lease, Lease | None] = lease_change(
+            self._pool,
+            self.where,
+            resource,
+            lambda current, now: decide_acquire(
+                resource, current, owner, ttl, now, steal_from=steal_from
+            ),
+        )
+        return result
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        # A row never seen (token 0, no owner) reads like a released lease: both refuse.
+        renewed: Lease = lease_change(
+            self._pool,
+            self.where,
+            lease.resource,
+            lambda current, now: decide_renew(lease, current, ttl, now),
+        )
+        return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(
+                    "UPDATE leases SET owner = NULL, expires_at = 0 "
+                    "WHERE resource = %s AND owner = %s AND token = %s",
+                    (lease.resource, lease.owner, lease.token),
+                )
+        except psycopg.Error as e:
+            raise JournalError(
+                f"releasing lease on {lease.resource} in {self.where} failed: {first_line(e)}"
+            ) from e
+
+    def get_lease(self, resource: str) -> Lease | None:
+        rows = self._query(
+            "SELECT owner, token, expires_at FROM leases WHERE resource = %s AND owner IS NOT NULL",
+            (resource,),
+        )
+        if not rows:
+            return None
+        owner, token, expires_at = rows[0]
+        return Lease(resource, owner, int(token), float(expires_at))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+            self._listeners.clear()
+        for conn in listeners:
+            conn.close()
+        self._pool.close()
+
+
+def schema_lock_key(name: str) -> int:
+    return schema.lock_key(name)
+
+
+def _copying(copy: Any, fp: IO[str]) -> Iterator[tuple[Any, ...]]:
+    """The file's rows, copied in as the chain check pulls them through."""
+    for _lineno, row in parse_lines(fp):
+        copy.write_row(row)
+        yield row
