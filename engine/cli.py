@@ -8,6 +8,7 @@ attention, 4 journal integrity failure. No traceback reaches the user for a
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -114,8 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(exc, click.Abort | typer.Abort):
             sys.stderr.write("fleetlog: aborted\n")
             code = 1
-        else:
+        elif os.environ.get("FLEETLOG_DEBUG"):
             raise
+        else:
+            # A bug, not bad input: still one line for the operator (the journal is
+            # append-only, so nothing it held was changed), the traceback on request.
+            sys.stderr.write(
+                f"fleetlog: internal error: {type(exc).__name__}: {exc} "
+                "(this is a bug; rerun with FLEETLOG_DEBUG=1 for the traceback)\n"
+            )
+            code = 1
     else:
         code = rv if isinstance(rv, int) else 0
     if argv is None:

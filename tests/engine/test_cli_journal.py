@@ -604,3 +604,24 @@ def test_reading_commands_do_not_modify_an_edited_journal(good_journal: Path, cl
     ):
         cli(*args)
     assert good_journal.read_bytes() == before
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug still gives the operator one line and exit 1; FLEETLOG_DEBUG shows it all."""
+    from engine import output
+
+    def broken(_data: object) -> None:
+        raise RuntimeError("boom")
+
+    db = str(tmp_path / "j.db")
+    assert main(["--journal", db, "add", "kvm_host/n1", "-p", "host=n1"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(output, "emit_json", broken)
+    assert main(["--journal", db, "status", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: boom" in err
+    monkeypatch.setenv("FLEETLOG_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--journal", db, "status", "--json"])
