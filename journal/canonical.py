@@ -23,26 +23,14 @@ from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
+from journal.base import Event
+
 # The C encoder behind json.dumps (None on interpreters without _json); not in typeshed.
 c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 
 # Every column except ``hash``, i.e. the keys hashed; their sorted order is the order of
 # the keys in the canonical text.
-HASHED_COLUMNS: tuple[str, ...] = (
-    "seq",
-    "event_id",
-    "stream",
-    "version",
-    "type",
-    "command_id",
-    "causation_id",
-    "correlation_id",
-    "actor",
-    "host",
-    "recorded_at",
-    "payload",
-    "prev_hash",
-)
+HASHED_COLUMNS: tuple[str, ...] = Event.COLUMNS[:-1]
 
 _sha256 = hashlib.sha256
 

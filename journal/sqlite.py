@@ -26,7 +26,6 @@ from journal.appender import (
     AppendRequest,
     event_from_row,
     events_from_rows,
-    loads_payload,
     prepare_events,
 )
 from journal.base import (
@@ -258,25 +257,9 @@ class SQLiteJournal(Journal):
         to_seq: int | None = None,
         types: Sequence[str] | None = None,
     ) -> Iterator[Event]:
-        loads = loads_payload
         for rows in self._batches(from_seq, to_seq, types):
             for r in rows:
-                yield Event(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                    r[10],
-                    loads(r[11]),
-                    r[12],
-                    r[13],
-                )
+                yield event_from_row(r)
 
     def read_all_rows(
         self,
