@@ -79,7 +79,7 @@ class SimBackend:
                     raise timed_out()
             time.sleep(ms / 1000)
 
-        plan = self.world.begin_call(host, tool)
+        plan = self.world.begin_call(host, tool, timeout=timeout)
         if plan.unreachable is not None:
             raise BackendError(host=host, reason=_message(plan.unreachable, "host unreachable"))
         if plan.hang is not None:

@@ -64,11 +64,21 @@ class ToolContext:
     host: str
     state: dict[str, Any]
     world: WorldReader
-    random: random.Random
+    #: What seeds ``random``: (backend seed, host, tool, call number).
+    seed: str
     #: 1-based number of this call of this tool on this host (drives ``random``).
     call_number: int
     effects: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    _rng: random.Random | None = None
+
+    @property
+    def random(self) -> random.Random:
+        """This call's reproducible RNG, built on first use: seeding from a string
+        hashes it, and most tools never draw a number."""
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        return self._rng
 
     @property
     def tool(self) -> str:

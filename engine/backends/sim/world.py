@@ -5,7 +5,8 @@ later process must find the world exactly as the dead one left it — every effe
 dead process committed, none that it did not. So each tool call is one short
 ``BEGIN IMMEDIATE`` transaction (read the host's state, run the tool, write the state and
 the world-log rows, commit): an effect is either wholly there or absent. Several
-processes may share one world file (``busy_timeout``), and threads get a connection each.
+processes may share one world file (``busy_timeout``); the threads of one process share
+one connection behind a lock.
 
 It is a simulation, so ``synchronous=NORMAL`` in WAL mode: commits survive a killed
 process (the WAL is in the OS page cache), they just are not fsynced per call.
@@ -14,7 +15,6 @@ process (the WAL is in the OS page cache), they just are not fsynced per call.
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -84,7 +84,7 @@ class LogEntry:
 class CallPlan:
     """What the faults decided about a call before it runs (phase one of a call)."""
 
-    number: int
+    number: int | None  # None: not counted yet (apply_call counts it)
     latency_ms: float
     fail: Fault | None = None
     hang: Fault | None = None
@@ -146,17 +146,19 @@ class World:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        # Serialises the single in-memory connection; file worlds rely on SQLite locking.
-        self._mem_lock: threading.RLock | None = threading.RLock() if path is None else None
-        # Writers of this process queue on a Python lock: SQLite's busy handler sleeps in
-        # 1-100 ms steps, which a hundred fan-out threads turn into seconds. Other
-        # processes still wait on SQLite's own lock.
-        self._write_lock: threading.Lock | None = threading.Lock() if path is not None else None
-        self._shared: sqlite3.Connection | None = None
+        # One connection per World, shared by this process's threads behind one lock:
+        # every write had to queue on a Python lock anyway (SQLite's busy handler sleeps
+        # in 1-100 ms steps, which a hundred fan-out threads turn into seconds), and with
+        # one connection ``PRAGMA data_version`` changes only when *another* process
+        # commits, which is what makes the caches below safe. Other processes still
+        # wait on SQLite's own lock (``busy_timeout``).
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
         self._closed = False
+        #: ``PRAGMA data_version`` the cached faults and latency were read at.
+        self._seen_version: int | None = None
+        self._cached_faults: list[FaultRecord] | None = None
+        self._cached_latency: float | None = None
         try:
             self._conn()  # create the schema now, so a bad path fails here and not mid-run
         except sqlite3.Error as exc:
@@ -170,7 +172,7 @@ class World:
             self.path or ":memory:",
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-            check_same_thread=False,  # close() may run on another thread
+            check_same_thread=False,  # shared by threads, serialised by self._lock
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self.path is not None:
@@ -184,86 +186,95 @@ class World:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        with self._all_lock:
-            self._all.append(conn)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise RuntimeError("the simulated world is closed")
-        if self.path is None:
-            if self._shared is None:
-                self._shared = self._connect()
-            return self._shared
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+        if self._db is None:
+            self._db = self._connect()
+        return self._db
+
+    def _refresh(self, conn: sqlite3.Connection) -> None:
+        """Drop the caches if another process committed since they were read."""
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if version != self._seen_version:
+            self._seen_version = version
+            self._forget()
+
+    def _forget(self) -> None:
+        self._cached_faults = None
+        self._cached_latency = None
+
+    def _faults_cached(self, conn: sqlite3.Connection) -> list[FaultRecord]:
+        if self._cached_faults is None:
+            self._cached_faults = _load_faults(conn)
+        return self._cached_faults
+
+    def _latency_cached(self, conn: sqlite3.Connection) -> float:
+        if self._cached_latency is None:
+            self._cached_latency = _setting_latency(conn)
+        return self._cached_latency
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction. Writers use ``BEGIN IMMEDIATE``: the write lock is taken up
-        front, so two writers queue on ``busy_timeout`` instead of failing on a lock
-        upgrade. Readers use a deferred ``BEGIN`` (a consistent WAL snapshot, no lock)."""
-        lock = (
-            self._mem_lock if self._mem_lock is not None else (self._write_lock if write else None)
-        )
-        if lock is not None:
-            lock.acquire()
-        try:
+        """One transaction under the world's lock. Writers use ``BEGIN IMMEDIATE``: the
+        write lock is taken up front, so a writer in another process queues on
+        ``busy_timeout`` instead of failing on a lock upgrade."""
+        with self._lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
+                self._refresh(conn)
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        finally:
-            if lock is not None:
-                lock.release()
 
     def close(self) -> None:
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
-        self._shared = None
-        self._closed = True
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+            self._closed = True
 
     # -- faults and settings -----------------------------------------------------------
 
     def inject(self, fault: Fault) -> int:
         """Store ``fault``; it applies to every process using this world. Returns its id."""
         with self._transaction() as conn:
+            self._forget()
             cur = conn.execute("INSERT INTO faults(spec) VALUES (?)", (_dumps(fault.to_json()),))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
     def remove_fault(self, fault_id: int) -> None:
         with self._transaction() as conn:
+            self._forget()
             conn.execute("DELETE FROM faults WHERE id = ?", (fault_id,))
 
     def clear_faults(self) -> None:
         with self._transaction() as conn:
+            self._forget()
             conn.execute("DELETE FROM faults")
 
     def faults(self) -> list[FaultRecord]:
         with self._transaction(write=False) as conn:
-            return _load_faults(conn)
+            return list(self._faults_cached(conn))
 
     @property
     def latency_ms(self) -> float:
         """Latency every call and observation sleeps (outside any lock): for benchmarks."""
         with self._transaction(write=False) as conn:
-            row = conn.execute("SELECT value FROM settings WHERE key = 'latency_ms'").fetchone()
-        return float(row[0]) if row else 0.0
+            return self._latency_cached(conn)
 
     @latency_ms.setter
     def latency_ms(self, value: float) -> None:
         if value < 0:
             raise ValueError("latency_ms must be >= 0")
         with self._transaction() as conn:
+            self._forget()
             conn.execute(
                 "INSERT OR REPLACE INTO settings(key, value) VALUES ('latency_ms', ?)",
                 (repr(float(value)),),
@@ -316,25 +327,37 @@ class World:
 
     # -- the two phases of a call ------------------------------------------------------
 
-    def begin_call(self, host: str, tool: str) -> CallPlan:
-        """Count the call and let the faults decide its fate, before anything sleeps."""
+    def begin_call(self, host: str, tool: str, *, timeout: float | None = None) -> CallPlan:
+        """Let the faults decide the call's fate, before anything sleeps.
+
+        With no fault that matches the call (the common case), nothing is written now:
+        the call is counted by :meth:`apply_call`, in the transaction of its effect
+        (``CallPlan.number`` None). It is counted here, before any sleep, when a fault
+        needs its hit or when the latency alone will outlast ``timeout`` (a call that
+        times out was still made).
+        """
+        with self._lock:
+            conn = self._conn()
+            self._refresh(conn)
+            latency = self._latency_cached(conn)
+            matching = [
+                r
+                for r in self._faults_cached(conn)
+                if r.fault.mode != "crash_after" and r.fault.matches_call(host, tool)
+            ]
+            if not matching and (timeout is None or latency / 1000 < timeout):
+                return CallPlan(number=None, latency_ms=latency)
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO tool_calls(host, tool, count) VALUES (?, ?, 1) "
-                "ON CONFLICT(host, tool) DO UPDATE SET count = count + 1",
-                (host, tool),
-            )
-            (number,) = conn.execute(
-                "SELECT count FROM tool_calls WHERE host = ? AND tool = ?", (host, tool)
-            ).fetchone()
-            latency = _setting_latency(conn)
+            number = _count_call(conn, host, tool)
+            latency = self._latency_cached(conn)
             fired: dict[str, Fault] = {}
-            for rec in _load_faults(conn):
+            for rec in self._faults_cached(conn):
                 fault = rec.fault
                 if fault.mode == "crash_after" or not fault.matches_call(host, tool):
                     continue
                 hits = rec.hits + 1
                 conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
+                self._forget()
                 if not fault.fires(hits):
                     continue
                 if fault.mode == "slow":
@@ -343,7 +366,7 @@ class World:
                     key = "fail" if fault.mode.startswith("fail") else fault.mode
                     fired.setdefault(key, fault)
         return CallPlan(
-            number=int(number),
+            number=number,
             latency_ms=latency,
             fail=fired.get("fail"),
             hang=fired.get("hang"),
@@ -358,34 +381,51 @@ class World:
         env: Mapping[str, str],
         fn: ToolFn,
         *,
-        number: int,
+        number: int | None,
         seed: int,
     ) -> CallOutcome:
-        """Run the tool in one transaction: its whole effect commits, or none of it."""
+        """Run the tool in one transaction: its whole effect commits, or none of it.
+
+        ``number`` None: :meth:`begin_call` did not count the call, so it is counted
+        here, in the same transaction as its effect.
+        """
         tool = argv[0]
         ctx: ToolContext | None = None
         try:
             with self._transaction() as conn:
-                before = _read_state(conn, host)
+                if number is None:
+                    number = _count_call(conn, host, tool)
+                row = conn.execute("SELECT state FROM hosts WHERE host = ?", (host,)).fetchone()
+                # States are stored canonical (_dumps), so comparing the text says
+                # whether the tool changed anything; json.loads gives a private copy.
+                before = row[0] if row else "{}"
                 ctx = ToolContext(
                     argv=list(argv),
                     env=dict(env),
                     host=host,
-                    state=json.loads(_dumps(before)),  # a private deep copy
+                    state=json.loads(before),
                     world=_TxnReader(conn),
-                    random=random.Random(f"{seed}:{host}:{tool}:{number}"),
+                    seed=f"{seed}:{host}:{tool}:{number}",
                     call_number=number,
                 )
                 result = normalize(fn(ctx))  # ToolFailure (or a bug) rolls back
-                if _dumps(ctx.state) != _dumps(before):
-                    _write_state(conn, host, ctx.state)
-                at = _now()
-                argv_json = _dumps(argv)
-                conn.executemany(
-                    "INSERT INTO world_log(host, tool, argv, effect, at) VALUES (?, ?, ?, ?, ?)",
-                    [(host, tool, argv_json, effect, at) for effect in ctx.effects],
-                )
-                crash = bool(ctx.effects) and _count_crash_faults(conn, host, tool)
+                after = _dumps(ctx.state)
+                if after != before:
+                    conn.execute(
+                        "INSERT INTO hosts(host, state) VALUES (?, ?) "
+                        "ON CONFLICT(host) DO UPDATE SET state = excluded.state",
+                        (host, after),
+                    )
+                crash = False
+                if ctx.effects:
+                    at = _now()
+                    argv_json = _dumps(argv)
+                    conn.executemany(
+                        "INSERT INTO world_log(host, tool, argv, effect, at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(host, tool, argv_json, effect, at) for effect in ctx.effects],
+                    )
+                    crash = self._count_crash_faults(conn, host, tool)
         except ToolFailure as failure:
             latency = ctx.latency_ms if ctx is not None else 0.0
             message = failure.message if failure.message.endswith("\n") else failure.message + "\n"
@@ -393,6 +433,20 @@ class World:
             return CallOutcome(result, (), latency, crash=False)
         assert ctx is not None
         return CallOutcome(result, tuple(ctx.effects), ctx.latency_ms, crash)
+
+    def _count_crash_faults(self, conn: sqlite3.Connection, host: str, tool: str) -> bool:
+        """Advance the crash_after faults this side-effecting call matches; True if one
+        fires. The hit is committed with the effect, so the restarted process does not
+        crash again."""
+        crash = False
+        for rec in self._faults_cached(conn):
+            if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool):
+                continue
+            hits = rec.hits + 1
+            conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
+            self._forget()
+            crash = crash or rec.fault.fires(hits)
+        return crash
 
     # -- observation -------------------------------------------------------------------
 
@@ -437,16 +491,11 @@ def _setting_latency(conn: sqlite3.Connection) -> float:
     return float(row[0]) if row else 0.0
 
 
-def _count_crash_faults(conn: sqlite3.Connection, host: str, tool: str) -> bool:
-    """Advance the crash_after faults this side-effecting call matches; True if one fires.
-
-    The hit is committed with the effect, so the restarted process does not crash again.
-    """
-    crash = False
-    for rec in _load_faults(conn):
-        if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool):
-            continue
-        hits = rec.hits + 1
-        conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
-        crash = crash or rec.fault.fires(hits)
-    return crash
+def _count_call(conn: sqlite3.Connection, host: str, tool: str) -> int:
+    """Count one more call of ``tool`` on ``host``; its 1-based number."""
+    (number,) = conn.execute(
+        "INSERT INTO tool_calls(host, tool, count) VALUES (?, ?, 1) "
+        "ON CONFLICT(host, tool) DO UPDATE SET count = count + 1 RETURNING count",
+        (host, tool),
+    ).fetchone()
+    return int(number)
