@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dsl import to_text
-from dsl.spec import StepSpec, step_to_data
+from dsl.spec import StepSpec
 from engine import actions
 from engine.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
 from engine.leases import DEFAULT_TTL, LeaseSet, new_owner
@@ -277,7 +277,7 @@ class Runner:
                         "from": rec.state,
                         "to": dest,
                         "params": params,
-                        "plan": [step_to_data(s) for s in t.steps],
+                        "plan": kind.plan_data(trigger),
                         "failure": None
                         if t.on_failure is None
                         else {"state": t.on_failure.state, "undo": list(t.on_failure.undo)},
@@ -316,7 +316,7 @@ class Runner:
                 return Outcome(rid, trigger, "skipped", dest, output=skip_output)
             # We just wrote the whole story so far: no need to read it back.
             started = recorded[0 if submitted is not None else 1]
-            return self._drive(rid, leases, rec, reconstruct(started, ()))
+            return self._drive(rid, leases, rec, reconstruct(started, (), plan=t.steps))
         raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
 
     def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from dsl.spec import MachineSpec, TransitionSpec
+from dsl.spec import MachineSpec, TransitionSpec, step_to_data
 from fleetlog.errors import FleetlogError
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class Kind:
     table: dict[tuple[str, str], str] = field(init=False)
     failure_state: dict[str, str | None] = field(init=False)
     state_set: frozenset[str] = field(init=False)
+    _plans: dict[str, list[dict[str, Any]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.table = build_table(self.spec)
@@ -62,6 +63,16 @@ class Kind:
 
     def transition(self, trigger: str) -> TransitionSpec:
         return self.spec.transition(trigger)
+
+    def plan_data(self, trigger: str) -> list[dict[str, Any]]:
+        """The plan of ``trigger`` as ``transition.started`` records it, serialised once
+        per kind: a fan-out of a thousand resources records the same plan a thousand
+        times. Callers must not mutate it."""
+        plan = self._plans.get(trigger)
+        if plan is None:
+            steps = self.transition(trigger).steps
+            plan = self._plans[trigger] = [step_to_data(s) for s in steps]
+        return plan
 
     @cached_property
     def machine(self) -> Machine:

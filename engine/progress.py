@@ -7,7 +7,7 @@ so a resumed transition follows that plan even if the ``.fsm`` file changed sinc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,8 +55,14 @@ class Progress:
         return "undo" if self.failed_step is not None else "run"
 
 
-def reconstruct(started: Event, later: Iterable[Event]) -> Progress:
-    """Fold the events of one transition (from its ``transition.started`` on)."""
+def reconstruct(
+    started: Event, later: Iterable[Event], plan: Sequence[StepSpec] | None = None
+) -> Progress:
+    """Fold the events of one transition (from its ``transition.started`` on).
+
+    ``plan``: the steps ``started`` recorded, when the caller has them as specs (it just
+    recorded them); otherwise they are rebuilt from the event.
+    """
     p = started.payload
     failure = p.get("failure") or {}
     prog = Progress(
@@ -66,7 +72,7 @@ def reconstruct(started: Event, later: Iterable[Event]) -> Progress:
         source=p["from"],
         target=p["to"],
         params=dict(p.get("params") or {}),
-        plan=[step_from_data(s) for s in p.get("plan", [])],
+        plan=list(plan) if plan is not None else [step_from_data(s) for s in p.get("plan", [])],
         failure_state=failure.get("state"),
         undo=list(failure.get("undo") or []),
         started_seq=started.seq,

@@ -8,6 +8,7 @@ as one literal argument and can never become a second command.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
@@ -26,12 +27,19 @@ LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
 def split_command(host: str, command: str) -> list[str]:
     """``shlex.split`` with a :class:`BackendError` instead of a bare ``ValueError``."""
     try:
-        argv = shlex.split(command)
+        argv = _split(command)
     except ValueError as exc:  # unbalanced quotes: the engine rendered something broken
         raise BackendError(host=host, reason=f"cannot parse command {command!r}: {exc}") from exc
     if not argv:
         raise BackendError(host=host, reason="empty command")
-    return argv
+    return list(argv)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(command: str) -> tuple[str, ...]:
+    # A fan-out runs the same rendered command on many resources; shlex is pure Python
+    # (~30 µs a command), so remember recent answers.
+    return tuple(shlex.split(command))
 
 
 class LocalBackend:
