@@ -120,6 +120,7 @@ def run(
 
     prof = _ThreadProfiler() if profile else None
     start = time.perf_counter()
+    cpu0 = time.process_time()
     if prof is not None:
         with prof:
             result = run_many(
@@ -130,6 +131,7 @@ def run(
             ids, lambda rid: runner.fire(rid, "go"), parallel=parallel, progress=False
         )
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
 
     statuses: dict[str, int] = {}
     for o in result.outcomes:
@@ -150,6 +152,7 @@ def run(
         "steps": steps,
         "latency_ms": latency_ms,
         "parallel": parallel,
+        "cpu_s": round(cpu, 3),
         "events": events,
         "events_per_s": round(events / elapsed),
         "appends": appends,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from engine.executor import Outcome
@@ -65,9 +65,23 @@ def run_many(
     progress: bool = True,
     label: str = "",
 ) -> FanoutResult:
+    """Run ``fn`` on every id, at most ``parallel`` at a time.
+
+    ``parallel`` plain threads pull ids from one queue. (A ``ThreadPoolExecutor`` with
+    ``wait(FIRST_COMPLETED)`` re-arms a waiter on every pending future after each
+    completion: at a hundred wide that bookkeeping, on the main thread and under the
+    GIL, cost more than the resources' own journaling.) A failure counter kept as
+    outcomes arrive answers ``--max-fail`` without rescanning the outcomes. An error
+    that is not a ``FleetlogError`` (a bug) stops new starts and is raised once every
+    running resource has finished.
+    """
     result = FanoutResult()
     total = len(ids)
     lock = threading.Lock()
+    queue = deque(ids)
+    failures = 0
+    stop = False
+    crashed: list[BaseException] = []
     bar = _Bar(total, label) if progress and total > 1 and sys.stderr.isatty() else None
 
     def one(rid: str) -> Outcome:
@@ -76,27 +90,47 @@ def run_many(
         except FleetlogError as exc:
             return Outcome(rid, label, "rejected", error=str(exc))
 
-    pending: set[Future[Outcome]] = set()
-    queue = list(ids)
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fanout") as pool:
-        while queue or pending:
-            over_budget = total and len(result.failed) * 100.0 / total > max_fail_pct
-            while queue and len(pending) < parallel and not over_budget:
-                pending.add(pool.submit(one, queue.pop(0)))
-            if not pending:
-                break  # the budget ran out with nothing running: the queue is reported below
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
+    def work() -> None:
+        nonlocal failures, stop
+        while True:
+            with lock:
+                if stop or not queue or failures * 100.0 / total > max_fail_pct:
+                    return
+                rid = queue.popleft()
+            try:
+                outcome = one(rid)
+            except BaseException as exc:
                 with lock:
-                    result.outcomes.append(fut.result())
-                if bar:
-                    bar.advance()
-            if over_budget and queue:
-                result.not_started.extend(queue)
-                queue.clear()
-    result.not_started.extend(queue)  # left when the budget ran out between batches
-    if bar:
-        bar.close()
+                    crashed.append(exc)
+                    stop = True
+                return
+            with lock:
+                result.outcomes.append(outcome)
+                if outcome.status in ("failed", "rejected"):
+                    failures += 1
+            if bar:
+                bar.advance()
+
+    width = min(max(1, parallel), total)
+    try:
+        if width == 1:
+            work()  # one at a time: on this thread, Ctrl-C included
+        else:
+            threads = [threading.Thread(target=work, name=f"fanout-{n}") for n in range(width)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    except BaseException:
+        with lock:
+            stop = True  # Ctrl-C: start nothing new; running resources finish
+        raise
+    finally:
+        if bar:
+            bar.close()
+    if crashed:
+        raise crashed[0]
+    result.not_started.extend(queue)  # left when the --max-fail budget ran out
     result.outcomes.sort(key=lambda o: natural_key(o.resource))
     return result
 
