@@ -3,7 +3,8 @@
 Layout of one lab (a fresh temp dir per test session, world-readable so the lab user can
 reach it; ``pytest``'s own temp dirs are 0700 and cannot be used)::
 
-    <root>/src/             a byte-compiled copy of the ``engine`` and ``fleetlog`` packages
+    <root>/src/             a byte-compiled copy of the ``engine``, ``journal`` and ``fleetlog``
+                            packages
                             (the repo and root's pyenv Python may not be readable by the
                             lab user; the fake tools need only the standard library)
     <root>/bin/<host>/      the fake tools as shims (``install_shims``), host name baked in
@@ -49,7 +50,7 @@ SSHD = "/usr/sbin/sshd"
 ADDRESSES_PER_SSHD = 10
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: The packages the fake tools import (standard library otherwise).
-TOOL_PACKAGES = ("engine", "fleetlog")
+TOOL_PACKAGES = ("engine", "journal", "fleetlog")
 #: Pythons the lab user may be able to run, best first.
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 

@@ -1,9 +1,10 @@
 """``SimBackend``: the embedded default backend, a simulated datacenter in-process.
 
-A call has two short transactions around its sleeps: phase one counts the call and lets
-the faults decide (fail, hang, drop, slow); then the latency is slept with no lock held,
-so parallel calls overlap as they would against real hosts; phase two runs the fake tool
-and commits its whole effect atomically.
+A call has two phases around its sleeps: phase one lets the faults decide (fail, hang,
+drop, slow; with no fault in play it reads nothing); then the latency is slept with no
+lock held, so parallel calls overlap as they would against real hosts; phase two runs
+the fake tool and commits its whole effect atomically, batched with the calls of other
+threads that arrive meanwhile.
 """
 
 from __future__ import annotations
@@ -80,24 +81,29 @@ class SimBackend:
             time.sleep(ms / 1000)
 
         plan = self.world.begin_call(host, tool, timeout=timeout)
-        if plan.unreachable is not None:
-            raise BackendError(host=host, reason=_message(plan.unreachable, "host unreachable"))
-        if plan.hang is not None:
-            hang_ms = plan.hang.ms if plan.hang.ms is not None else DEFAULT_HANG_MS
-            wait(hang_ms)
-            raise CommandTimeout(
-                host=host,
-                timeout=timeout if timeout is not None else hang_ms / 1000,
-                command=command,
+        while True:
+            if plan.unreachable is not None:
+                raise BackendError(host=host, reason=_message(plan.unreachable, "host unreachable"))
+            if plan.hang is not None:
+                hang_ms = plan.hang.ms if plan.hang.ms is not None else DEFAULT_HANG_MS
+                wait(hang_ms)
+                raise CommandTimeout(
+                    host=host,
+                    timeout=timeout if timeout is not None else hang_ms / 1000,
+                    command=command,
+                )
+            if plan.fail is not None:
+                message = _message(plan.fail, f"injected failure of {tool}")
+                return CommandResult(plan.fail.exit_code, "", message, time.monotonic() - started)
+            wait(plan.latency_ms)
+            outcome = self.world.apply_call(
+                host, argv, env or {}, fn, number=plan.number, seed=self.seed
             )
-        if plan.fail is not None:
-            message = _message(plan.fail, f"injected failure of {tool}")
-            return CommandResult(plan.fail.exit_code, "", message, time.monotonic() - started)
-        wait(plan.latency_ms)
-
-        outcome = self.world.apply_call(
-            host, argv, env or {}, fn, number=plan.number, seed=self.seed
-        )
+            if not outcome.stale:
+                break
+            # A fault for this call was injected (by another process) while it slept:
+            # nothing ran; let the faults decide again, as if it had arrived just now.
+            plan = self.world.begin_call(host, tool, timeout=timeout, count=True)
         if outcome.crash:
             # The effect is committed; die now, as a power cut right after it would.
             os.kill(os.getpid(), signal.SIGKILL)

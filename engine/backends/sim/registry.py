@@ -48,11 +48,18 @@ class ToolFailure(Exception):
 
 
 class WorldReader(Protocol):
-    """Read-only access to other hosts, consistent with the call's own transaction."""
+    """Other hosts, consistent with the call's own transaction.
+
+    A tool mutates its own host through ``ctx.state``; ``write_host_state`` is the one
+    way to change another (pseudo-)host, for shared volumes. Like ``ctx.state``, what
+    it writes is kept only if the call succeeds.
+    """
 
     def host_state(self, host: str) -> Mapping[str, Any]: ...
 
     def hosts(self) -> list[str]: ...
+
+    def write_host_state(self, host: str, state: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)

@@ -2,11 +2,12 @@
 
 Why SQLite and not a dict: crash tests SIGKILL a process in the middle of a run and a
 later process must find the world exactly as the dead one left it — every effect the
-dead process committed, none that it did not. So each tool call is one short
-``BEGIN IMMEDIATE`` transaction (read the host's state, run the tool, write the state and
-the world-log rows, commit): an effect is either wholly there or absent. Several
-processes may share one world file (``busy_timeout``); the threads of one process share
-one connection behind a lock.
+dead process committed, none that it did not. So each tool call's effect commits in one
+``BEGIN IMMEDIATE`` transaction (run the tool on the host's state, write the state and
+the world-log rows, commit) before the call returns: an effect is either wholly there or
+absent. Calls from many threads share a transaction (``engine.backends.sim.calls``).
+Several processes may share one world file (``busy_timeout``); the threads of one
+process share one connection behind a lock.
 
 It is a simulation, so ``synchronous=NORMAL`` in WAL mode: commits survive a killed
 process (the WAL is in the OS page cache), they just are not fsynced per call.
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.backends.base import BackendError
+from engine.backends.sim.calls import BatchReader, CallBatch, CallRequest
 from engine.backends.sim.faults import ANY_TOOL, Fault, FaultRecord
 from engine.backends.sim.registry import (
     ToolContext,
@@ -33,6 +35,7 @@ from engine.backends.sim.registry import (
     normalize,
     observers_for,
 )
+from journal.groupcommit import GroupCommitter, Slot
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -100,6 +103,12 @@ class CallOutcome:
     effects: tuple[str, ...]
     latency_ms: float
     crash: bool
+    #: A fault matching this call arrived (from another process) after ``begin_call``
+    #: let it through uncounted: nothing was done; plan it again.
+    stale: bool = False
+
+
+_STALE = CallOutcome(ToolResult(), (), 0.0, crash=False, stale=True)
 
 
 def _dumps(value: Any) -> str:
@@ -109,19 +118,6 @@ def _dumps(value: Any) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-class _TxnReader:
-    """``ctx.world`` for a tool: reads other hosts inside the call's own transaction."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def host_state(self, host: str) -> Mapping[str, Any]:
-        return _read_state(self._conn, host)
-
-    def hosts(self) -> list[str]:
-        return [row[0] for row in self._conn.execute("SELECT host FROM hosts ORDER BY host")]
 
 
 def _read_state(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
@@ -155,10 +151,14 @@ class World:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._closed = False
-        #: ``PRAGMA data_version`` the cached faults and latency were read at.
+        #: ``PRAGMA data_version`` the caches below were read at. This connection's own
+        #: writes keep them right: tool calls update them, anything else drops them.
         self._seen_version: int | None = None
         self._cached_faults: list[FaultRecord] | None = None
         self._cached_latency: float | None = None
+        self._cached_states: dict[str, str] = {}  # host -> canonical state text
+        self._cached_counts: dict[tuple[str, str], int] = {}
+        self._committer: GroupCommitter[CallRequest] = GroupCommitter(self._apply_batch)
         try:
             self._conn()  # create the schema now, so a bad path fails here and not mid-run
         except sqlite3.Error as exc:
@@ -205,6 +205,8 @@ class World:
     def _forget(self) -> None:
         self._cached_faults = None
         self._cached_latency = None
+        self._cached_states.clear()
+        self._cached_counts.clear()
 
     def _faults_cached(self, conn: sqlite3.Connection) -> list[FaultRecord]:
         if self._cached_faults is None:
@@ -217,7 +219,9 @@ class World:
         return self._cached_latency
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, write: bool = True, forget: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """One transaction under the world's lock. Writers use ``BEGIN IMMEDIATE``: the
         write lock is taken up front, so a writer in another process queues on
         ``busy_timeout`` instead of failing on a lock upgrade."""
@@ -231,6 +235,8 @@ class World:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if write and forget:
+                self._forget()  # seeding, faults, settings: rare, so re-read them all
 
     def close(self) -> None:
         with self._lock:
@@ -244,19 +250,16 @@ class World:
     def inject(self, fault: Fault) -> int:
         """Store ``fault``; it applies to every process using this world. Returns its id."""
         with self._transaction() as conn:
-            self._forget()
             cur = conn.execute("INSERT INTO faults(spec) VALUES (?)", (_dumps(fault.to_json()),))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
     def remove_fault(self, fault_id: int) -> None:
         with self._transaction() as conn:
-            self._forget()
             conn.execute("DELETE FROM faults WHERE id = ?", (fault_id,))
 
     def clear_faults(self) -> None:
         with self._transaction() as conn:
-            self._forget()
             conn.execute("DELETE FROM faults")
 
     def faults(self) -> list[FaultRecord]:
@@ -274,7 +277,6 @@ class World:
         if value < 0:
             raise ValueError("latency_ms must be >= 0")
         with self._transaction() as conn:
-            self._forget()
             conn.execute(
                 "INSERT OR REPLACE INTO settings(key, value) VALUES ('latency_ms', ?)",
                 (repr(float(value)),),
@@ -284,7 +286,7 @@ class World:
 
     def hosts(self) -> list[str]:
         with self._transaction(write=False) as conn:
-            return _TxnReader(conn).hosts()
+            return [row[0] for row in conn.execute("SELECT host FROM hosts ORDER BY host")]
 
     def host_state(self, host: str) -> dict[str, Any]:
         """A copy of one host's state ({} for a host never touched)."""
@@ -327,37 +329,35 @@ class World:
 
     # -- the two phases of a call ------------------------------------------------------
 
-    def begin_call(self, host: str, tool: str, *, timeout: float | None = None) -> CallPlan:
+    def begin_call(
+        self, host: str, tool: str, *, timeout: float | None = None, count: bool = False
+    ) -> CallPlan:
         """Let the faults decide the call's fate, before anything sleeps.
 
-        With no fault that matches the call (the common case), nothing is written now:
-        the call is counted by :meth:`apply_call`, in the transaction of its effect
-        (``CallPlan.number`` None). It is counted here, before any sleep, when a fault
-        needs its hit or when the latency alone will outlast ``timeout`` (a call that
-        times out was still made).
+        With no fault that matches the call (the common case), nothing is read or
+        written now: the cached faults say so, and the call is counted in the batch of
+        its effect (``CallPlan.number`` None; :meth:`apply_call` answers ``stale`` if a
+        fault from another process turns up meanwhile). The call is counted here, before
+        any sleep, when a fault needs its hit, when the latency alone will outlast
+        ``timeout`` (a call that times out was still made), or when ``count`` says so.
         """
-        with self._lock:
-            conn = self._conn()
-            self._refresh(conn)
-            latency = self._latency_cached(conn)
-            matching = [
-                r
-                for r in self._faults_cached(conn)
-                if r.fault.mode != "crash_after" and r.fault.matches_call(host, tool)
-            ]
-            if not matching and (timeout is None or latency / 1000 < timeout):
-                return CallPlan(number=None, latency_ms=latency)
-        with self._transaction() as conn:
-            number = _count_call(conn, host, tool)
+        faults, latency = self._cached_faults, self._cached_latency
+        if (
+            not count
+            and faults is not None
+            and latency is not None
+            and not _matching(faults, host, tool)
+            and (timeout is None or latency / 1000 < timeout)
+        ):
+            return CallPlan(number=None, latency_ms=latency)
+        with self._transaction(forget=False) as conn:
             latency = self._latency_cached(conn)
             fired: dict[str, Fault] = {}
-            for rec in self._faults_cached(conn):
+            for rec in _matching(self._faults_cached(conn), host, tool):
                 fault = rec.fault
-                if fault.mode == "crash_after" or not fault.matches_call(host, tool):
-                    continue
                 hits = rec.hits + 1
                 conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
-                self._forget()
+                self._cached_faults = None  # the hits changed
                 if not fault.fires(hits):
                     continue
                 if fault.mode == "slow":
@@ -365,6 +365,13 @@ class World:
                 else:
                     key = "fail" if fault.mode.startswith("fail") else fault.mode
                     fired.setdefault(key, fault)
+            number = CallBatch(conn, {}, self._cached_counts).count(host, tool)
+            conn.execute(
+                "INSERT INTO tool_calls(host, tool, count) VALUES (?, ?, ?) "
+                "ON CONFLICT(host, tool) DO UPDATE SET count = excluded.count",
+                (host, tool, number),
+            )
+            self._cached_counts[(host, tool)] = number
         return CallPlan(
             number=number,
             latency_ms=latency,
@@ -384,57 +391,91 @@ class World:
         number: int | None,
         seed: int,
     ) -> CallOutcome:
-        """Run the tool in one transaction: its whole effect commits, or none of it.
+        """Run the tool; its whole effect commits, or none of it (``ToolFailure``).
 
-        ``number`` None: :meth:`begin_call` did not count the call, so it is counted
-        here, in the same transaction as its effect.
+        The call joins the next batch (``engine.backends.sim.calls``): it returns once
+        the batch holding its effect has committed. ``number`` None: :meth:`begin_call`
+        did not count the call, so it is counted in that batch.
         """
-        tool = argv[0]
-        ctx: ToolContext | None = None
+        outcome: CallOutcome = self._committer.submit(
+            CallRequest(host, argv, env, fn, number, seed)
+        )
+        return outcome
+
+    def _apply_batch(self, slots: list[Slot[CallRequest]]) -> None:
+        """Run every queued call in one transaction (the group commit's leader)."""
+        outcomes: list[CallOutcome | BaseException] = []
+        with self._lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._refresh(conn)
+                self._latency_cached(conn)  # (re)fill what begin_call's fast path reads
+                batch = CallBatch(conn, self._cached_states, self._cached_counts)
+                for slot in slots:
+                    try:
+                        outcomes.append(self._run_call(conn, batch, slot.request))
+                    except Exception as exc:  # a bug in a tool: that call fails, not all
+                        outcomes.append(exc)
+                batch.write()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._forget()  # the caches may hold what never committed
+                raise
+            batch.adopt()
+            if batch.faults_hit:
+                self._cached_faults = None
+        for slot, outcome in zip(slots, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                slot.fail(outcome)
+            else:
+                slot.succeed(outcome)
+
+    def _run_call(
+        self, conn: sqlite3.Connection, batch: CallBatch, req: CallRequest
+    ) -> CallOutcome:
+        host, tool = req.host, req.argv[0]
+        number = req.number
+        if number is None:
+            if _matching(self._faults_cached(conn), host, tool):
+                return _STALE
+            number = batch.count(host, tool)
+        # States are kept as canonical text (_dumps), so comparing texts says whether
+        # the tool changed anything, and json.loads gives the tool a private copy.
+        before = batch.state_text(host)
+        reader = BatchReader(batch)
+        ctx = ToolContext(
+            argv=list(req.argv),
+            env=dict(req.env),
+            host=host,
+            state=json.loads(before),
+            world=reader,
+            seed=f"{req.seed}:{host}:{tool}:{number}",
+            call_number=number,
+        )
         try:
-            with self._transaction() as conn:
-                if number is None:
-                    number = _count_call(conn, host, tool)
-                row = conn.execute("SELECT state FROM hosts WHERE host = ?", (host,)).fetchone()
-                # States are stored canonical (_dumps), so comparing the text says
-                # whether the tool changed anything; json.loads gives a private copy.
-                before = row[0] if row else "{}"
-                ctx = ToolContext(
-                    argv=list(argv),
-                    env=dict(env),
-                    host=host,
-                    state=json.loads(before),
-                    world=_TxnReader(conn),
-                    seed=f"{seed}:{host}:{tool}:{number}",
-                    call_number=number,
-                )
-                result = normalize(fn(ctx))  # ToolFailure (or a bug) rolls back
-                after = _dumps(ctx.state)
-                if after != before:
-                    conn.execute(
-                        "INSERT INTO hosts(host, state) VALUES (?, ?) "
-                        "ON CONFLICT(host) DO UPDATE SET state = excluded.state",
-                        (host, after),
-                    )
-                crash = False
-                if ctx.effects:
-                    at = _now()
-                    argv_json = _dumps(argv)
-                    conn.executemany(
-                        "INSERT INTO world_log(host, tool, argv, effect, at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(host, tool, argv_json, effect, at) for effect in ctx.effects],
-                    )
-                    crash = self._count_crash_faults(conn, host, tool)
-        except ToolFailure as failure:
-            latency = ctx.latency_ms if ctx is not None else 0.0
+            result = normalize(req.fn(ctx))
+        except ToolFailure as failure:  # the call was made (counted); its effect is not
             message = failure.message if failure.message.endswith("\n") else failure.message + "\n"
             result = ToolResult(failure.exit_code, failure.stdout, message)
-            return CallOutcome(result, (), latency, crash=False)
-        assert ctx is not None
+            return CallOutcome(result, (), ctx.latency_ms, crash=False)
+        batch.states.update(reader.writes)  # shared volumes (tools/linux.py)
+        after = _dumps(ctx.state)
+        if after != before:
+            batch.states[host] = after
+        crash = False
+        if ctx.effects:
+            at = _now()
+            argv_json = _dumps(req.argv)
+            batch.logs.extend((host, tool, argv_json, effect, at) for effect in ctx.effects)
+            crash = self._count_crash_faults(conn, batch, host, tool)
         return CallOutcome(result, tuple(ctx.effects), ctx.latency_ms, crash)
 
-    def _count_crash_faults(self, conn: sqlite3.Connection, host: str, tool: str) -> bool:
+    def _count_crash_faults(
+        self, conn: sqlite3.Connection, batch: CallBatch, host: str, tool: str
+    ) -> bool:
         """Advance the crash_after faults this side-effecting call matches; True if one
         fires. The hit is committed with the effect, so the restarted process does not
         crash again."""
@@ -442,10 +483,11 @@ class World:
         for rec in self._faults_cached(conn):
             if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool):
                 continue
-            hits = rec.hits + 1
-            conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
-            self._forget()
-            crash = crash or rec.fault.fires(hits)
+            (hits,) = conn.execute(
+                "UPDATE faults SET hits = hits + 1 WHERE id = ? RETURNING hits", (rec.id,)
+            ).fetchone()
+            batch.faults_hit = True
+            crash = crash or rec.fault.fires(int(hits))
         return crash
 
     # -- observation -------------------------------------------------------------------
@@ -491,11 +533,6 @@ def _setting_latency(conn: sqlite3.Connection) -> float:
     return float(row[0]) if row else 0.0
 
 
-def _count_call(conn: sqlite3.Connection, host: str, tool: str) -> int:
-    """Count one more call of ``tool`` on ``host``; its 1-based number."""
-    (number,) = conn.execute(
-        "INSERT INTO tool_calls(host, tool, count) VALUES (?, ?, 1) "
-        "ON CONFLICT(host, tool) DO UPDATE SET count = count + 1 RETURNING count",
-        (host, tool),
-    ).fetchone()
-    return int(number)
+def _matching(faults: list[FaultRecord], host: str, tool: str) -> list[FaultRecord]:
+    """The faults that decide a call's fate before it runs (all but crash_after)."""
+    return [r for r in faults if r.fault.mode != "crash_after" and r.fault.matches_call(host, tool)]

@@ -192,19 +192,8 @@ class FS:
 
 
 def write_host_state(ctx: ToolContext, host: str, state: dict[str, Any]) -> None:
-    """Write another (pseudo-)host's state inside this call's transaction.
-
-    The sim's public API lets a tool mutate only its own host; shared volumes need one
-    more writer, so this uses the transaction's connection that ``ctx.world`` reads with.
-    """
-    conn = getattr(ctx.world, "_conn", None)
-    if conn is None:
-        raise ToolFailure("sim: this world cannot write shared volumes")
-    conn.execute(
-        "INSERT INTO hosts(host, state) VALUES (?, ?) "
-        "ON CONFLICT(host) DO UPDATE SET state = excluded.state",
-        (host, json.dumps(state, sort_keys=True, separators=(",", ":"))),
-    )
+    """Write another (pseudo-)host's state as part of this call's effect."""
+    ctx.world.write_host_state(host, state)
 
 
 FsToolFn = Callable[[ToolContext, FS], ToolResult]
