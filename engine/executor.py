@@ -103,21 +103,50 @@ class Runner:
         self.sleep = sleep
         self._crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
         self._appended = 0
+        #: Outcomes waiting for the next append of their resource (``hold``). Keyed by
+        #: resource: one thread drives a resource at a time (it holds its lease).
+        self._held: dict[str, list[NewEvent]] = {}
         #: Set to stop every transition this runner drives before its next step.
         self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ journaling
     def _append(self, rid: str, events: list[NewEvent], expected: int | None = None) -> list[Event]:
-        recorded = self.journal.append(rid, events, expected_version=expected)
+        """Append ``events`` to ``rid``, after any outcome still held for it (``hold``).
+
+        Returns the recorded ``events`` (not the held ones written with them)."""
+        held = self._held.pop(rid, [])
+        try:
+            recorded = self.journal.append(rid, [*held, *events], expected_version=expected)
+        except BaseException:
+            if held:  # nothing was written: keep them for the next append
+                self._held[rid] = held + self._held.get(rid, [])
+            raise
         if self._crash_after:
             # Test hook of the crash harness: die (SIGKILL, no cleanup) right after the
-            # k-th event this process journaled, to prove resume works from any instant.
+            # append holding the k-th event this process journaled, to prove resume
+            # works from any instant.
             self._appended += len(recorded)
             if self._appended >= self._crash_after:
                 import signal
 
                 os.kill(os.getpid(), signal.SIGKILL)
-        return recorded
+        return recorded[len(held) :]
+
+    def hold(self, rid: str, type_: str, payload: dict[str, Any], correlation_id: str) -> None:
+        """Journal a step's outcome with the next event of its transition rather than on
+        its own: the next step's ``step.started`` (or ``transition.completed``) follows
+        within microseconds with no backend call in between, and one append instead of
+        two halves the journaling of a step. The guarantee that matters is unchanged:
+        both are durable before the next side effect starts. Anything that waits or
+        asks the backend first calls ``flush``. A crash in the gap leaves the step in
+        doubt, exactly as a crash just before its outcome was written would."""
+        event = NewEvent(type_, payload, correlation_id=correlation_id)
+        self._held.setdefault(rid, []).append(event)
+
+    def flush(self, rid: str) -> None:
+        """Write the outcome ``hold`` kept back for ``rid``, if any."""
+        if self._held.get(rid):
+            self._append(rid, [])
 
     def load(self, rid: str) -> Resource:
         kind_name, _ = split_id(rid)
@@ -407,6 +436,12 @@ class Runner:
 
     # ------------------------------------------------------------------ the plan
     def _drive(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
+        try:
+            return self._run_plan(rid, leases, rec, prog)
+        finally:
+            self.flush(rid)  # stopped between steps, or an error: the outcome still counts
+
+    def _run_plan(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
         scope = self.scope(rec, prog.params, prog.trigger)
         if prog.phase == "run" and prog.attention is None:
             for step in prog.plan:
@@ -441,6 +476,7 @@ class Runner:
         )
         reason = None
         if step.check is not None:
+            self.flush(rid)
             verdict, out = actions.probe_verdict(self.backend, scope, step.check)
             if verdict:
                 found = {"step": step.name, "attempt": st.attempts, "via": "check", "output": out}
@@ -489,6 +525,7 @@ class Runner:
         max_attempts = 1 + (retry.count if retry else 0)
         while True:
             if step.check is not None and st.status != "in_doubt":
+                self.flush(rid)  # the probe asks the backend: write what we know first
                 holds, out = actions.probe(self.backend, scope, step.check)
                 if holds:
                     self.record(
@@ -520,7 +557,7 @@ class Runner:
                 outcome["command"] = res.command
             if res.ok:
                 outcome["duration"] = round(res.duration, 6)
-                self.record(rid, "step.succeeded", outcome, corr)
+                self.hold(rid, "step.succeeded", outcome, corr)
                 st.status = "succeeded"
                 st.output = res.output
                 return "done"
