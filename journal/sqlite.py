@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import sqlite_utils
@@ -46,7 +46,7 @@ from journal.groupcommit import GroupCommitter, Slot
 from journal.identity import default_actor, default_host
 from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
 from journal.leases import LeaseRow, decide_acquire, decide_renew
-from journal.sqlite_writer import BatchWriter
+from journal.sqlite_writer import BatchWriter, Request, TxnOp
 
 _COLS = ", ".join(Event.COLUMNS)
 _SELECT = f"SELECT {_COLS} FROM events"
@@ -113,7 +113,7 @@ class SQLiteJournal(Journal):
                 raise
         self._conn = conn
         self._writer = BatchWriter(conn, self.stats)
-        self._committer: GroupCommitter[AppendRequest] = GroupCommitter(
+        self._committer: GroupCommitter[Request] = GroupCommitter(
             self._write_slots, max_batch=max_batch
         )
 
@@ -178,7 +178,7 @@ class SQLiteJournal(Journal):
         # caller's thread, after the commit (outside the write lock).
         return events_from_rows(self._committer.submit(request))
 
-    def _write_slots(self, slots: list[Slot[AppendRequest]]) -> None:
+    def _write_slots(self, slots: list[Slot[Request]]) -> None:
         with self._write_lock:
             if self.closed:
                 for slot in slots:
@@ -448,74 +448,43 @@ class SQLiteJournal(Journal):
                 self._conn.execute(sql, params)
 
     # -- leases --------------------------------------------------------------------------
-    def _lease_txn(self, resource: str) -> tuple[sqlite3.Connection, LeaseRow | None]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(
-            "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
-        ).fetchone()
-        return conn, (None if row is None else (row[0], int(row[1]), float(row[2])))
-
-    def _store_lease(self, conn: sqlite3.Connection, lease: Lease) -> None:
-        conn.execute(
-            "INSERT INTO leases (resource, owner, token, expires_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, "
-            "token = excluded.token, expires_at = excluded.expires_at",
-            (lease.resource, lease.owner, lease.token, lease.expires_at),
-        )
-
-    @contextlib.contextmanager
-    def _lease_write(self) -> Iterator[None]:
-        """A lease transaction, committed without its own fsync.
-
-        Leases coordinate live processes; they are not the record. In WAL mode a commit
-        at ``synchronous=NORMAL`` becomes durable with the next FULL commit (the WAL is
-        synced in order), and every lease change is followed at once by its ``lock.*``
-        event. A power loss that forgets a lease also killed every process on this host
-        that could have held it. Skipping the fsync keeps leases from stalling group
-        commit, which shares this connection and its write lock.
-        """
-        with self._write_lock:
-            relax = self._sync in ("FULL", "EXTRA")
-            if relax:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                yield
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            finally:
-                if relax:
-                    self._conn.execute(f"PRAGMA synchronous={self._sync}")
-
+    # Lease changes ride in the group commit's transaction (``TxnOp``): see there why.
     def acquire_lease(
         self, resource: str, owner: str, ttl: float, steal_from: str | None = None
     ) -> tuple[Lease, Lease | None]:
-        with self._lease_write():
-            conn, current = self._lease_txn(resource)
+        def op(conn: sqlite3.Connection) -> tuple[Lease, Lease | None]:
             lease, broken = decide_acquire(
-                resource, current, owner, ttl, time.time(), steal_from=steal_from
+                resource, _lease_row(conn, resource), owner, ttl, time.time(), steal_from
             )
-            self._store_lease(conn, lease)
-        return lease, broken
+            _store_lease(conn, lease)
+            return lease, broken
+
+        result: tuple[Lease, Lease | None] = self._lease_op(op)
+        return result
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        with self._lease_write():
-            conn, current = self._lease_txn(lease.resource)
-            renewed = decide_renew(lease, current, ttl, time.time())
-            self._store_lease(conn, renewed)
-        return renewed
+        def op(conn: sqlite3.Connection) -> Lease:
+            renewed = decide_renew(lease, _lease_row(conn, lease.resource), ttl, time.time())
+            _store_lease(conn, renewed)
+            return renewed
+
+        result: Lease = self._lease_op(op)
+        return result
 
     def release_lease(self, lease: Lease) -> None:
-        with self._lease_write():
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "UPDATE leases SET owner = NULL, expires_at = 0 "
                 "WHERE resource = ? AND owner = ? AND token = ?",
                 (lease.resource, lease.owner, lease.token),
             )
+
+        self._lease_op(op)
+
+    def _lease_op(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self.closed:
+            raise JournalError(f"journal {self.path} is closed")
+        return self._committer.submit(TxnOp(op))
 
     def get_lease(self, resource: str) -> Lease | None:
         rows = self._query(
@@ -539,6 +508,22 @@ class SQLiteJournal(Journal):
                 conn.close()
             self._readers.clear()
         _forget_file(self._file_key)
+
+
+def _lease_row(conn: sqlite3.Connection, resource: str) -> LeaseRow | None:
+    row = conn.execute(
+        "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
+    ).fetchone()
+    return None if row is None else (row[0], int(row[1]), float(row[2]))
+
+
+def _store_lease(conn: sqlite3.Connection, lease: Lease) -> None:
+    conn.execute(
+        "INSERT INTO leases (resource, owner, token, expires_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, "
+        "token = excluded.token, expires_at = excluded.expires_at",
+        (lease.resource, lease.owner, lease.token, lease.expires_at),
+    )
 
 
 # Files this process has open as journals, by (device, inode), with how many times.

@@ -13,9 +13,12 @@ has been told anything and the caller may retry the members one by one.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
-from journal.base import GENESIS_HASH, Event, JournalStats
+from journal.base import GENESIS_HASH, Event, JournalError, JournalStats
 from journal.clock import us_from_iso
 from journal.groupcommit import Slot
 
@@ -29,6 +32,21 @@ _ACCEPTED = (
     f"WHERE type = '{COMMAND_ACCEPTED}' AND command_id = ?"
 )
 _STREAM_FROM = f"SELECT {_COLS} FROM events WHERE stream = ? AND version >= ? ORDER BY version"
+
+
+@dataclass(frozen=True, slots=True)
+class TxnOp:
+    """Work that shares a group commit's transaction without being an append: the lease
+    changes. A lease taken or released on its own transaction held the write lock for
+    six statements, each giving up the GIL and waiting to get it back, while a hundred
+    appenders queued behind it; inside a batch it is two statements and no commit of
+    its own. ``run`` gets the connection; a ``JournalError`` it raises (``LeaseHeld``)
+    is its caller's outcome alone."""
+
+    run: Callable[[sqlite3.Connection], Any]
+
+
+Request = AppendRequest | TxnOp
 
 
 class BatchWriter:
@@ -88,14 +106,25 @@ class BatchWriter:
             rows.append(r)
         return rows
 
-    def write(self, slots: list[Slot[AppendRequest]]) -> None:
+    def write(self, slots: list[Slot[Request]]) -> None:
         """Plan and commit ``slots``; then give every member its rows or its error."""
         conn = self._conn
         cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
         try:
             plan = self._plan()
-            outcomes = [plan.add(slot.request) for slot in slots]
+            outcomes: list[Any] = []
+            appends = 0
+            for slot in slots:
+                request = slot.request
+                if isinstance(request, TxnOp):
+                    try:
+                        outcomes.append(request.run(conn))
+                    except JournalError as e:
+                        outcomes.append(e)
+                else:
+                    outcomes.append(plan.add(request))
+                    appends += 1
             rows = plan.rows
             if len(rows) == 1:
                 cur.execute(_INSERT, rows[0])
@@ -109,7 +138,7 @@ class BatchWriter:
         self._remember(plan)
         stats = self._stats
         stats.commits += 1
-        stats.appends += len(slots)
+        stats.appends += appends
         stats.events += len(plan.rows)
         for slot, outcome in zip(slots, outcomes, strict=True):
             if isinstance(outcome, BaseException):
