@@ -73,17 +73,31 @@ class LeaseSet:
         self.held: dict[str, Lease] = {}
         self.lost: str | None = None
         self.next_renewal = 0.0
+        #: ``lock.*`` events of ``acquire(defer=...)`` leases, for the caller's append.
+        self.deferred: dict[str, list[NewEvent]] = {}
+        #: Leases whose ``lock.released`` the caller journaled (``release_events``).
+        self._release_journaled: set[str] = set()
 
-    def acquire(self, wait: float = 0.0, wait_for: Iterable[str] = ()) -> None:
+    def acquire(
+        self, wait: float = 0.0, wait_for: Iterable[str] = (), defer: Iterable[str] = ()
+    ) -> None:
         """Take every lease in order. Leases in ``wait_for`` are waited for up to ``wait``
-        seconds when a live owner holds them; any other held lease fails at once."""
+        seconds when a live owner holds them; any other held lease fails at once.
+
+        For the resources in ``defer`` the ``lock.acquired`` (and any ``lock.broken``)
+        events are not appended here but kept in ``deferred`` for the caller to journal
+        in its own first append (the executor: with ``transition.started``), which saves
+        an append per transition. Until ``journaled`` is called for one, its release
+        journals nothing: a lease whose acquisition never reached the journal leaves no
+        trace there."""
         patient = set(wait_for)
+        postponed = set(defer)
         try:
             for rid in self.resources:
                 deadline = time.monotonic() + (wait if rid in patient else 0.0)
                 while True:
                     try:
-                        self._take(rid)
+                        self._take(rid, defer=rid in postponed)
                         break
                     except LeaseHeld:
                         if time.monotonic() >= deadline:
@@ -96,7 +110,7 @@ class LeaseSet:
             self.next_renewal = time.monotonic() + self.interval
             HEARTBEAT.add(self)
 
-    def _take(self, rid: str) -> None:
+    def _take(self, rid: str, defer: bool = False) -> None:
         current = self.journal.get_lease(rid)
         steal = None
         if current is not None and current.owner != self.owner and owner_is_dead(current.owner):
@@ -125,7 +139,34 @@ class LeaseSet:
                 correlation_id=self.correlation_id,
             )
         )
-        self.journal.append(rid, events)
+        if defer:
+            self.deferred[rid] = events
+        else:
+            self.journal.append(rid, events)
+
+    def journaled(self, rid: str) -> None:
+        """The caller appended ``deferred[rid]``: the lease is on the record now."""
+        self.deferred.pop(rid, None)
+
+    def release_events(self, rid: str) -> list[NewEvent]:
+        """``lock.released`` for ``rid``, for the caller to journal with its last event
+        (the executor: with ``transition.completed``); once it says so
+        (``release_journaled``), ``release`` only frees the lease. Empty if ``rid`` is not
+        held or its acquisition was never journaled."""
+        lease = self.held.get(rid)
+        if lease is None or rid in self.deferred or rid in self._release_journaled:
+            return []
+        return [self._released(lease)]
+
+    def release_journaled(self, rid: str) -> None:
+        self._release_journaled.add(rid)
+
+    def _released(self, lease: Lease) -> NewEvent:
+        return NewEvent(
+            type="lock.released",
+            payload={"owner": self.owner, "token": lease.token},
+            correlation_id=self.correlation_id,
+        )
 
     def token(self, rid: str) -> int | None:
         lease = self.held.get(rid)
@@ -153,16 +194,8 @@ class LeaseSet:
         HEARTBEAT.remove(self)
         for rid, lease in list(self.held.items()):
             self.journal.release_lease(lease)
-            self.journal.append(
-                rid,
-                [
-                    NewEvent(
-                        type="lock.released",
-                        payload={"owner": self.owner, "token": lease.token},
-                        correlation_id=self.correlation_id,
-                    )
-                ],
-            )
+            if rid not in self.deferred and rid not in self._release_journaled:
+                self.journal.append(rid, [self._released(lease)])
             self.held.pop(rid, None)
 
 

@@ -52,7 +52,7 @@ def fail_transition(
         "step": prog.failed_step,
         "error": error,
     }
-    runner.record(rid, "transition.failed", failed, corr, causation_id=prog.causation_id)
+    runner.finish(rid, leases, "transition.failed", failed, prog)
     return Outcome(rid, prog.trigger, "failed", to, prog.failed_step, error)
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from engine.backends.sim import Fault
-from engine.executor import GuardRefused
+from engine.executor import GuardRefused, Runner
 from engine.kinds import TriggerNotAllowed
 from engine.leases import LeaseSet, new_owner
-from journal.base import LeaseHeld
+from journal.base import Lease, LeaseHeld
+from journal.sqlite import SQLiteJournal
 from tests.engine.conftest import Fleet, Rig
 
 # A small machine over the sim's generic tools; every transition lands in `done` and every
@@ -336,9 +337,11 @@ def test_lock_acquired_and_released_are_journaled(make_rig):
     rig.add("lk/a")
     rig.runner.fire("lk/a", "go")
     types = [e.type for e in rig.events("lk/a")]
-    assert types[1] == "lock.acquired"
-    assert types[-1] == "lock.released"
-    acquired, released = rig.events("lk/a")[1], rig.events("lk/a")[-1]
+    # one append: the command, the lease, the start; and the lease's end with the finish
+    assert types[1:4] == ["command.accepted", "lock.acquired", "transition.started"]
+    assert types[-2:] == ["transition.completed", "lock.released"]
+    assert rig.events("lk/a")[-2].recorded_at == rig.events("lk/a")[-1].recorded_at
+    acquired, released = rig.events("lk/a")[2], rig.events("lk/a")[-1]
     assert acquired.payload["owner"] == released.payload["owner"]
     assert acquired.payload["token"] == released.payload["token"]
     started = next(e for e in rig.events("lk/a") if e.type == "transition.started")
@@ -396,15 +399,34 @@ def test_a_dead_local_owners_lease_is_broken_at_once(make_rig):
     ]
 
 
-def test_locks_on_several_resources_are_taken_in_sorted_order(make_rig):
+class TakingOrder(SQLiteJournal):
+    """A real journal that also remembers the order leases were asked for (the journal
+    cannot show it: the resource's own ``lock.acquired`` is journaled with its
+    ``transition.started``, after the leases on the resources it references)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.taken: list[str] = []
+
+    def acquire_lease(
+        self, resource: str, owner: str, ttl: float, steal_from: str | None = None
+    ) -> tuple[Lease, Lease | None]:
+        self.taken.append(resource)
+        return super().acquire_lease(resource, owner, ttl, steal_from)
+
+
+def test_locks_on_several_resources_are_taken_in_sorted_order(make_rig, tmp_path: Path):
     rig = make_rig(LOCKED)
+    journal = TakingOrder(tmp_path / "order.db")
+    rig = Rig(Runner(journal, rig.registry, rig.sim), journal, rig.sim, rig.registry, [])
     rig.add("lk/alpha")
     rig.add("lk/zeta", other="lk/alpha")
     rig.add("lk/mid", other="lk/zeta")
     for rid in ("lk/zeta", "lk/mid"):
         assert rig.runner.fire(rid, "both").state == "done", rid
+    assert journal.taken == ["lk/alpha", "lk/zeta", "lk/mid", "lk/zeta"]
     acquired = [e.stream for e in rig.journal.read_all() if e.type == "lock.acquired"]
-    assert acquired == ["lk/alpha", "lk/zeta", "lk/mid", "lk/zeta"]
+    assert acquired == ["lk/alpha", "lk/zeta", "lk/zeta", "lk/mid"]
     started = [e for e in rig.journal.read_all() if e.type == "transition.started"]
     assert [s.payload["locks"] for s in started] == [
         ["lk/alpha", "lk/zeta"],
@@ -412,3 +434,4 @@ def test_locks_on_several_resources_are_taken_in_sorted_order(make_rig):
     ]
     # every lease released
     assert all(rig.journal.get_lease(r) is None for r in ("lk/alpha", "lk/zeta", "lk/mid"))
+    journal.close()
