@@ -111,11 +111,17 @@ class LeaseSet:
             HEARTBEAT.add(self)
 
     def _take(self, rid: str, defer: bool = False) -> None:
-        current = self.journal.get_lease(rid)
         steal = None
-        if current is not None and current.owner != self.owner and owner_is_dead(current.owner):
-            steal = current.owner
-        lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl, steal_from=steal)
+        try:
+            lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl)
+        except LeaseHeld:
+            # Held and unexpired: break it only if its owner is a dead process here.
+            current = self.journal.get_lease(rid)
+            if current is not None:  # (None: released meanwhile; just ask again)
+                if current.owner == self.owner or not owner_is_dead(current.owner):
+                    raise
+                steal = current.owner
+            lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl, steal_from=steal)
         self.held[rid] = lease
         events = []
         if broken is not None:
@@ -211,6 +217,7 @@ class _Heartbeat:
         self._sets: set[LeaseSet] = set()
         self._cond = threading.Condition()
         self._pid = -1
+        self._wake_at = 0.0  # when the thread next wakes by itself (monotonic)
 
     def add(self, lease_set: LeaseSet) -> None:
         with self._cond:
@@ -219,7 +226,11 @@ class _Heartbeat:
                 self._sets = set()
                 threading.Thread(target=self._run, daemon=True, name="lease-heartbeat").start()
             self._sets.add(lease_set)
-            self._cond.notify()
+            # Wake the thread only if this set falls due before it would wake anyway: a
+            # fan-out adds a set per resource, and waking to rescan them all each time
+            # cost a hundred-wide run more than the renewals themselves.
+            if lease_set.next_renewal < self._wake_at:
+                self._cond.notify()
 
     def remove(self, lease_set: LeaseSet) -> None:
         with self._cond:
@@ -232,7 +243,10 @@ class _Heartbeat:
                 due = [ls for ls in self._sets if ls.next_renewal <= now]
                 if not due:
                     soonest = min((ls.next_renewal for ls in self._sets), default=now + 1.0)
-                    self._cond.wait(timeout=min(1.0, max(0.01, soonest - now)))
+                    timeout = min(1.0, max(0.01, soonest - now))
+                    self._wake_at = now + timeout
+                    self._cond.wait(timeout=timeout)
+                    self._wake_at = 0.0  # awake: an add need not notify
                     continue
             for lease_set in due:
                 lease_set.renew()
