@@ -1,17 +1,19 @@
-"""The SQLite write transaction behind ``append``: one ``BEGIN IMMEDIATE`` per batch.
+"""The SQLite write behind ``append``: one statement, or one transaction, per batch.
 
-The tail (last seq, hash, time) is read after ``BEGIN IMMEDIATE`` has taken the write
-lock, so appenders in other processes cannot interleave and fork the chain. The tail
-and stream versions this process wrote are cached and reused as long as
-``PRAGMA data_version`` (read inside the transaction) says no other connection has
-committed since: that saves a query per stream on the hot path and stays right with
-writers in other processes. Outcomes
-are handed to callers only after ``COMMIT`` succeeds; if the transaction fails, nobody
-has been told anything and the caller may retry the members one by one.
+The tail (last seq, hash, time) and the stream versions this process wrote are cached.
+A batch of appends is first planned on that cache and written by one multi-row INSERT
+(``BatchWriter._write_alone``): if another connection appended meanwhile, the INSERT
+hits a ``seq`` that is taken (sequence numbers are contiguous) and nothing is written.
+Then, and whenever the batch holds lease work, the batch is planned again inside
+``BEGIN IMMEDIATE``, with the tail re-read if ``PRAGMA data_version`` says another
+connection committed: appenders in other processes cannot interleave and fork the
+chain. Outcomes are handed to callers only after the commit; if it fails, nobody has
+been told anything and the caller may retry the members one by one.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,10 @@ from journal.groupcommit import Slot
 
 _COLS = ", ".join(Event.COLUMNS)
 _MAX_CACHED_STREAMS = 100_000
-_INSERT = f"INSERT INTO events ({_COLS}) VALUES ({', '.join('?' * len(Event.COLUMNS))})"
+_ONE_ROW = f"({', '.join('?' * len(Event.COLUMNS))})"
+_INSERT = f"INSERT INTO events ({_COLS}) VALUES {_ONE_ROW}"
+#: Most rows one INSERT statement carries (14 parameters each; SQLite allows 32,766).
+_ROWS_PER_INSERT = 512
 _TAIL = "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
 _VERSION = "SELECT max(version) FROM events WHERE stream = ?"
 _ACCEPTED = (
@@ -108,6 +113,45 @@ class BatchWriter:
 
     def write(self, slots: list[Slot[Request]]) -> None:
         """Plan and commit ``slots``; then give every member its rows or its error."""
+        if not self._write_alone(slots):
+            self._write_locked(slots)
+
+    def _write_alone(self, slots: list[Slot[Request]]) -> bool:
+        """The common case in one statement: a batch of appends planned on the cached
+        tail and written by one multi-row INSERT in autocommit mode (atomic, and
+        committed and synced by itself). Every SQLite call made while the write lock is
+        held gives up the GIL and waits to get it back, and with a hundred threads that
+        wait is most of a batch's time: this path makes one call where the locked path
+        makes four. False (nothing written) whenever the cache cannot be trusted to
+        decide: no tail yet, lease work, a refusal computed from the cache, a batch too
+        big for one statement, or another connection's append, which shows as a
+        duplicate ``seq`` because sequence numbers are contiguous. The locked path then
+        plans again from what is on disk.
+        """
+        if self._tail is None or any(isinstance(s.request, TxnOp) for s in slots):
+            return False
+        seq, prev, last_us = self._tail
+        plan = BatchPlan(seq, prev, last_us, self._current_version, self._recorded_append)
+        outcomes: list[Any] = []
+        for slot in slots:
+            assert isinstance(slot.request, AppendRequest)
+            outcome = plan.add(slot.request)
+            if isinstance(outcome, BaseException):
+                return False
+            outcomes.append(outcome)
+        rows = plan.rows
+        if not rows or len(rows) > _ROWS_PER_INSERT:
+            return False
+        try:
+            self._cur.execute(_multi_insert(len(rows)), [v for row in rows for v in row])
+        except sqlite3.IntegrityError:
+            self.invalidate()
+            return False
+        self._done(slots, plan, outcomes, len(slots))
+        return True
+
+    def _write_locked(self, slots: list[Slot[Request]]) -> None:
+        """One ``BEGIN IMMEDIATE`` transaction, planned on the tail read inside it."""
         conn = self._conn
         cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
@@ -135,6 +179,11 @@ class BatchWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._done(slots, plan, outcomes, appends)
+
+    def _done(
+        self, slots: list[Slot[Request]], plan: BatchPlan, outcomes: list[Any], appends: int
+    ) -> None:
         self._remember(plan)
         stats = self._stats
         stats.commits += 1
@@ -169,3 +218,8 @@ class BatchWriter:
         """Adopt the committed plan's tail and versions as the cached state."""
         self._tail = (plan.last_seq, plan.last_hash, plan.last_us)
         self._versions.update(plan.versions)
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _multi_insert(n: int) -> str:
+    return f"INSERT INTO events ({_COLS}) VALUES " + ", ".join([_ONE_ROW] * n)

@@ -273,6 +273,26 @@ def test_four_processes_append_to_one_file(tmp_path: Path) -> None:
         assert report.ok and report.events == 8000
 
 
+def test_two_journals_on_one_file_take_turns_without_forking_the_chain(tmp_path: Path) -> None:
+    """Each journal writes a batch of appends in one statement planned on its cached
+    tail; when the other one appended meanwhile, that statement hits a taken seq, writes
+    nothing, and the batch is planned again from the file. Versions, expected versions
+    and the chain come out as if one writer had done it all."""
+    path = tmp_path / "shared.db"
+    with SQLiteJournal(path) as a, SQLiteJournal(path) as b:
+        for i in range(20):
+            writer = a if i % 2 else b
+            writer.append("s", [ev(i=i)], expected_version=i)
+            writer.append(f"t{i % 3}", [ev(i=i), ev(i=i)])
+        with pytest.raises(JournalError):
+            b.append("s", [ev()], expected_version=19)  # a's append made it 20
+        events = list(a.read_all())
+        assert [e.seq for e in events] == list(range(1, 61))
+        assert [e.payload["i"] for e in events if e.stream == "s"] == list(range(20))
+        assert [e.version for e in events if e.stream == "s"] == list(range(1, 21))
+        assert a.verify().ok and b.verify().ok
+
+
 # -- group commit on one connection ---------------------------------------------------
 
 
