@@ -26,10 +26,13 @@ Req = TypeVar("Req")
 class Slot(Generic[Req]):
     """One caller's request and, once written, its outcome."""
 
-    __slots__ = ("done", "error", "lead", "request", "result", "wake")
+    __slots__ = ("detached", "done", "error", "lead", "request", "result", "wake")
 
-    def __init__(self, request: Req) -> None:
+    def __init__(self, request: Req, detached: bool = False) -> None:
         self.request = request
+        #: Submitted with ``submit_nowait``: its caller is busy elsewhere, so it is never
+        #: handed the lead (nobody would take it up until the caller came back).
+        self.detached = detached
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -76,35 +79,62 @@ class GroupCommitter(Generic[Req]):
         self._lead()
         return self._outcome(slot)
 
+    def submit_nowait(self, request: Req) -> Slot[Req]:
+        """Queue ``request`` and return at once if a leader is writing (it will write
+        this too); otherwise write it now, as ``submit`` would. ``collect`` gives the
+        result. For work whose caller has something else to wait for meanwhile."""
+        slot: Slot[Req] = Slot(request, detached=True)
+        with self._lock:
+            self._queue.append(slot)
+            if self._leading:
+                slot.wake = _allocate_lock()
+                slot.wake.acquire()
+                return slot
+            self._leading = True
+        self._lead()
+        return slot
+
+    def collect(self, slot: Slot[Req]) -> Any:
+        """The result of a ``submit_nowait`` request, waiting until it is written."""
+        if slot.wake is not None:
+            slot.wake.acquire()
+        return self._outcome(slot)
+
     def _lead(self) -> None:
         if self._last_batch > 1:
             # Others were active a moment ago and are probably just waking up with
             # their next request: let them queue it so this fsync serves them too.
             time.sleep(0)
-        with self._lock:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-        self._last_batch = len(batch)
-        try:
-            self._write_batch(batch)
-        except BaseException as e:  # every waiting caller gets the error
-            for member in batch:
-                if not member.done:
-                    member.fail(e)
-        finally:
-            for member in batch:
-                if not member.done:
-                    member.fail(RuntimeError("group commit left a request unanswered"))
+        while True:
             with self._lock:
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor.wake.release()
-                else:
-                    self._leading = False
-            for member in batch:
-                if member.wake is not None and not member.lead:
-                    member.wake.release()
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+            self._last_batch = len(batch)
+            more = False
+            try:
+                self._write_batch(batch)
+            except BaseException as e:  # every waiting caller gets the error
+                for member in batch:
+                    if not member.done:
+                        member.fail(e)
+            finally:
+                for member in batch:
+                    if not member.done:
+                        member.fail(RuntimeError("group commit left a request unanswered"))
+                with self._lock:
+                    successor = next((s for s in self._queue if not s.detached), None)
+                    if successor is not None:
+                        successor.lead = True
+                        successor.wake.release()
+                    elif self._queue:
+                        more = True  # only detached requests wait: write them too
+                    else:
+                        self._leading = False
+                for member in batch:
+                    if member.wake is not None and not member.lead:
+                        member.wake.release()
+            if not more:
+                return
 
     @staticmethod
     def _outcome(slot: Slot[Req]) -> Any:
