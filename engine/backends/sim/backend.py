@@ -95,10 +95,20 @@ class SimBackend:
             if plan.fail is not None:
                 message = _message(plan.fail, f"injected failure of {tool}")
                 return CommandResult(plan.fail.exit_code, "", message, time.monotonic() - started)
-            wait(plan.latency_ms)
-            outcome = self.world.apply_call(
-                host, argv, env or {}, fn, number=plan.number, seed=self.seed
-            )
+            if timeout is None or plan.latency_ms / 1000 < timeout - (time.monotonic() - started):
+                # The call will not time out before it answers: its effect is committed
+                # while it "runs" (the latency), as a real command acts before it returns,
+                # so the commit's queueing overlaps the sleep instead of following it.
+                pending = self.world.start_call(
+                    host, argv, env or {}, fn, number=plan.number, seed=self.seed
+                )
+                wait(plan.latency_ms)
+                outcome = self.world.finish_call(pending)
+            else:
+                wait(plan.latency_ms)  # times out (raises) before anything ran
+                outcome = self.world.apply_call(
+                    host, argv, env or {}, fn, number=plan.number, seed=self.seed
+                )
             if not outcome.stale:
                 break
             # A fault for this call was injected (by another process) while it slept:

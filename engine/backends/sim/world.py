@@ -402,6 +402,25 @@ class World:
         )
         return outcome
 
+    def start_call(
+        self,
+        host: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        fn: ToolFn,
+        *,
+        number: int | None,
+        seed: int,
+    ) -> Slot[CallRequest]:
+        """:meth:`apply_call` without waiting: the effect is committed by whichever
+        batch comes next while the caller sleeps out the call's latency; ``finish_call``
+        returns the outcome."""
+        return self._committer.submit_nowait(CallRequest(host, argv, env, fn, number, seed))
+
+    def finish_call(self, pending: Slot[CallRequest]) -> CallOutcome:
+        outcome: CallOutcome = self._committer.collect(pending)
+        return outcome
+
     def _apply_batch(self, slots: list[Slot[CallRequest]]) -> None:
         """Run every queued call in one transaction (the group commit's leader)."""
         outcomes: list[CallOutcome | BaseException] = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -136,6 +138,30 @@ def test_sleep_tool_latency_and_timeout(sim: SimBackend) -> None:
     with pytest.raises(CommandTimeout):
         sim.run("a", "sleep 5", timeout=0.1)
     assert sim.run("a", "sleep nope").exit_code == 2
+
+
+def test_a_call_acts_while_it_runs_unless_it_will_time_out(
+    make_sim: Callable[..., SimBackend],
+) -> None:
+    """The effect commits at the start of the call's latency, as a real command acts
+    before it answers; a call whose latency outlasts its timeout never acts."""
+    backend = make_sim(latency_ms=600)
+    done = threading.Event()
+    caller = threading.Thread(
+        target=lambda: (backend.run("a", "test_setpair k v"), done.set()), daemon=True
+    )
+    caller.start()
+    deadline = time.monotonic() + 10
+    while not backend.world.log_entries(host="a") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [e.effect for e in backend.world.log_entries(host="a")] == ["k=v"]
+    assert not done.is_set()  # still "running" its 600 ms
+    caller.join(10)
+    assert done.is_set()
+    with pytest.raises(CommandTimeout):
+        backend.run("b", "test_setpair k v", timeout=0.05)
+    assert backend.world.log_entries(host="b") == []
+    assert backend.world.call_count("b", "test_setpair") == 1  # made, counted, no effect
 
 
 def test_output_is_capped(make_sim: Callable[..., SimBackend]) -> None:
