@@ -20,14 +20,22 @@ from dsl import to_text
 from dsl.spec import StepSpec
 from engine import actions
 from engine.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
-from engine.leases import DEFAULT_TTL, LeaseSet, new_owner
+from engine.leases import DEFAULT_TTL, Claim, LeaseSet, new_owner
 from engine.params import resolve
 from engine.progress import Progress, StepState, reconstruct
 from engine.records import Resource, split_id
 from engine.replay import load_resource
 from engine.values import Scope
 from fleetlog.errors import FleetlogError, UsageError
-from journal.base import ConcurrencyConflict, Event, Journal, LeaseHeld, NewEvent
+from journal.base import (
+    ConcurrencyConflict,
+    Event,
+    Journal,
+    Lease,
+    LeaseChanged,
+    LeaseHeld,
+    NewEvent,
+)
 from journal.ids import uuid7
 
 if TYPE_CHECKING:
@@ -110,13 +118,30 @@ class Runner:
         self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ journaling
-    def _append(self, rid: str, events: list[NewEvent], expected: int | None = None) -> list[Event]:
-        """Append ``events`` to ``rid``, after any outcome still held for it (``hold``).
+    def _append(
+        self,
+        rid: str,
+        events: list[NewEvent],
+        expected: int | None = None,
+        *,
+        take: Claim | None = None,
+        release: Lease | None = None,
+    ) -> list[Event]:
+        """Append ``events`` to ``rid``, after any outcome still held for it (``hold``),
+        taking the lease of ``take`` or dropping ``release`` with them.
 
         Returns the recorded ``events`` (not the held ones written with them)."""
         held = self._held.pop(rid, [])
+        journal = self.journal
         try:
-            recorded = self.journal.append(rid, [*held, *events], expected_version=expected)
+            if take is not None:
+                recorded = journal.append_taking_lease(
+                    rid, [*held, *events], take.lease, take.seen, expected
+                )
+            elif release is not None:
+                recorded = journal.append_releasing_lease(rid, [*held, *events], release)
+            else:
+                recorded = journal.append(rid, [*held, *events], expected_version=expected)
         except BaseException:
             if held:  # nothing was written: keep them for the next append
                 self._held[rid] = held + self._held.get(rid, [])
@@ -240,7 +265,10 @@ class Runner:
             ttl=self.lease_ttl,
             correlation_id=transition_id,
         )
-        leases.acquire(wait=self.lock_wait, wait_for=lock_ids - {rid}, defer={rid})
+        if self.journal.atomic_lease_appends and leases.resources == [rid]:
+            pass  # the resource's own lease is taken by the start's append (_start)
+        else:
+            leases.acquire(wait=self.lock_wait, wait_for=lock_ids - {rid}, defer={rid})
         try:
             return self._start(
                 rid,
@@ -291,6 +319,12 @@ class Runner:
                 rec, kind, params, dest = self.validate(rid, trigger, given)
             t = kind.transition(trigger)
             scope = self.scope(rec, params, trigger)
+            # The lease this append takes, when the journal can take it in the same
+            # transaction (one round trip through the writer instead of two).
+            claim = None
+            if rid in leases.resources and rid not in leases.held:
+                claim = leases.plan_claim(rid)
+            token = claim.lease.token if claim is not None else leases.token(rid)
             skip_output = None
             if t.skip_if is not None:
                 holds, out = actions.probe(self.backend, scope, t.skip_if)
@@ -326,7 +360,7 @@ class Runner:
                         "definition_hash": kind.spec.definition_hash,
                         "locks": lock_ids,
                         "owner": leases.owner,
-                        "token": leases.token(rid),
+                        "token": token,
                     },
                     **meta,
                 ),
@@ -352,11 +386,13 @@ class Runner:
                 events = events[1:]  # its command.accepted is in the journal already
             # command.accepted, then the lease (lock.broken?, lock.acquired), then the rest
             at = 0 if submitted is not None else 1
-            events[at:at] = leases.deferred.get(rid, [])
+            events[at:at] = claim.events if claim is not None else leases.deferred.get(rid, [])
             try:
-                recorded = self._append(rid, events, expected=rec.version)
-            except ConcurrencyConflict:
-                continue  # someone appended (an observation, a lock event): look again
+                recorded = self._append(rid, events, expected=rec.version, take=claim)
+            except (ConcurrencyConflict, LeaseChanged):
+                continue  # someone appended, or took or renewed the lease: look again
+            if claim is not None:
+                leases.claimed(rid, claim.lease)
             leases.journaled(rid)
             if skip_output is not None:
                 return Outcome(rid, trigger, "skipped", dest, output=skip_output)
@@ -633,8 +669,14 @@ class Runner:
         event = NewEvent(
             type_, payload, correlation_id=prog.transition_id, causation_id=prog.causation_id
         )
-        self._append(rid, [event, *leases.release_events(rid)])
-        leases.release_journaled(rid)
+        released = leases.release_events(rid)
+        lease = leases.held.get(rid)
+        if released and lease is not None:  # free it in the same step
+            self._append(rid, [event, *released], release=lease)
+            leases.released(rid)
+        else:
+            self._append(rid, [event, *released])
+            leases.release_journaled(rid)
 
     def record(
         self,

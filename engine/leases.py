@@ -16,8 +16,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from journal.base import Journal, Lease, LeaseHeld, NewEvent
+from journal.leases import LeaseRow, decide_acquire, iso
 
 DEFAULT_TTL = float(os.environ.get("FLEETLOG_LEASE_TTL", "30"))
 HOSTNAME = socket.gethostname()
@@ -51,6 +53,15 @@ def _is_zombie(pid: int) -> bool:
             return fp.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lease decided on but not yet taken: taken with the append that records it."""
+
+    lease: Lease
+    seen: LeaseRow | None  # the row it was decided on; taking it fails if that changed
+    events: list[NewEvent]  # lock.broken?, lock.acquired
 
 
 class LeaseSet:
@@ -123,6 +134,13 @@ class LeaseSet:
                 steal = current.owner
             lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl, steal_from=steal)
         self.held[rid] = lease
+        events = self._lock_events(lease, broken, stolen=steal is not None)
+        if defer:
+            self.deferred[rid] = events
+        else:
+            self.journal.append(rid, events)
+
+    def _lock_events(self, lease: Lease, broken: Lease | None, stolen: bool) -> list[NewEvent]:
         events = []
         if broken is not None:
             events.append(
@@ -131,7 +149,7 @@ class LeaseSet:
                     payload={
                         "previous_owner": broken.owner,
                         "previous_token": broken.token,
-                        "reason": "owner process is gone" if steal else "lease expired",
+                        "reason": "owner process is gone" if stolen else "lease expired",
                         "owner": self.owner,
                         "token": lease.token,
                     },
@@ -145,10 +163,34 @@ class LeaseSet:
                 correlation_id=self.correlation_id,
             )
         )
-        if defer:
-            self.deferred[rid] = events
-        else:
-            self.journal.append(rid, events)
+        return events
+
+    def plan_claim(self, rid: str) -> Claim:
+        """The lease on ``rid`` that its first append will take with
+        ``Journal.append_taking_lease``, decided from the lease row as stored, with the
+        ``lock.*`` events that record it. ``LeaseHeld`` if a live owner holds it; a dead
+        owner's lease is broken, as ``acquire`` does."""
+        seen = self.journal.lease_row(rid)
+        now = time.time()
+        steal = None
+        if seen is not None and seen[0] not in (None, self.owner) and seen[2] > now:
+            if not owner_is_dead(seen[0]):
+                raise LeaseHeld(resource=rid, owner=seen[0], expires_at=iso(seen[2]))
+            steal = seen[0]
+        lease, broken = decide_acquire(rid, seen, self.owner, self.ttl, now, steal_from=steal)
+        return Claim(lease, seen, self._lock_events(lease, broken, stolen=steal is not None))
+
+    def claimed(self, rid: str, lease: Lease) -> None:
+        """The append holding ``plan_claim``'s lease and events is written."""
+        self.held[rid] = lease
+        if self.next_renewal == 0.0:
+            self.next_renewal = time.monotonic() + self.interval
+            HEARTBEAT.add(self)
+
+    def released(self, rid: str) -> None:
+        """The caller freed ``rid``'s lease and journaled its ``lock.released``."""
+        self._release_journaled.add(rid)
+        self.held.pop(rid, None)
 
     def journaled(self, rid: str) -> None:
         """The caller appended ``deferred[rid]``: the lease is on the record now."""

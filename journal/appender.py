@@ -37,10 +37,15 @@ class AppendRequest:
     stream: str
     events: tuple[Prepared, ...]
     expected_version: int | None
+    #: Lease work done in the append's transaction, before its events are planned (a
+    #: backend that supports it runs it; ``JournalError`` from it is the outcome).
+    lease_op: Callable[[Any], None] | None = None
 
     @property
     def command_id(self) -> str | None:
         """The command id when this is a command submission (idempotent), else None."""
+        if not self.events:
+            return None
         first = self.events[0]
         return first[1] if first[0] == COMMAND_ACCEPTED else None
 
@@ -149,6 +154,18 @@ class BatchPlan:
         self._recorded_append = recorded_append
         self.versions: dict[str, int] = {}
         self._accepted: dict[str, list[Row]] = {}
+
+    def conflict(self, request: AppendRequest) -> ConcurrencyConflict | None:
+        """The refusal ``add`` would give for a stale expected version, without planning."""
+        expected = request.expected_version
+        if expected is None:
+            return None
+        version = self.versions.get(request.stream)
+        if version is None:
+            version = self._current_version(request.stream)
+        if expected == version:
+            return None
+        return ConcurrencyConflict(stream=request.stream, expected=expected, actual=version)
 
     def add(self, request: AppendRequest, check: bool = True) -> list[Row] | JournalError:
         """Plan one append; return its rows, or the error that is its outcome.

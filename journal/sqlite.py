@@ -35,6 +35,7 @@ from journal.base import (
     JournalIntegrityError,
     JournalStats,
     Lease,
+    LeaseChanged,
     NewEvent,
     NotAJournal,
     VerifyReport,
@@ -165,14 +166,23 @@ class SQLiteJournal(Journal):
         events: Sequence[NewEvent],
         expected_version: int | None = None,
     ) -> list[Event]:
+        return self._submit(stream, events, expected_version, None)
+
+    def _submit(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        lease_op: Callable[[sqlite3.Connection], None] | None,
+    ) -> list[Event]:
         if self.closed:
             raise JournalError(f"journal {self.path} is closed")
         if not isinstance(stream, str) or not stream:
             raise JournalError("stream must be a non-empty string")
-        if not events:
+        if not events and lease_op is None:
             return []
         request = AppendRequest(
-            stream, prepare_events(events, self.actor, self.host), expected_version
+            stream, prepare_events(events, self.actor, self.host), expected_version, lease_op
         )
         # The committer hands back stored rows; the Event objects are built here, on the
         # caller's thread, after the commit (outside the write lock).
@@ -473,13 +483,37 @@ class SQLiteJournal(Journal):
 
     def release_lease(self, lease: Lease) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE leases SET owner = NULL, expires_at = 0 "
-                "WHERE resource = ? AND owner = ? AND token = ?",
-                (lease.resource, lease.owner, lease.token),
-            )
+            _release(conn, lease)
 
         self._lease_op(op)
+
+    atomic_lease_appends = True
+
+    def lease_row(self, resource: str) -> LeaseRow | None:
+        return _lease_row(self._reader(), resource)
+
+    def append_taking_lease(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        lease: Lease,
+        seen: LeaseRow | None,
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        def op(conn: sqlite3.Connection) -> None:
+            if _lease_row(conn, stream) != seen:
+                raise LeaseChanged(resource=stream)
+            _store_lease(conn, lease)
+
+        return self._submit(stream, events, expected_version, op)
+
+    def append_releasing_lease(
+        self, stream: str, events: Sequence[NewEvent], lease: Lease
+    ) -> list[Event]:
+        def op(conn: sqlite3.Connection) -> None:
+            _release(conn, lease)
+
+        return self._submit(stream, events, None, op)
 
     def _lease_op(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
         if self.closed:
@@ -515,6 +549,14 @@ def _lease_row(conn: sqlite3.Connection, resource: str) -> LeaseRow | None:
         "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
     ).fetchone()
     return None if row is None else (row[0], int(row[1]), float(row[2]))
+
+
+def _release(conn: sqlite3.Connection, lease: Lease) -> None:
+    conn.execute(
+        "UPDATE leases SET owner = NULL, expires_at = 0 "
+        "WHERE resource = ? AND owner = ? AND token = ?",
+        (lease.resource, lease.owner, lease.token),
+    )
 
 
 def _store_lease(conn: sqlite3.Connection, lease: Lease) -> None:

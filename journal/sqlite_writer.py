@@ -128,7 +128,9 @@ class BatchWriter:
         duplicate ``seq`` because sequence numbers are contiguous. The locked path then
         plans again from what is on disk.
         """
-        if self._tail is None or any(isinstance(s.request, TxnOp) for s in slots):
+        if self._tail is None or any(
+            isinstance(s.request, TxnOp) or s.request.lease_op is not None for s in slots
+        ):
             return False
         seq, prev, last_us = self._tail
         plan = BatchPlan(seq, prev, last_us, self._current_version, self._recorded_append)
@@ -167,7 +169,7 @@ class BatchWriter:
                     except JournalError as e:
                         outcomes.append(e)
                 else:
-                    outcomes.append(plan.add(request))
+                    outcomes.append(self._add(conn, plan, request))
                     appends += 1
             rows = plan.rows
             if len(rows) == 1:
@@ -180,6 +182,19 @@ class BatchWriter:
                 conn.execute("ROLLBACK")
             raise
         self._done(slots, plan, outcomes, appends)
+
+    @staticmethod
+    def _add(conn: sqlite3.Connection, plan: BatchPlan, request: AppendRequest) -> Any:
+        """Plan one append, running its lease work first unless it would be refused."""
+        if request.lease_op is not None:
+            refusal = plan.conflict(request)
+            if refusal is not None:
+                return refusal
+            try:
+                request.lease_op(conn)
+            except JournalError as e:
+                return e
+        return plan.add(request)
 
     def _done(
         self, slots: list[Slot[Request]], plan: BatchPlan, outcomes: list[Any], appends: int

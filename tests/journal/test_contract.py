@@ -310,6 +310,15 @@ def test_expired_lease_is_broken_and_reported(journal: Journal) -> None:
     assert journal.get_lease("host/a") == bob
 
 
+def test_append_releasing_lease_appends_then_frees_it(journal: Journal) -> None:
+    lease, _ = journal.acquire_lease("host/a", "alice", ttl=30)
+    (e,) = journal.append_releasing_lease("host/a", [NewEvent("lock.released")], lease)
+    assert e.stream == "host/a" and e.version == 1
+    assert journal.get_lease("host/a") is None
+    bob, broken = journal.acquire_lease("host/a", "bob", ttl=30)
+    assert broken is None and bob.token > lease.token
+
+
 # -- group commit ---------------------------------------------------------------------
 
 

@@ -6,12 +6,13 @@ import hashlib
 import multiprocessing
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from journal import JournalError, NewEvent, open_journal
-from journal.base import NotAJournal, SchemaTooNew
+from journal.base import ConcurrencyConflict, Lease, LeaseChanged, NotAJournal, SchemaTooNew
 from journal.schema import SCHEMA_VERSION
 from journal.sqlite import SQLiteJournal
 from tests.journal import _workers
@@ -291,6 +292,33 @@ def test_two_journals_on_one_file_take_turns_without_forking_the_chain(tmp_path:
         assert [e.payload["i"] for e in events if e.stream == "s"] == list(range(20))
         assert [e.version for e in events if e.stream == "s"] == list(range(1, 21))
         assert a.verify().ok and b.verify().ok
+
+
+def test_append_taking_lease_is_all_or_nothing(tmp_path: Path) -> None:
+    """SQLite takes a lease in the transaction of the append that records it
+    (PostgreSQL takes the two steps, so this is not part of the contract)."""
+    journal = SQLiteJournal(tmp_path / "j.db")
+    assert journal.atomic_lease_appends
+    assert journal.lease_row("host/a") is None
+    alice = Lease("host/a", "alice", 1, time.time() + 30)
+    events = journal.append_taking_lease("host/a", [ev(), ev()], alice, None, 0)
+    assert [e.version for e in events] == [1, 2]
+    assert journal.get_lease("host/a") == alice
+    seen = journal.lease_row("host/a")
+    assert seen == ("alice", 1, alice.expires_at)
+    # Decided on a row that has changed since (alice renewed): nothing is written.
+    journal.renew_lease(alice, ttl=60)
+    bob = Lease("host/a", "bob", 2, time.time() + 30)
+    with pytest.raises(LeaseChanged):
+        journal.append_taking_lease("host/a", [ev()], bob, seen, 2)
+    assert journal.stream_version("host/a") == 2 and journal.get_lease("host/a").owner == "alice"
+    # A stale expected version refuses the append and leaves the lease alone.
+    fresh = journal.lease_row("host/a")
+    with pytest.raises(ConcurrencyConflict):
+        journal.append_taking_lease("host/a", [ev()], bob, fresh, 1)
+    assert journal.get_lease("host/a").owner == "alice"
+    assert journal.verify().ok
+    journal.close()
 
 
 # -- group commit on one connection ---------------------------------------------------
