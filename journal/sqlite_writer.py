@@ -172,10 +172,9 @@ class BatchWriter:
                     outcomes.append(self._add(conn, plan, request))
                     appends += 1
             rows = plan.rows
-            if len(rows) == 1:
-                cur.execute(_INSERT, rows[0])
-            elif rows:
-                cur.executemany(_INSERT, rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                cur.execute(_multi_insert(len(chunk)), [v for row in chunk for v in row])
             cur.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
