@@ -106,8 +106,10 @@ class SimBackend:
                 outcome = self.world.finish_call(pending)
             else:
                 wait(plan.latency_ms)  # times out (raises) before anything ran
-                outcome = self.world.apply_call(
-                    host, argv, env or {}, fn, number=plan.number, seed=self.seed
+                outcome = self.world.finish_call(
+                    self.world.start_call(
+                        host, argv, env or {}, fn, number=plan.number, seed=self.seed
+                    )
                 )
             if not outcome.stale:
                 break

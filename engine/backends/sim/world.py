@@ -87,7 +87,7 @@ class LogEntry:
 class CallPlan:
     """What the faults decided about a call before it runs (phase one of a call)."""
 
-    number: int | None  # None: not counted yet (apply_call counts it)
+    number: int | None  # None: not counted yet (its batch counts it)
     latency_ms: float
     fail: Fault | None = None
     hang: Fault | None = None
@@ -336,7 +336,7 @@ class World:
 
         With no fault that matches the call (the common case), nothing is read or
         written now: the cached faults say so, and the call is counted in the batch of
-        its effect (``CallPlan.number`` None; :meth:`apply_call` answers ``stale`` if a
+        its effect (``CallPlan.number`` None; :meth:`finish_call` answers ``stale`` if a
         fault from another process turns up meanwhile). The call is counted here, before
         any sleep, when a fault needs its hit, when the latency alone will outlast
         ``timeout`` (a call that times out was still made), or when ``count`` says so.
@@ -381,27 +381,6 @@ class World:
             drop=fired.get("drop"),
         )
 
-    def apply_call(
-        self,
-        host: str,
-        argv: list[str],
-        env: Mapping[str, str],
-        fn: ToolFn,
-        *,
-        number: int | None,
-        seed: int,
-    ) -> CallOutcome:
-        """Run the tool; its whole effect commits, or none of it (``ToolFailure``).
-
-        The call joins the next batch (``engine.backends.sim.calls``): it returns once
-        the batch holding its effect has committed. ``number`` None: :meth:`begin_call`
-        did not count the call, so it is counted in that batch.
-        """
-        outcome: CallOutcome = self._committer.submit(
-            CallRequest(host, argv, env, fn, number, seed)
-        )
-        return outcome
-
     def start_call(
         self,
         host: str,
@@ -412,9 +391,13 @@ class World:
         number: int | None,
         seed: int,
     ) -> Slot[CallRequest]:
-        """:meth:`apply_call` without waiting: the effect is committed by whichever
-        batch comes next while the caller sleeps out the call's latency; ``finish_call``
-        returns the outcome."""
+        """Run the tool; its whole effect commits, or none of it (``ToolFailure``).
+
+        The call joins the next batch (``engine.backends.sim.calls``) and this returns at
+        once, so the caller can sleep out the call's latency meanwhile; ``finish_call``
+        waits for the batch and gives the outcome. ``number`` None: :meth:`begin_call`
+        did not count the call, so it is counted in that batch.
+        """
         return self._committer.submit_nowait(CallRequest(host, argv, env, fn, number, seed))
 
     def finish_call(self, pending: Slot[CallRequest]) -> CallOutcome:
