@@ -10,8 +10,9 @@ Every resource is ``box/rN`` of a temporary machine whose transition ``go`` has 
 idempotent ``run "touch_flag sK"`` steps. The sim backend sleeps ``--latency-ms`` per
 call outside any transaction, so with ``--parallel P`` the wall time cannot beat
 ``ideal_s = resources x steps x latency / P``. Everything else is fleetlog's overhead:
-journaling every event durably (SQLite, WAL, ``synchronous=FULL``), leases, re-reading the
-resource record, the sim world's own transactions.
+journaling every event durably (SQLite, WAL, ``synchronous=FULL``), leases, reading the
+resource record, the sim world's own transactions. ``cpu_s`` is the process's CPU time
+over the run (both cores).
 
 The run is in-process: ``engine.executor.Runner.fire`` over ``engine.fanout.run_many``,
 which is what ``fleetlog fire 'box/r[1-1000]' go --parallel 100`` does after start-up.
