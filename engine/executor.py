@@ -1,10 +1,11 @@
 """Running transitions step by step with every start and outcome journaled.
 
 The order of effects is fixed: validate (table, guards, params) before anything is
-written; journal ``step.started`` before a side effect and its outcome after; so at any
-instant the journal says exactly which side effects may have happened. Fresh runs and
-resumed runs share one path (``_drive``), which reads where the transition stands from the
-journal (``progress.reconstruct``) and continues from there.
+written; journal ``step.started`` before a side effect and its outcome after (in the same
+append as the next step's start, ``Runner.hold``); so at any instant the journal says
+exactly which side effects may have happened. Fresh runs and resumed runs share one path
+(``_drive``), which reads where the transition stands from the journal
+(``progress.reconstruct``) and continues from there.
 """
 
 from __future__ import annotations
