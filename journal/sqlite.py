@@ -490,7 +490,10 @@ class SQLiteJournal(Journal):
     atomic_lease_appends = True
 
     def lease_row(self, resource: str) -> LeaseRow | None:
-        return _lease_row(self._reader(), resource)
+        rows = self._query(
+            "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
+        )
+        return None if not rows else (rows[0][0], int(rows[0][1]), float(rows[0][2]))
 
     def append_taking_lease(
         self,
