@@ -6,6 +6,7 @@ import hashlib
 import multiprocessing
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -292,6 +293,30 @@ def test_two_journals_on_one_file_take_turns_without_forking_the_chain(tmp_path:
         assert [e.payload["i"] for e in events if e.stream == "s"] == list(range(20))
         assert [e.version for e in events if e.stream == "s"] == list(range(1, 21))
         assert a.verify().ok and b.verify().ok
+
+
+def test_two_journals_with_many_threads_each_keep_one_contiguous_chain(tmp_path: Path) -> None:
+    """Each journal plans its next batch while the one before is written; with another
+    connection appending to the same file, batches planned on a tail that another
+    connection took are planned again, and nothing forks or leaves a gap."""
+    path = tmp_path / "shared.db"
+    with SQLiteJournal(path) as a, SQLiteJournal(path) as b:
+
+        def work(journal: SQLiteJournal, k: int) -> None:
+            for i in range(60):
+                journal.append(f"s{k % 5}", [ev(k=k, i=i), ev(k=k, i=i)])
+
+        threads = [threading.Thread(target=work, args=(j, k)) for k, j in enumerate([a, b] * 8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        events = list(a.read_all())
+        assert [e.seq for e in events] == list(range(1, 16 * 60 * 2 + 1))
+        for stream in {e.stream for e in events}:
+            versions = [e.version for e in events if e.stream == stream]
+            assert versions == list(range(1, len(versions) + 1))
+        assert a.verify().ok
 
 
 def test_append_taking_lease_is_all_or_nothing(tmp_path: Path) -> None:
