@@ -1,10 +1,11 @@
 """``SimBackend``: the embedded default backend, a simulated datacenter in-process.
 
-A call has two phases around its sleeps: phase one lets the faults decide (fail, hang,
-drop, slow; with no fault in play it reads nothing); then the latency is slept with no
-lock held, so parallel calls overlap as they would against real hosts; phase two runs
-the fake tool and commits its whole effect atomically, batched with the calls of other
-threads that arrive meanwhile.
+A call has two phases: phase one lets the faults decide (fail, hang, drop, slow; with
+no fault in play it reads nothing); phase two runs the fake tool and commits its whole
+effect atomically, batched with the calls of other threads. Phase two is submitted
+before the call's latency is slept (with no lock held, so parallel calls overlap as they
+would against real hosts) and collected after it: a real command acts before it
+answers. A call whose latency will outlast its timeout times out before phase two.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ class SimBackend:
                 )
             if not outcome.stale:
                 break
-            # A fault for this call was injected (by another process) while it slept:
-            # nothing ran; let the faults decide again, as if it had arrived just now.
+            # A fault for this call was injected (by another process) meanwhile: nothing
+            # ran; let the faults decide again, as if it had arrived just now.
             plan = self.world.begin_call(host, tool, timeout=timeout, count=True)
         if outcome.crash:
             # The effect is committed; die now, as a power cut right after it would.
