@@ -198,10 +198,10 @@ class BatchPlan:
         for type_, cid, causation, correlation, actor, host, text in request.events:
             seq += 1
             version += 1
-            eid = uuid7()
-            digest = hash_row(
+            # Event.COLUMNS order: the hash covers every column but itself (hash_row).
+            row = (
                 seq,
-                eid,
+                uuid7(),
                 stream,
                 version,
                 type_,
@@ -214,25 +214,8 @@ class BatchPlan:
                 text,
                 prev,
             )
-            rows.append(
-                (
-                    seq,
-                    eid,
-                    stream,
-                    version,
-                    type_,
-                    cid,
-                    causation,
-                    correlation,
-                    actor,
-                    host,
-                    at,
-                    text,
-                    prev,
-                    digest,
-                )
-            )
-            prev = digest
+            prev = hash_row(*row)
+            rows.append((*row, prev))
         self.last_seq = seq
         self.last_hash = prev
         self.versions[stream] = version
