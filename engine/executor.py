@@ -33,6 +33,7 @@ from journal.base import (
     Event,
     Journal,
     Lease,
+    LeaseAppending,
     LeaseChanged,
     LeaseHeld,
     NewEvent,
@@ -110,6 +111,8 @@ class Runner:
         self.lease_ttl = lease_ttl
         self.lock_wait = lock_wait
         self.sleep = sleep
+        #: The journal, when it can take a lease with the append that records it.
+        self._lease_appends = journal if isinstance(journal, LeaseAppending) else None
         self._crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
         self._appended = 0
         #: Outcomes waiting for the next append of their resource (``hold``). Keyed by
@@ -136,7 +139,8 @@ class Runner:
         journal = self.journal
         try:
             if take is not None:
-                recorded = journal.append_taking_lease(
+                assert self._lease_appends is not None  # only such journals make claims
+                recorded = self._lease_appends.append_taking_lease(
                     rid, [*held, *events], take.lease, take.seen, expected
                 )
             elif release is not None:
@@ -266,7 +270,7 @@ class Runner:
             ttl=self.lease_ttl,
             correlation_id=transition_id,
         )
-        if self.journal.atomic_lease_appends and leases.resources == [rid]:
+        if self._lease_appends is not None and leases.resources == [rid]:
             pass  # the resource's own lease is taken by the start's append (_start)
         else:
             leases.acquire(wait=self.lock_wait, wait_for=lock_ids - {rid}, defer={rid})
@@ -323,8 +327,9 @@ class Runner:
             # The lease this append takes, when the journal can take it in the same
             # transaction (one round trip through the writer instead of two).
             claim = None
-            if rid in leases.resources and rid not in leases.held:
-                claim = leases.plan_claim(rid)
+            if self._lease_appends is not None and rid in leases.resources:
+                if rid not in leases.held:
+                    claim = leases.plan_claim(rid, self._lease_appends)
             token = claim.lease.token if claim is not None else leases.token(rid)
             skip_output = None
             if t.skip_if is not None:

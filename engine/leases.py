@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from journal.base import Journal, Lease, LeaseHeld, NewEvent
+from journal.base import Journal, Lease, LeaseAppending, LeaseHeld, NewEvent
 from journal.leases import LeaseRow, decide_acquire, iso
 
 DEFAULT_TTL = float(os.environ.get("FLEETLOG_LEASE_TTL", "30"))
@@ -165,12 +165,12 @@ class LeaseSet:
         )
         return events
 
-    def plan_claim(self, rid: str) -> Claim:
+    def plan_claim(self, rid: str, rows: LeaseAppending) -> Claim:
         """The lease on ``rid`` that its first append will take with
-        ``Journal.append_taking_lease``, decided from the lease row as stored, with the
+        ``rows.append_taking_lease``, decided from the lease row as stored, with the
         ``lock.*`` events that record it. ``LeaseHeld`` if a live owner holds it; a dead
         owner's lease is broken, as ``acquire`` does."""
-        seen = self.journal.lease_row(rid)
+        seen = rows.lease_row(rid)
         now = time.time()
         steal = None
         if seen is not None and seen[0] not in (None, self.owner) and seen[2] > now:

@@ -277,33 +277,11 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def get_lease(self, resource: str) -> Lease | None: ...
 
-    #: Whether ``append_taking_lease`` is available: the lease row change and the
-    #: events in one transaction (SQLite; PostgreSQL takes the two steps).
-    atomic_lease_appends: ClassVar[bool] = False
-
-    def lease_row(self, resource: str) -> tuple[str | None, int, float] | None:
-        """The lease row as stored, (owner or None, token, expires_at), for a claimant
-        to decide on and then ``append_taking_lease`` with."""
-        raise NotImplementedError
-
-    def append_taking_lease(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        lease: Lease,
-        seen: tuple[str | None, int, float] | None,
-        expected_version: int | None = None,
-    ) -> list[Event]:
-        """Take ``lease`` on ``stream`` and append ``events``, all or nothing, provided
-        the lease row is still ``seen`` (``LeaseChanged`` otherwise: decide again).
-        Saves the lease its own round trip through the writer."""
-        raise NotImplementedError
-
     def append_releasing_lease(
         self, stream: str, events: Sequence[NewEvent], lease: Lease
     ) -> list[Event]:
         """Append ``events``, then drop ``lease`` (in one transaction where the backend
-        can: ``atomic_lease_appends``)."""
+        can: ``LeaseAppending``)."""
         recorded = self.append(stream, events)
         self.release_lease(lease)
         return recorded
@@ -345,3 +323,26 @@ class JournalStats:
     commits: int = 0
     appends: int = 0
     events: int = 0
+
+
+class LeaseAppending(abc.ABC):
+    """A journal that takes a lease in the transaction of the append that records it
+    (SQLite; PostgreSQL takes the two steps). Saves the lease its own round trip through
+    the writer."""
+
+    @abc.abstractmethod
+    def lease_row(self, resource: str) -> tuple[str | None, int, float] | None:
+        """The lease row as stored, (owner or None, token, expires_at), for a claimant
+        to decide on and then ``append_taking_lease`` with."""
+
+    @abc.abstractmethod
+    def append_taking_lease(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        lease: Lease,
+        seen: tuple[str | None, int, float] | None,
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        """Take ``lease`` on ``stream`` and append ``events``, all or nothing, provided
+        the lease row is still ``seen`` (``LeaseChanged`` otherwise: decide again)."""

@@ -35,6 +35,7 @@ from journal.base import (
     JournalIntegrityError,
     JournalStats,
     Lease,
+    LeaseAppending,
     LeaseChanged,
     NewEvent,
     NotAJournal,
@@ -67,7 +68,7 @@ def _private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class SQLiteJournal(Journal):
+class SQLiteJournal(Journal, LeaseAppending):
     """The journal in one SQLite file. Thread-safe; safe to share a file across processes."""
 
     def __init__(
@@ -486,8 +487,6 @@ class SQLiteJournal(Journal):
             _release(conn, lease)
 
         self._lease_op(op)
-
-    atomic_lease_appends = True
 
     def lease_row(self, resource: str) -> LeaseRow | None:
         rows = self._query(

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from journal import JournalError, NewEvent, open_journal
-from journal.base import ConcurrencyConflict, Lease, LeaseChanged, NotAJournal, SchemaTooNew
+from journal.base import (
+    ConcurrencyConflict,
+    Lease,
+    LeaseAppending,
+    LeaseChanged,
+    NotAJournal,
+    SchemaTooNew,
+)
 from journal.schema import SCHEMA_VERSION
 from journal.sqlite import SQLiteJournal
 from tests.journal import _workers
@@ -323,7 +330,7 @@ def test_append_taking_lease_is_all_or_nothing(tmp_path: Path) -> None:
     """SQLite takes a lease in the transaction of the append that records it
     (PostgreSQL takes the two steps, so this is not part of the contract)."""
     journal = SQLiteJournal(tmp_path / "j.db")
-    assert journal.atomic_lease_appends
+    assert isinstance(journal, LeaseAppending)
     assert journal.lease_row("host/a") is None
     alice = Lease("host/a", "alice", 1, time.time() + 30)
     events = journal.append_taking_lease("host/a", [ev(), ev()], alice, None, 0)
