@@ -122,6 +122,9 @@ def run(
     commits0, appends0 = journal.stats.commits, journal.stats.appends
 
     prof = _ThreadProfiler() if profile else None
+    # The ideal is fixed but the machine is not: the load when the run began says how
+    # much of the CPU this process had to share, which explains most run-to-run drift.
+    load_1m = os.getloadavg()[0]
     start = time.perf_counter()
     cpu0 = time.process_time()
     if prof is not None:
@@ -166,6 +169,7 @@ def run(
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "cpus": os.cpu_count(),
+        "load_1m": round(load_1m, 2),
     }
     return summary, (prof.report(40) if prof is not None else "")
 
