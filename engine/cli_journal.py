@@ -45,7 +45,11 @@ def resolve_at(session: Session, at: str | None) -> int | None:
 
 def add(
     ctx: typer.Context,
-    resource: str = typer.Argument(..., help="KIND/NAME of the new resource, e.g. vm/guest7."),
+    resource: str = typer.Argument(
+        ...,
+        help="KIND/NAME of the new resource, e.g. vm/guest7. A name holds no spaces and "
+        "none of the pattern characters [ ] , ! & ^ @ * ?, so that patterns can address it.",
+    ),
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)."),
     json: bool = JSON,
 ) -> None:

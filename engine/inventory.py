@@ -130,6 +130,12 @@ def _expand_names(key: str, where: str) -> list[str]:
         raise InventoryError(f"{where}: bad node set {key!r}: {exc}") from None
     if not names:
         raise InventoryError(f"{where}: node set {key!r} names no resource")
+    from engine.resources import name_problem
+
+    for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            raise InventoryError(f"{where}: bad resource name {name!r}: {problem}")
     return names
 
 

@@ -21,7 +21,34 @@ class ResourceExists(UsageError):
     msg_fmt = "%(resource)s already exists (version %(version)s)"
 
 
+# Characters ClusterShell's NodeSet reads as operators, and fnmatch's wildcards: a name
+# holding one could be created but never addressed by a pattern again.
+_PATTERN_CHARS = frozenset("[],!&^@*?")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a pattern could not address a resource of this name, or None if it could."""
+    bad = sorted({c for c in name if c in _PATTERN_CHARS or c.isspace() or not c.isprintable()})
+    if bad:
+        return f"{', '.join(repr(c) for c in bad)} cannot be in a name"
+    if name.startswith("-"):
+        return "a name cannot start with '-'"
+    return None
+
+
+def check_new_name(resource_id: str) -> None:
+    """Refuse, before anything is written, a name that a pattern could not address."""
+    problem = name_problem(split_id(resource_id)[1])
+    if problem is not None:
+        raise UsageError(
+            f"bad resource name {resource_id!r}: {problem}, since patterns read it as an "
+            "operator (KIND/NODESET such as vm/g[1-3] names several resources: create "
+            "those with `fleetlog inventory load`)"
+        )
+
+
 def created_event(registry: KindRegistry, resource_id: str, given: Mapping[str, Any]) -> NewEvent:
+    check_new_name(resource_id)
     kind_name, _name = split_id(resource_id)
     kind = registry.get(kind_name)
     params = resolve(kind.spec.params, given, resource_id)

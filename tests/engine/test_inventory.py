@@ -141,6 +141,14 @@ def test_a_changed_resource_is_an_error_and_nothing_is_appended(
             '[kvm_host.node1]\nhost = "{nam}"\n',
             "[kvm_host.node1]: host: unknown placeholder {nam} (use {name} or {index})",
         ),
+        (
+            '[kvm_host."node1"]\nhost = "n"\n[kvm_host."rack 2"]\nhost = "n"\n',
+            "[kvm_host.\"rack 2\"]: bad resource name 'rack 2': ' ' cannot be in a name",
+        ),
+        (
+            '[kvm_host."-n1"]\nhost = "n"\n',
+            "[kvm_host.-n1]: bad resource name '-n1': a name cannot start with '-'",
+        ),
         ("kvm_host = 3\n", "kvm_host = ...: expected tables like [kvm_host.NAME], not a value"),
         (
             '[kvm_host.node1]\nhost = "a"\n[kvm_host.node1.x]\n',

@@ -37,3 +37,35 @@ def test_fire_ignores_streams_that_are_not_resources(
     assert main(["--journal", db, "fire", "kvm_host", "retire", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"kvm_host/n1"' in out and "ghost" not in out
+
+
+@pytest.mark.parametrize(
+    ("rid", "shown"),
+    [
+        ("kvm_host/n[1-3]", "'[', ']'"),
+        ("kvm_host/n1,n2", "','"),
+        ("kvm_host/n*", "'*'"),
+        ("kvm_host/two words", "' '"),
+        ("kvm_host/-n1", "a name cannot start with '-'"),
+    ],
+)
+def test_a_name_a_pattern_could_not_address_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rid: str, shown: str
+) -> None:
+    db = str(tmp_path / "j.db")
+    assert main(["--journal", db, "add", "kvm_host/n0", "-p", "host=n0"]) == 0
+    capsys.readouterr()
+    assert main(["--journal", db, "add", rid, "-p", "host=n1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"bad resource name {rid!r}: {shown}" in err
+    j = open_journal(db)
+    assert j.head() == 1  # nothing written
+    j.close()
+
+
+def test_names_operators_use_are_accepted(tmp_path: Path) -> None:
+    j = open_journal(str(tmp_path / "j.db"))
+    reg = load_registry()
+    for rid in ("kvm_host/node-01.dc1.example.com", "kvm_host/rack3:u12", "kvm_host/n_1"):
+        assert create_resource(j, reg, rid, {"host": "h"}).id == rid

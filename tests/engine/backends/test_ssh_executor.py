@@ -162,7 +162,9 @@ def test_a_slow_host_completes(make_ssh: MakeSSH, ssh_rig: MakeRig, ssh_lab: Lab
 def test_hostile_names_and_params_reach_the_tool_as_single_arguments(
     make_ssh: MakeSSH, ssh_rig: MakeRig
 ) -> None:
-    name = "x; rm -rf $(id) | cat & `id` 'q' \"dq\" \\ \nnext"
+    # A name cannot hold spaces, newlines or pattern characters such as '&' (the label
+    # carries those); everything else a shell would act on is in it.
+    name = "x;rm$(id)|cat>`id`'q'\"dq\"\\<next"
     label = "a'b\"c\\d\n$HOME `uname` ; | & $(true)"
     rig = ssh_rig(make_ssh(), JOB)
     rig.add(f"sshjob/{name}", host="node7", label=label)
