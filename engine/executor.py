@@ -515,13 +515,20 @@ class Runner:
             return Outcome(rid, prog.trigger, "attention", rec.state, att["step"], att["reason"])
         if prog.phase == "undo":
             return self._fail(rid, prog, scope, leases)
-        live = replace(rec, in_progress=None)
-        self.registry.get(rec.kind).fire(live, prog.trigger)
-        done = {"trigger": prog.trigger, "from": rec.state, "to": live.state}
+        kind = self.registry.get(rec.kind)
+        if prog.definition_hash == kind.spec.definition_hash:
+            live = replace(rec, in_progress=None)
+            kind.fire(live, prog.trigger)
+            to = live.state
+        else:
+            # Started under an earlier definition: the recorded plan runs to the end,
+            # destination included, even if the file now sends the trigger elsewhere.
+            to = prog.target
+        done = {"trigger": prog.trigger, "from": rec.state, "to": to}
         self.finish(rid, leases, "transition.completed", done, prog)
         last = prog.plan[-1].name if prog.plan else None
         output = prog.steps[last].output if last else ""
-        return Outcome(rid, prog.trigger, "completed", live.state, last, output=output)
+        return Outcome(rid, prog.trigger, "completed", to, last, output=output)
 
     def _in_doubt(
         self, rid: str, prog: Progress, step: StepSpec, st: StepState, scope: Scope

@@ -1,11 +1,14 @@
 """Folding the journal into resource records.
 
 Replay never fires a trigger and never runs user code: each event's recorded ``from`` and
-``to`` are checked against the kind's compiled table and applied. An event that does not
-fit the definition (a ``from`` that is not the current state, a state the definition no
-longer has) raises ``ReplayError`` naming the stream, version and seq and what was
-expected — the journal is right about what happened; the definition or the journal file
-is what needs looking at, and guessing would hide it.
+``to`` are checked and applied. A transition started under the current definition must
+lead where its compiled table says; one started under an earlier definition (its
+recorded ``definition_hash`` differs) keeps the destination it recorded, since that is
+the plan it runs to the end. An event that does not fit (a ``from`` that is not the
+current state, a state the definition no longer has) raises ``ReplayError`` naming the
+stream, version and seq and what was expected — the journal is right about what
+happened; the definition or the journal file is what needs looking at, and guessing
+would hide it.
 
 Snapshots are a cache only: a snapshot is used when it was taken under the same
 definition hash and at or before the requested seq; results never depend on it.
@@ -112,7 +115,11 @@ def apply(rec: Resource | None, ev: Event, registry: KindRegistry) -> Resource:
         _check_from(rec, ev)
         target = _check_state(kind, ev, p.get("to"), "target")
         trigger = str(p.get("trigger"))
-        expected = kind.allowed(rec.state, trigger)
+        # The table that decided this transition is the one it recorded: a destination
+        # edited since then changes what is fired from now on, not what was started.
+        recorded_under = p.get("definition_hash")
+        same_definition = recorded_under in (None, kind.spec.definition_hash)
+        expected = kind.allowed(rec.state, trigger) if same_definition else target
         if expected != target:
             raise _problem(
                 ev,

@@ -301,6 +301,68 @@ def test_resume_follows_the_recorded_plan_after_the_file_changed(fleet: Fleet):
     assert new_hash != old_hash  # the definition really did change under the resume
 
 
+MOVING = """
+machine mov {
+    initial state new
+    state done
+    state elsewhere
+    transition go : new -> %s {
+        step a run "touch_flag a" idempotent
+        step b run "touch_flag b" idempotent
+    }
+    transition back : done -> new { step z run "clear_flag a" idempotent }
+    transition back2 : elsewhere -> new { step z run "clear_flag a" idempotent }
+}
+"""
+
+
+def test_resume_goes_to_the_recorded_destination_after_the_file_moved_it(fleet: Fleet):
+    d = fleet.root / "machines"
+    d.mkdir()
+    path: Path = d / "mov.fsm"
+    path.write_text(MOVING % "done")
+    fleet.use_machines(d)
+    assert fleet.cli("add", "mov/m1").code == 0
+    assert fleet.cli("add", "mov/m2").code == 0
+    assert fleet.cli("fire", "mov/m2", "go").code == 0  # history under the old definition
+    res = fleet.sub("fire", "mov/m1", "go", **{CRASH_ENV: str(started_event(1))})
+    assert res.code == KILLED
+    # the edit sends `go` somewhere else; what was started goes where it was started to
+    path.write_text(MOVING % "elsewhere")
+    res = fleet.cli("resume", "--all")
+    assert res.code == 0, res.err
+    status = fleet.status()
+    assert status["mov/m1"]["state"] == "done"
+    assert status["mov/m2"]["state"] == "done"
+    completed = [e for e in fleet.events("mov/m1") if e.type == "transition.completed"]
+    assert [e.payload["to"] for e in completed] == ["done"]
+    # and what is fired from now on follows the file
+    assert fleet.cli("fire", "mov/m1", "back").code == 0
+    assert fleet.cli("fire", "mov/m1", "go").code == 0
+    assert fleet.status()["mov/m1"]["state"] == "elsewhere"
+    assert fleet.cli("verify").code == 0
+
+
+def test_resume_finishes_a_transition_whose_trigger_the_file_no_longer_has(fleet: Fleet):
+    d = fleet.root / "machines"
+    d.mkdir()
+    path: Path = d / "mov.fsm"
+    path.write_text(MOVING % "done")
+    fleet.use_machines(d)
+    assert fleet.cli("add", "mov/m1").code == 0
+    res = fleet.sub("fire", "mov/m1", "go", **{CRASH_ENV: str(started_event(1))})
+    assert res.code == KILLED
+    path.write_text((MOVING % "done").replace("transition go ", "transition go_v2 "))
+    res = fleet.cli("resume", "mov/m1")
+    assert res.code == 0, res.err
+    assert fleet.status()["mov/m1"]["state"] == "done"
+    assert [e.effect for e in fleet.sim.world.log_entries()] == ["flag a set", "flag b set"]
+    # the old trigger is gone for anything new
+    assert fleet.cli("fire", "mov/m1", "back").code == 0
+    res = fleet.cli("fire", "mov/m1", "go")
+    assert res.code == 2 and "go" in res.err
+
+
 def test_in_doubt_step_whose_check_cannot_run_stays_in_doubt(rs: Fleet):
     rs.sim.world.inject(Fault("escli", mode="crash_after", n=1))
     crash_fire(rs, "checked")  # `escli mkuser u1` took effect, then the process died
