@@ -8,7 +8,8 @@ knows about machines or states: folding events into resource state is the engine
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -208,17 +209,25 @@ class Journal(abc.ABC):
 
     def follow(self, from_seq: int = 0, poll: float = 0.2) -> Iterator[Event]:
         """New events as they are appended (blocking generator); stops when closed."""
+        with self._idle_waiter(poll) as idle:
+            last = from_seq
+            while not self.closed:
+                got = False
+                for ev in self.read_all(from_seq=last):
+                    last = ev.seq
+                    got = True
+                    yield ev
+                if not got:
+                    idle()
+
+    @contextlib.contextmanager
+    def _idle_waiter(self, poll: float) -> Iterator[Callable[[], None]]:
+        """What ``follow`` calls when it has caught up: this default sleeps ``poll``
+        seconds; a backend that can be woken by an append waits for that instead. Set up
+        before the first read, so no append can slip between reading and waiting."""
         import time
 
-        last = from_seq
-        while not self.closed:
-            got = False
-            for ev in self.read_all(from_seq=last):
-                last = ev.seq
-                got = True
-                yield ev
-            if not got:
-                time.sleep(poll)
+        yield lambda: time.sleep(poll)
 
     def wait_for_append(self, after_seq: int, timeout: float) -> bool:
         """Block until the head is past ``after_seq`` or ``timeout`` seconds passed; True

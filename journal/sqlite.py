@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import sqlite_utils
@@ -24,13 +24,11 @@ import sqlite_utils
 from journal import schema
 from journal.appender import (
     AppendRequest,
-    event_from_row,
     events_from_rows,
     prepare_events,
 )
 from journal.base import (
     Event,
-    Journal,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -48,13 +46,12 @@ from journal.groupcommit import GroupCommitter, Slot
 from journal.identity import default_actor, default_host
 from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
 from journal.leases import LeaseRow, decide_acquire, decide_renew
+from journal.sql_reads import SQLReads
 from journal.sqlite_writer import BatchWriter, Request, TxnOp
 
 _COLS = ", ".join(Event.COLUMNS)
-_SELECT = f"SELECT {_COLS} FROM events"
 _INSERT = f"INSERT INTO events ({_COLS}) VALUES ({', '.join('?' * len(Event.COLUMNS))})"
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-_READ_BATCH = 2000
 
 
 @contextlib.contextmanager
@@ -68,8 +65,11 @@ def _private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class SQLiteJournal(Journal, LeaseAppending):
+class SQLiteJournal(SQLReads, LeaseAppending):
     """The journal in one SQLite file. Thread-safe; safe to share a file across processes."""
+
+    P = "?"
+    PAYLOAD_TEXT = "payload"
 
     def __init__(
         self,
@@ -219,26 +219,6 @@ class SQLiteJournal(Journal, LeaseAppending):
             )
         return JournalError(f"writing journal {self.path} failed: {e}")
 
-    def append_batch_unchecked(
-        self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000
-    ) -> int:
-        """Append many (stream, events) pairs in large transactions, for fixtures and
-        benchmarks: versions, chain and timestamps are assigned as by ``append``, but
-        there is no expected-version check, no idempotency and no group commit.
-        Returns the number of events written."""
-        written = 0
-        pending: list[AppendRequest] = []
-        for stream, events in appends:
-            pending.append(
-                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
-            )
-            if len(pending) >= chunk:
-                written += self._bulk(pending)
-                pending = []
-        if pending:
-            written += self._bulk(pending)
-        return written
-
     def _bulk(self, requests: list[AppendRequest]) -> int:
         with self._write_lock:
             try:
@@ -246,76 +226,9 @@ class SQLiteJournal(Journal, LeaseAppending):
             except sqlite3.Error as e:
                 raise self._write_error(e) from e
 
-    # -- reading -------------------------------------------------------------------------
-    def read_stream(
-        self, stream: str, from_version: int = 1, to_seq: int | None = None
-    ) -> list[Event]:
-        if to_seq is None:
-            rows = self._query(
-                f"{_SELECT} WHERE stream = ? AND version >= ? ORDER BY version",
-                (stream, from_version),
-            )
-        else:
-            rows = self._query(
-                f"{_SELECT} WHERE stream = ? AND version >= ? AND seq <= ? ORDER BY version",
-                (stream, from_version, to_seq),
-            )
-        return [event_from_row(r) for r in rows]
-
-    def read_all(
-        self,
-        from_seq: int = 0,
-        to_seq: int | None = None,
-        types: Sequence[str] | None = None,
-    ) -> Iterator[Event]:
-        for rows in self._batches(from_seq, to_seq, types):
-            for r in rows:
-                yield event_from_row(r)
-
-    def read_all_rows(
-        self,
-        from_seq: int = 0,
-        to_seq: int | None = None,
-        types: Sequence[str] | None = None,
-        columns: Sequence[str] = Event.COLUMNS,
-    ) -> Iterator[tuple[Any, ...]]:
-        """``read_all`` without building ``Event`` objects: tuples of ``columns`` (default
-        ``Event.COLUMNS``) with the payload left as its JSON text, for folds over the
-        whole journal that cannot afford an object per event. ``seq`` must be included
-        first when columns are chosen, since batches continue from the last seq."""
-        unknown = [c for c in columns if c not in Event.COLUMNS]
-        if unknown or not columns or columns[0] != "seq":
-            raise JournalError(f"read_all_rows columns must start with seq; bad: {unknown}")
-        for rows in self._batches(from_seq, to_seq, types, ", ".join(columns)):
-            yield from rows
-
-    def _batches(
-        self,
-        from_seq: int,
-        to_seq: int | None,
-        types: Sequence[str] | None,
-        columns: str = _COLS,
-    ) -> Iterator[list[Any]]:
-        """Fetch in seq ranges, one short statement each, so a slow consumer never holds
-        a read transaction open (which would stop WAL checkpoints)."""
-        where = "seq > ?"
-        extra: list[Any] = []
-        if to_seq is not None:
-            where += " AND seq <= ?"
-            extra.append(to_seq)
-        if types:
-            where += f" AND type IN ({', '.join('?' * len(types))})"
-            extra.extend(types)
-        sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY seq LIMIT {_READ_BATCH}"
-        last = from_seq
-        while True:
-            rows = self._query(sql, (last, *extra))
-            if not rows:
-                return
-            yield rows
-            if len(rows) < _READ_BATCH:
-                return
-            last = rows[-1][0]
+    # -- reading (the rest is journal.sql_reads) --------------------------------------
+    def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
+        return f"type IN ({', '.join('?' * len(types))})", list(types)
 
     def seq_at_time(self, when: str) -> int:
         try:
@@ -336,13 +249,6 @@ class SQLiteJournal(Journal, LeaseAppending):
                 hi = mid - 1
         return lo
 
-    def head(self) -> int:
-        return int(self._query("SELECT max(seq) FROM events")[0][0] or 0)
-
-    def stream_version(self, stream: str) -> int:
-        rows = self._query("SELECT max(version) FROM events WHERE stream = ?", (stream,))
-        return int(rows[0][0] or 0)
-
     def streams(self, prefix: str | None = None) -> list[str]:
         # Hop from one stream to the next along the (stream, version) index: one indexed
         # lookup per stream instead of a DISTINCT over every event.
@@ -354,24 +260,10 @@ class SQLiteJournal(Journal, LeaseAppending):
             rows = self._query("SELECT min(stream) FROM events WHERE stream > ?", (found[-1],))
         return found
 
-    def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
-        if to_seq is None:
-            rows = self._query("SELECT stream, max(version) FROM events GROUP BY stream")
-        else:
-            rows = self._query(
-                "SELECT stream, max(version) FROM events WHERE seq <= ? GROUP BY stream",
-                (to_seq,),
-            )
-        return {stream: int(version) for stream, version in rows}
-
-    def events_for_command(self, command_id: str) -> list[Event]:
-        rows = self._query(f"{_SELECT} WHERE command_id = ? ORDER BY seq", (command_id,))
-        return [event_from_row(r) for r in rows]
-
     # -- integrity, export ---------------------------------------------------------------
     def verify(self) -> VerifyReport:
         """Walk the whole chain in one read transaction (a consistent snapshot)."""
-        cursor = self._reader().execute(f"{_SELECT} ORDER BY seq")
+        cursor = self._reader().execute(f"{self.SELECT} ORDER BY seq")
         cursor.arraysize = 1000
         try:
             return check_rows(cursor).report()
@@ -381,7 +273,7 @@ class SQLiteJournal(Journal, LeaseAppending):
             cursor.close()
 
     def export(self, fp: IO[str]) -> int:
-        cursor = self._reader().execute(f"{_SELECT} ORDER BY seq")
+        cursor = self._reader().execute(f"{self.SELECT} ORDER BY seq")
         n = 0
         try:
             for row in cursor:

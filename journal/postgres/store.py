@@ -20,18 +20,17 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
-from journal.appender import AppendRequest, event_from_row, events_from_rows, prepare_events
+from journal.appender import AppendRequest, events_from_rows, prepare_events
 from journal.base import (
     ConcurrencyConflict,
     Event,
-    Journal,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -50,20 +49,22 @@ from journal.leases import decide_acquire, decide_renew
 from journal.postgres import schema
 from journal.postgres.conninfo import first_line, redacted, split_url
 from journal.postgres.leases import lease_change
-from journal.postgres.writer import CHANNEL, SELECT_COLS, PgBatchWriter
+from journal.postgres.writer import CHANNEL, PgBatchWriter
+from journal.sql_reads import SQLReads
 
-_SELECT = f"SELECT {SELECT_COLS} FROM events"
-_READ_BATCH = 2000
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class PostgresJournal(Journal):
+class PostgresJournal(SQLReads):
     """The journal in one PostgreSQL schema. Thread-safe; shared by processes and hosts.
 
     ``schema`` (or ``?schema=NAME`` in the URL) names the PostgreSQL schema holding the
     journal, created if missing; by default the first schema of the search_path
     (normally ``public``). ``pool_size`` bounds this process's connections.
     """
+
+    P = "%s"
+    PAYLOAD_TEXT = "payload::text"
 
     def __init__(
         self,
@@ -221,24 +222,6 @@ class PostgresJournal(Journal):
         error.__cause__ = e
         return error
 
-    def append_batch_unchecked(
-        self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000
-    ) -> int:
-        """Append many (stream, events) pairs in large transactions, for fixtures and
-        benchmarks (see ``SQLiteJournal.append_batch_unchecked``)."""
-        written = 0
-        pending: list[AppendRequest] = []
-        for stream, events in appends:
-            pending.append(
-                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
-            )
-            if len(pending) >= chunk:
-                written += self._bulk(pending)
-                pending = []
-        if pending:
-            written += self._bulk(pending)
-        return written
-
     def _bulk(self, requests: list[AppendRequest]) -> int:
         try:
             with self._pool.connection() as conn:
@@ -246,72 +229,9 @@ class PostgresJournal(Journal):
         except psycopg.Error as e:
             raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
 
-    # -- reading -------------------------------------------------------------------------
-    def read_stream(
-        self, stream: str, from_version: int = 1, to_seq: int | None = None
-    ) -> list[Event]:
-        if to_seq is None:
-            rows = self._query(
-                f"{_SELECT} WHERE stream = %s AND version >= %s ORDER BY version",
-                (stream, from_version),
-            )
-        else:
-            rows = self._query(
-                f"{_SELECT} WHERE stream = %s AND version >= %s AND seq <= %s ORDER BY version",
-                (stream, from_version, to_seq),
-            )
-        return [event_from_row(r) for r in rows]
-
-    def read_all(
-        self,
-        from_seq: int = 0,
-        to_seq: int | None = None,
-        types: Sequence[str] | None = None,
-    ) -> Iterator[Event]:
-        for rows in self._batches(from_seq, to_seq, types, SELECT_COLS):
-            for r in rows:
-                yield event_from_row(r)
-
-    def read_all_rows(
-        self,
-        from_seq: int = 0,
-        to_seq: int | None = None,
-        types: Sequence[str] | None = None,
-        columns: Sequence[str] = Event.COLUMNS,
-    ) -> Iterator[tuple[Any, ...]]:
-        """``read_all`` as tuples of ``columns`` (``seq`` first) with the payload as its
-        stored canonical JSON text, exactly as ``SQLiteJournal.read_all_rows``."""
-        unknown = [c for c in columns if c not in Event.COLUMNS]
-        if unknown or not columns or columns[0] != "seq":
-            raise JournalError(f"read_all_rows columns must start with seq; bad: {unknown}")
-        select = ", ".join("payload::text" if c == "payload" else c for c in columns)
-        for rows in self._batches(from_seq, to_seq, types, select):
-            yield from (tuple(r) for r in rows)
-
-    def _batches(
-        self, from_seq: int, to_seq: int | None, types: Sequence[str] | None, columns: str
-    ) -> Iterator[list[Any]]:
-        """Fetch in seq ranges, one short statement each: a slow consumer holds neither
-        a connection nor a snapshot. Appends commit in seq order, so no seq below the
-        last one read can appear later."""
-        where = "seq > %s"
-        extra: list[Any] = []
-        if to_seq is not None:
-            where += " AND seq <= %s"
-            extra.append(to_seq)
-        if types:
-            where += " AND type = ANY(%s)"
-            extra.append(list(types))
-        sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY seq LIMIT {_READ_BATCH}"
-        last = from_seq
-        while True:
-            rows = self._query(sql, (last, *extra))
-            if not rows:
-                return
-            yield rows
-            if len(rows) < _READ_BATCH:
-                return
-            last = rows[-1][0]
+    # -- reading (the rest is journal.sql_reads) --------------------------------------
+    def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
+        return "type = ANY(%s)", [list(types)]
 
     def seq_at_time(self, when: str) -> int:
         try:
@@ -324,15 +244,6 @@ class PostgresJournal(Journal):
             (bound,),
         )
         return int(rows[0][0]) if rows else 0
-
-    def head(self) -> int:
-        return int(self._query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
-
-    def stream_version(self, stream: str) -> int:
-        rows = self._query(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream = %s", (stream,)
-        )
-        return int(rows[0][0])
 
     def streams(self, prefix: str | None = None) -> list[str]:
         # A loose index scan along (stream, version): one index descent per stream
@@ -350,20 +261,6 @@ class PostgresJournal(Journal):
             {"p": prefix or ""},
         )
         return [r[0] for r in rows]
-
-    def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
-        if to_seq is None:
-            rows = self._query("SELECT stream, max(version) FROM events GROUP BY stream")
-        else:
-            rows = self._query(
-                "SELECT stream, max(version) FROM events WHERE seq <= %s GROUP BY stream",
-                (to_seq,),
-            )
-        return {stream: int(version) for stream, version in rows}
-
-    def events_for_command(self, command_id: str) -> list[Event]:
-        rows = self._query(f"{_SELECT} WHERE command_id = %s ORDER BY seq", (command_id,))
-        return [event_from_row(r) for r in rows]
 
     # -- waiting for appends -------------------------------------------------------------
     def _listen(self) -> psycopg.Connection[Any]:
@@ -390,20 +287,13 @@ class PostgresJournal(Journal):
         except psycopg.Error:
             pass  # closed meanwhile: the caller's loop checks ``closed``
 
-    def follow(self, from_seq: int = 0, poll: float = 0.2) -> Iterator[Event]:
-        """New events as they are appended, woken by ``NOTIFY`` rather than polling;
-        ``poll`` only bounds how long a closed journal takes to end the generator."""
-        conn = self._listen()  # before the first read, so no append can slip between
+    @contextlib.contextmanager
+    def _idle_waiter(self, poll: float) -> Iterator[Callable[[], None]]:
+        """``follow`` is woken by ``NOTIFY`` rather than polling; ``poll`` only bounds
+        how long a closed journal takes to end the generator."""
+        conn = self._listen()
         try:
-            last = from_seq
-            while not self.closed:
-                got = False
-                for ev in self.read_all(from_seq=last):
-                    last = ev.seq
-                    got = True
-                    yield ev
-                if not got:
-                    self._wait(conn, max(poll, 1.0))
+            yield lambda: self._wait(conn, max(poll, 1.0))
         finally:
             self._unlisten(conn)
 
@@ -432,7 +322,7 @@ class PostgresJournal(Journal):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 with conn.cursor(name=name) as cur:
                     cur.itersize = 2000
-                    cur.execute(f"{_SELECT} ORDER BY seq")
+                    cur.execute(f"{self.SELECT} ORDER BY seq")
                     yield iter(cur)
         except psycopg.Error as e:
             raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
