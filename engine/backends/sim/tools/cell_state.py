@@ -22,6 +22,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
 from engine.backends.sim.tools.exascale_state import OFFLINE, ONLINE
 
 CELLCLI_SERVICES = ("rs", "ms", "cellsrv")
@@ -76,6 +77,27 @@ def take_start_failure(section: dict[str, Any], service: str) -> bool:
         return False
     section.setdefault("start_failures", {})[service] = left - 1
     return True
+
+
+def switch_service(
+    ctx: ToolContext, section: dict[str, Any], name: str, action: str, blockers: list[str]
+) -> ToolResult:
+    """``escli chservice``'s effect, the same on a KVM host and on a cell: start or
+    restart (refused with the blockers, or failing once per queued start failure), or
+    stop; starting what already runs and stopping what is stopped change nothing."""
+    services = section["services"]
+    if action in ("--start", "--restart"):
+        if blockers:
+            raise ToolFailure(f"ESCLI: cannot start {name}: " + "; ".join(blockers))
+        if action == "--restart" or services[name] != ONLINE:
+            if take_start_failure(section, name):
+                return ToolResult(1, "", f"ESCLI: service {name} failed to start; retry\n")
+            services[name] = ONLINE
+            ctx.log(f"{name} {'restarted' if action == '--restart' else 'started'}")
+    elif services[name] != OFFLINE:
+        services[name] = OFFLINE
+        ctx.log(f"{name} stopped")
+    return ToolResult(0, f"Service {name} is {services[name]}\n")
 
 
 def fresh_cell(

@@ -33,7 +33,6 @@ from engine.backends.sim.tools._args import attributes, parse
 from engine.backends.sim.tools.escli_cluster import CLUSTER_COMMANDS
 from engine.backends.sim.tools.escli_cluster import cell_chservice as _cell_chservice
 from engine.backends.sim.tools.escli_cluster import cell_lsservice as _cell_lsservice
-from engine.backends.sim.tools.exascale_state import OFFLINE, ONLINE
 
 ESCLI_SERVICES = ("egs_compute", "bsw_compute")
 WALLET_ATTRS = ("user", "exaRootUrl", "restEndPoint")
@@ -76,21 +75,8 @@ def _chservice(ctx: ToolContext, args: list[str]) -> ToolResult:
     exa = exa_state.edit(ctx.state)
     if name == "egs_compute" and not exa["egs"]:
         raise ToolFailure(f"ESCLI: service egs_compute is not configured on {ctx.host}")
-    action = opts.flags.pop()
-    services = exa["services"]
-    if action in ("--start", "--restart"):
-        wallet = exa["wallet"] or {}
-        if not wallet.get("user"):
-            raise ToolFailure(f"ESCLI: cannot start {name}: wallet has no user")
-        if action == "--restart" or services[name] != ONLINE:
-            if cell_state.take_start_failure(exa, name):
-                return ToolResult(1, "", f"ESCLI: service {name} failed to start; retry\n")
-            services[name] = ONLINE
-            ctx.log(f"{name} {'restarted' if action == '--restart' else 'started'}")
-    elif services[name] != OFFLINE:
-        services[name] = OFFLINE
-        ctx.log(f"{name} stopped")
-    return ToolResult(0, f"Service {name} is {services[name]}\n")
+    blockers = [] if (exa["wallet"] or {}).get("user") else ["wallet has no user"]
+    return cell_state.switch_service(ctx, exa, name, opts.flags.pop(), blockers)
 
 
 def _mkwallet(ctx: ToolContext, args: list[str]) -> ToolResult:

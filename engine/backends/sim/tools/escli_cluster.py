@@ -14,7 +14,7 @@ from engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
 from engine.backends.sim.tools import cell_state
 from engine.backends.sim.tools import exascale_state as exa_state
 from engine.backends.sim.tools._args import attributes, parse
-from engine.backends.sim.tools.cell_state import ESCLI_CELL_SERVICES, OFFLINE, ONLINE
+from engine.backends.sim.tools.cell_state import ESCLI_CELL_SERVICES, ONLINE
 
 EGS_NAMES = ("egs_cell", "egs_compute")
 
@@ -57,20 +57,9 @@ def cell_chservice(ctx: ToolContext, name: str | None, flags: set[str]) -> ToolR
             exit_code=2,
         )
     cell = cell_state.edit(ctx.state)
-    services = cell["services"]
     action = next(iter(flags))
-    if action in ("--start", "--restart"):
-        if blockers := _cell_blockers(ctx, cell, name):
-            raise ToolFailure(f"ESCLI: cannot start {name}: " + "; ".join(blockers))
-        if action == "--restart" or services[name] != ONLINE:
-            if cell_state.take_start_failure(cell, name):
-                return ToolResult(1, "", f"ESCLI: service {name} failed to start; retry\n")
-            services[name] = ONLINE
-            ctx.log(f"{name} {'restarted' if action == '--restart' else 'started'}")
-    elif services[name] != OFFLINE:
-        services[name] = OFFLINE
-        ctx.log(f"{name} stopped")
-    return ToolResult(0, f"Service {name} is {services[name]}\n")
+    blockers = _cell_blockers(ctx, cell, name) if action != "--stop" else []
+    return cell_state.switch_service(ctx, cell, name, action, blockers)
 
 
 # -- EGS membership and the cluster root ---------------------------------------------------
