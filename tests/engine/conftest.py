@@ -5,6 +5,7 @@ machines compiled from text."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -48,8 +49,70 @@ def effects(world_backend: SimBackend, host: str | None = None) -> Counter[tuple
     return Counter((e.host, e.effect) for e in world_backend.world.log_entries(host=host))
 
 
+class CliDriver:
+    """``fleetlog --journal <journal_path>`` in this process (the real CLI code path) or
+    in a child process (so a crash hook or fault may SIGKILL it), and the journal it
+    writes. Mixed into the fixtures' dataclasses, which supply the fields."""
+
+    root: Path
+    capsys: pytest.CaptureFixture[str]
+    _journal: Journal | None
+    #: how long a child may run before the test fails as hung (not a timing assertion)
+    child_timeout: float = 120.0
+
+    @property
+    def journal_path(self) -> str:
+        raise NotImplementedError
+
+    def cli(self, *args: str) -> CliResult:
+        from engine.cli import main
+
+        self.capsys.readouterr()
+        code = main(["--journal", self.journal_path, *args])
+        captured = self.capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    def inherited_env(self) -> dict[str, str]:
+        """What a child inherits from this process before ``env``'s additions."""
+        env = dict(os.environ)
+        env.pop(CRASH_ENV, None)
+        return env
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = self.inherited_env()
+        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(extra)
+        return env
+
+    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*CLI_ARGV, "--journal", self.journal_path, *args],
+            env=self.env(**env),
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def sub(self, *args: str, **env: str) -> CliResult:
+        proc = self.spawn(*args, **env)
+        out, err = proc.communicate(timeout=self.child_timeout)
+        return CliResult(proc.returncode, out, err)
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = open_journal(self.journal_path)
+        return self._journal
+
+    def events(self, rid: str | None = None) -> list[Event]:
+        if rid is None:
+            return list(self.journal.read_all())
+        return list(self.journal.read_stream(rid))
+
+
 @dataclass
-class Fleet:
+class Fleet(CliDriver):
     """One journal (``<tmp>/j.db``) and its sim world (``j.db.sim``) in a temp dir."""
 
     root: Path
@@ -67,56 +130,12 @@ class Fleet:
         self.machines = [Path(d) for d in dirs]
         self.monkeypatch.setenv("FLEETLOG_MACHINES", os.pathsep.join(map(str, self.machines)))
 
-    # -- the CLI ------------------------------------------------------------------------
-    def cli(self, *args: str) -> CliResult:
-        """``fleetlog --journal j.db ARGS`` in this process (the real CLI code path)."""
-        from engine.cli import main
-
-        self.capsys.readouterr()
-        code = main(["--journal", self.journal_path, *args])
-        captured = self.capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop(CRASH_ENV, None)
-        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        env.update(extra)
-        return env
-
-    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*CLI_ARGV, "--journal", self.journal_path, *args],
-            env=self.env(**env),
-            cwd=self.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def sub(self, *args: str, **env: str) -> CliResult:
-        """The CLI in a child process (so a crash hook or fault may SIGKILL it)."""
-        proc = self.spawn(*args, **env)
-        out, err = proc.communicate(timeout=120)
-        return CliResult(proc.returncode, out, err)
-
     # -- looking at what happened --------------------------------------------------------
     @property
     def sim(self) -> SimBackend:
         if self._sim is None:
             self._sim = SimBackend(self.journal_path + ".sim")
         return self._sim
-
-    @property
-    def journal(self) -> Journal:
-        if self._journal is None:
-            self._journal = open_journal(self.journal_path)
-        return self._journal
-
-    def events(self, rid: str | None = None) -> list[Event]:
-        if rid is None:
-            return list(self.journal.read_all())
-        return list(self.journal.read_stream(rid))
 
     def status(self) -> dict[str, dict[str, Any]]:
         res = self.cli("status", "--json")
@@ -189,14 +208,16 @@ def compile_kinds(*sources: str) -> KindRegistry:
     return KindRegistry((Kind(s) for s in specs), plugins)
 
 
-@pytest.fixture
-def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+@contextlib.contextmanager
+def rig_maker(journal_url: Callable[[int], str], tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    """``make(*sources)`` builds Rig number i on ``journal_url(i)`` and a sim world file
+    of its own; every rig made is closed afterwards."""
     opened: list[Rig] = []
 
     def make(*sources: str, lease_ttl: float = 30.0, lock_wait: float = 0.0) -> Rig:
         registry = compile_kinds(*sources)
-        journal = open_journal(str(tmp_path / f"rig{len(opened)}.db"))
-        sim = SimBackend(str(tmp_path / f"rig{len(opened)}.db.sim"))
+        journal = open_journal(journal_url(len(opened)))
+        sim = SimBackend(str(tmp_path / f"rig{len(opened)}.sim"))
         sleeps: list[float] = []
         runner = Runner(
             journal, registry, sim, lease_ttl=lease_ttl, lock_wait=lock_wait, sleep=sleeps.append
@@ -205,7 +226,15 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         opened.append(rig)
         return rig
 
-    yield make
-    for rig in opened:
-        rig.sim.close()
-        rig.journal.close()
+    try:
+        yield make
+    finally:
+        for rig in opened:
+            rig.sim.close()
+            rig.journal.close()
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    with rig_maker(lambda i: str(tmp_path / f"rig{i}.db"), tmp_path) as make:
+        yield make

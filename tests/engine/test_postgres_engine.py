@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from engine.backends.sim import SimBackend
-from engine.executor import Runner
 from journal import open_journal
 from journal.base import Journal
 from tests.engine import test_ensure, test_executor, test_replay, test_resume
-from tests.engine.conftest import CLI_ARGV, CRASH_ENV, Fleet, Rig, compile_kinds
+from tests.engine.conftest import CLI_ARGV, CRASH_ENV, Fleet, Rig, rig_maker
 from tests.journal.pg import Schemas
 
 
@@ -93,24 +92,8 @@ def fleet(
 
 @pytest.fixture
 def make_rig(tmp_path: Path, schemas: Schemas) -> Iterator[Callable[..., Rig]]:
-    opened: list[Rig] = []
-
-    def make(*sources: str, lease_ttl: float = 30.0, lock_wait: float = 0.0) -> Rig:
-        registry = compile_kinds(*sources)
-        journal = open_journal(schemas.url())
-        sim = SimBackend(str(tmp_path / f"rig{len(opened)}.sim"))
-        sleeps: list[float] = []
-        runner = Runner(
-            journal, registry, sim, lease_ttl=lease_ttl, lock_wait=lock_wait, sleep=sleeps.append
-        )
-        rig = Rig(runner, journal, sim, registry, sleeps)
-        opened.append(rig)
-        return rig
-
-    yield make
-    for rig in opened:
-        rig.sim.close()
-        rig.journal.close()
+    with rig_maker(lambda _i: schemas.url(), tmp_path) as make:
+        yield make
 
 
 @pytest.fixture

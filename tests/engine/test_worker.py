@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,15 @@ import pytest
 from engine.backends.sim import SimBackend
 from engine.loader import load_registry
 from engine.resources import create_resource
-from journal import open_journal
 from journal.base import Event, Journal
-from tests.engine.conftest import CLI_ARGV, CRASH_ENV, FIXTURES, PROJECT_ROOT, CliResult
+from tests.engine.conftest import CRASH_ENV, FIXTURES, CliDriver
 from tests.journal.pg import Schemas
 
 MACHINES = FIXTURES / "worker"
 
 
 @dataclass
-class Shared:
+class Shared(CliDriver):
     """A journal several processes share, its sim world, and ways to run fleetlog on it."""
 
     url: str
@@ -38,12 +36,7 @@ class Shared:
     root: Path
     capsys: pytest.CaptureFixture[str]
     _journal: Journal | None = None
-
-    @property
-    def journal(self) -> Journal:
-        if self._journal is None:
-            self._journal = open_journal(self.url)
-        return self._journal
+    child_timeout: float = 300.0
 
     def add(self, *names: str, **params: Any) -> None:
         registry = load_registry()
@@ -52,45 +45,16 @@ class Shared:
                 self.journal, registry, f"wjob/{name}", {"host": f"host-{name}", **params}
             )
 
-    def cli(self, *args: str) -> CliResult:
-        """``fleetlog --journal URL ARGS`` in this process."""
-        from engine.cli import main
+    @property
+    def journal_path(self) -> str:
+        return self.url
 
-        self.capsys.readouterr()
-        code = main(["--journal", self.url, *args])
-        captured = self.capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    def env(self, **extra: str) -> dict[str, str]:
+    def inherited_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
-        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env.update(
-            FLEETLOG_MACHINES=str(MACHINES),
-            FLEETLOG_SIM_WORLD=self.world,
-            FLEETLOG_ACTOR="tester",
-            **extra,
+            FLEETLOG_MACHINES=str(MACHINES), FLEETLOG_SIM_WORLD=self.world, FLEETLOG_ACTOR="tester"
         )
         return env
-
-    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*CLI_ARGV, "--journal", self.url, *args],
-            env=self.env(**env),
-            cwd=self.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def sub(self, *args: str, **env: str) -> CliResult:
-        proc = self.spawn(*args, **env)
-        out, err = proc.communicate(timeout=300)
-        return CliResult(proc.returncode, out, err)
-
-    def events(self, rid: str | None = None) -> list[Event]:
-        if rid is None:
-            return list(self.journal.read_all())
-        return list(self.journal.read_stream(rid))
 
     def types(self, rid: str) -> list[str]:
         return [e.type for e in self.events(rid) if not e.type.startswith("lock.")]
