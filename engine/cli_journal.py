@@ -139,6 +139,7 @@ def status(
             ]
             for r in records
         ],
+        whole=("resource", "state", "version"),
     )
 
 
@@ -162,7 +163,14 @@ def replay(
         None,
         ["resource", "state", "version", "in progress"],
         [[r.id, r.state, r.version, _in_progress(r)] for r in records],
+        whole=("resource", "state", "version"),
     )
+
+
+def _short_time(recorded_at: str) -> str:
+    """``2026-11-25T23:05:01.484247Z`` as ``2026-11-25 23:05:01.484``: milliseconds are
+    enough to read a history by; ``--json`` keeps the exact value."""
+    return recorded_at[:23].replace("T", " ")
 
 
 def _summary(ev: Any) -> str:
@@ -215,8 +223,12 @@ def history(
         return
     output.table(
         resource,
-        ["seq", "v", "recorded at", "type", "actor", "detail"],
-        [[e.seq, e.version, e.recorded_at, e.type, e.actor, _summary(e)] for e in events],
+        ["seq", "v", "recorded at (UTC)", "type", "actor", "detail"],
+        [
+            [e.seq, e.version, _short_time(e.recorded_at), e.type, e.actor, _summary(e)]
+            for e in events
+        ],
+        whole=("seq", "v"),
     )
 
 

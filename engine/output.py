@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 
@@ -16,13 +16,21 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    whole: Collection[str] = (),
+) -> None:
+    """``whole``: columns never folded (timestamps, seqs, types), so that on a narrow
+    terminal it is the free text that wraps, not the values people scan down."""
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(c, overflow="fold", no_wrap=c in whole)
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     Console(soft_wrap=False).print(t)

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -316,6 +317,9 @@ def test_history_json_and_table(cli: Cli) -> None:
     code, out, _ = cli("history", "kvm_host/n1")
     assert code == 0
     assert "resource.created" in out and "in discovered" in out
+    # people read milliseconds in UTC; the exact ISO value is --json's
+    assert re.search(r"│ \d{4}-\d{2}-\d{2}\s", out) and re.search(r"\d{2}:\d{2}:\d{2}\.\d{3} ", out)
+    assert not re.search(r"T\d{2}:\d{2}:\d{2}", out)
     code, _, err = cli("history", "kvm_host/nope")
     assert code == 2 and "no resource 'kvm_host/nope'" in err
     code, _, err = cli("history", "nonsense")
