@@ -114,25 +114,7 @@ def event_from_row(r: Sequence[Any], loads: Callable[[str], Any] = loads_payload
 
 
 def events_from_rows(rows: Sequence[Sequence[Any]]) -> list[Event]:
-    return [
-        Event(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            loads_payload(r[11]),
-            r[12],
-            r[13],
-        )
-        for r in rows
-    ]
+    return [event_from_row(r) for r in rows]
 
 
 class BatchPlan:
