@@ -178,8 +178,11 @@ def resume(
     session: Session = ctx.obj
     if not pattern and not all_:
         raise UsageError("say which resources to resume: a PATTERN, or --all")
+    # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
+    named = targets(session, pattern) if pattern else None
     records = replay_all(session.journal, session.registry)
-    chosen = [records[i] for i in select(pattern, records) if records[i].in_progress is not None]
+    ids = select(None, records) if named is None else [i for i in named if i in records]
+    chosen = [records[i] for i in ids if records[i].in_progress is not None]
     # Newest transition first: a transition started by another's `ensure` step is resumed
     # before the one waiting on it.
     chosen.sort(key=lambda rec: -(rec.in_progress.started_seq if rec.in_progress else 0))

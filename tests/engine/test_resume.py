@@ -372,3 +372,16 @@ def test_in_doubt_step_whose_check_cannot_run_stays_in_doubt(rs: Fleet):
     # the check could not tell: running mkuser again is not safe; someone must look
     assert res.code == 3, (res.out, res.err)
     assert rs.status()["rs/r1"]["needs_attention"]["step"] == "mk"
+
+
+def test_resuming_a_resource_that_does_not_exist_is_a_usage_error(rs: Fleet):
+    head = rs.journal.head()
+    res = rs.cli("resume", "rs/r2")
+    assert res.code == 2
+    assert res.err == (
+        "fleetlog: error: no such resources: rs/r2 (create them with `fleetlog add` or "
+        "`fleetlog inventory load`)\n"
+    )
+    res = rs.cli("resume", "rs/r1")  # exists, nothing in progress: not an error
+    assert (res.code, res.out) == (0, "nothing to resume\n")
+    assert rs.journal.head() == head
