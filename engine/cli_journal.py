@@ -53,14 +53,19 @@ def add(
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)."),
     json: bool = JSON,
 ) -> None:
-    """Create a resource in its kind's initial state."""
+    """Create a resource in its kind's initial state. A resource its `ref` parameters
+    name must already exist (an inventory may name resources it creates itself)."""
     from engine.resources import create_resource
 
     session: Session = ctx.obj
     from engine.params import parse_assignments
 
     rec = create_resource(
-        session.journal, session.registry, resource, parse_assignments(param, resource)
+        session.journal,
+        session.registry,
+        resource,
+        parse_assignments(param, resource),
+        refs_must_exist=True,
     )
     if json:
         output.emit_json(rec.to_dict())

@@ -63,10 +63,36 @@ def created_event(registry: KindRegistry, resource_id: str, given: Mapping[str, 
     )
 
 
+class MissingReference(UsageError):
+    msg_fmt = (
+        "%(resource)s: %(param)s = %(target)r: no such resource in the journal (add it "
+        "first, or load both from one inventory)"
+    )
+
+
+def _exists(journal: Journal, resource_id: str) -> bool:
+    return any(e.type == "resource.created" for e in journal.read_stream(resource_id))
+
+
 def create_resource(
-    journal: Journal, registry: KindRegistry, resource_id: str, given: Mapping[str, Any]
+    journal: Journal,
+    registry: KindRegistry,
+    resource_id: str,
+    given: Mapping[str, Any],
+    *,
+    refs_must_exist: bool = False,
 ) -> Resource:
+    """Journal ``resource.created``. ``refs_must_exist``: every ``ref`` param must name a
+    resource already in the journal (``fleetlog add``, where a typo would otherwise
+    surface only when a transition runs); an inventory checks its refs against the file
+    and the journal itself, since it may create a host after the guests that name it."""
     event = created_event(registry, resource_id, given)
+    if refs_must_exist:
+        spec = registry.get(split_id(resource_id)[0]).spec
+        for p in spec.params:
+            target = event.payload["params"].get(p.name)
+            if p.type == "ref" and isinstance(target, str) and not _exists(journal, target):
+                raise MissingReference(resource=resource_id, param=p.name, target=target)
     # A stream may hold history without a resource: drift findings about an orphan the
     # backend reported. Adopting the orphan continues that stream.
     expected = 0

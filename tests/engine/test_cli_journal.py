@@ -175,10 +175,10 @@ def test_journal_from_environment_variable(
     assert not (tmp_path / "fleetlog.db").exists()
     # --journal wins over the environment
     other = tmp_path / "other.db"
-    assert main(["--journal", str(other), "add", "vm/x", "-p", "host=n1"]) == 0
+    assert main(["--journal", str(other), "add", "kvm_host/n2", "-p", "host=n2"]) == 0
     capsys.readouterr()
     assert main(["--journal", str(other), "status", "--json"]) == 0
-    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["vm/x"]
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["kvm_host/n2"]
 
 
 def test_reading_commands_do_not_create_a_journal(

@@ -69,3 +69,21 @@ def test_names_operators_use_are_accepted(tmp_path: Path) -> None:
     reg = load_registry()
     for rid in ("kvm_host/node-01.dc1.example.com", "kvm_host/rack3:u12", "kvm_host/n_1"):
         assert create_resource(j, reg, rid, {"host": "h"}).id == rid
+
+
+def test_add_refuses_a_reference_to_a_resource_not_in_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "j.db")
+    assert main(["--journal", db, "add", "kvm_host/node1", "-p", "host=node1"]) == 0
+    capsys.readouterr()
+    assert main(["--journal", db, "add", "vm/g1", "-p", "host=node2"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "fleetlog: error: vm/g1: host = 'kvm_host/node2': no such resource in the journal "
+        "(add it first, or load both from one inventory)\n"
+    )
+    j = open_journal(db)
+    assert j.streams() == ["kvm_host/node1"]
+    j.close()
+    assert main(["--journal", db, "add", "vm/g1", "-p", "host=node1"]) == 0
