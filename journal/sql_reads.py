@@ -1,4 +1,5 @@
-"""What the SQL journals share: the read statements and the bulk append's chunking.
+"""What the SQL journals share: the read statements (events and leases) and the bulk
+append's chunking.
 
 SQLite and PostgreSQL hold the same ``events`` table and answer the same questions with
 the same statements. They differ only in the parameter marker (``?`` / ``%s``), in how
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from journal.appender import AppendRequest, event_from_row, prepare_events
-from journal.base import Event, Journal, JournalError, NewEvent
+from journal.base import Event, Journal, JournalError, Lease, NewEvent
 
 # Rows per statement when reading ranges: short statements, so a slow consumer never
 # holds a read transaction (SQLite: WAL checkpoints) or a connection (PostgreSQL) long.
@@ -164,3 +165,14 @@ class SQLReads(Journal):
     def events_for_command(self, command_id: str) -> list[Event]:
         rows = self._query(f"{self.SELECT} WHERE command_id = {self.P} ORDER BY seq", (command_id,))
         return [event_from_row(r) for r in rows]
+
+    def get_lease(self, resource: str) -> Lease | None:
+        rows = self._query(
+            "SELECT owner, token, expires_at FROM leases "
+            f"WHERE resource = {self.P} AND owner IS NOT NULL",
+            (resource,),
+        )
+        if not rows:
+            return None
+        owner, token, expires_at = rows[0]
+        return Lease(resource, owner, int(token), float(expires_at))

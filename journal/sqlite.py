@@ -414,16 +414,6 @@ class SQLiteJournal(SQLReads, LeaseAppending):
             raise JournalError(f"journal {self.path} is closed")
         return self._committer.submit(TxnOp(op))
 
-    def get_lease(self, resource: str) -> Lease | None:
-        rows = self._query(
-            "SELECT owner, token, expires_at FROM leases WHERE resource = ? AND owner IS NOT NULL",
-            (resource,),
-        )
-        if not rows:
-            return None
-        owner, token, expires_at = rows[0]
-        return Lease(resource, owner, int(token), float(expires_at))
-
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         if self.closed:

@@ -440,16 +440,6 @@ class PostgresJournal(SQLReads):
                 f"releasing lease on {lease.resource} in {self.where} failed: {first_line(e)}"
             ) from e
 
-    def get_lease(self, resource: str) -> Lease | None:
-        rows = self._query(
-            "SELECT owner, token, expires_at FROM leases WHERE resource = %s AND owner IS NOT NULL",
-            (resource,),
-        )
-        if not rows:
-            return None
-        owner, token, expires_at = rows[0]
-        return Lease(resource, owner, int(token), float(expires_at))
-
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         if self.closed:
