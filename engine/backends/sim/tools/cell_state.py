@@ -79,6 +79,20 @@ def take_start_failure(section: dict[str, Any], service: str) -> bool:
     return True
 
 
+def alter_service(ctx: ToolContext, services: dict[str, str], action: str, name: str) -> None:
+    """``ALTER … SERVICES`` (cellcli, dbmcli): ``startup``, ``shutdown`` or ``restart``;
+    a start of what already runs or a stop of what is stopped changes nothing."""
+    if action == "restart":
+        services[name] = ONLINE
+        ctx.log(f"{name} restarted")
+    elif action == "startup" and services[name] != ONLINE:
+        services[name] = ONLINE
+        ctx.log(f"{name} started")
+    elif action == "shutdown" and services[name] != OFFLINE:
+        services[name] = OFFLINE
+        ctx.log(f"{name} stopped")
+
+
 def switch_service(
     ctx: ToolContext, section: dict[str, Any], name: str, action: str, blockers: list[str]
 ) -> ToolResult:

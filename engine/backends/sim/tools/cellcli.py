@@ -31,7 +31,7 @@ from engine.backends.sim.registry import (
     sim_tool,
 )
 from engine.backends.sim.tools import cell_state
-from engine.backends.sim.tools.cell_state import CELLCLI_SERVICES, OFFLINE, ONLINE
+from engine.backends.sim.tools.cell_state import CELLCLI_SERVICES, ONLINE
 
 _DISK_PREFIX = {"HardDisk": "CD_", "FlashDisk": "FD_"}
 _SPACE_KEY = {"HardDisk": "hc", "FlashDisk": "ef"}
@@ -129,15 +129,7 @@ def _services(ctx: ToolContext, action: str, which: list[str]) -> ToolResult:
                 # Not a ToolFailure: the countdown must persist, like a real failed start.
                 out.append(f"CELL-01537: {name.upper()} failed to start in time; retry.")
                 return ToolResult(1, "\n".join(out) + "\n", out[-1] + "\n")
-        if action == "restart":
-            services[name] = ONLINE
-            ctx.log(f"{name} restarted")
-        elif action == "startup" and services[name] != ONLINE:
-            services[name] = ONLINE
-            ctx.log(f"{name} started")
-        elif action == "shutdown" and services[name] != OFFLINE:
-            services[name] = OFFLINE
-            ctx.log(f"{name} stopped")
+        cell_state.alter_service(ctx, services, action, name)
         out.append(f"{name.upper()} services {'shut down' if action == 'shutdown' else 'started'}.")
     return ToolResult(0, "\n".join(out) + "\n")
 

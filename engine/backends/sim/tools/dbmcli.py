@@ -13,8 +13,8 @@ from typing import Any
 
 from engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
 from engine.backends.sim.tools import exascale_state as exa_state
-from engine.backends.sim.tools.cell_state import take_start_failure
-from engine.backends.sim.tools.exascale_state import OFFLINE, ONLINE
+from engine.backends.sim.tools.cell_state import alter_service, take_start_failure
+from engine.backends.sim.tools.exascale_state import ONLINE
 
 DBM_SERVICES = ("rs", "ms", "edv")
 
@@ -86,7 +86,7 @@ def _services(ctx: ToolContext, action: str, which: str) -> ToolResult:
                 # Not a ToolFailure: the countdown persists, like a real failed start.
                 msg = f"ERROR: {name.upper()} services failed to start in time; retry."
                 return ToolResult(1, "\n".join(out) + "\n", msg + "\n")
-        _apply(ctx, exa, action, name)
+        alter_service(ctx, exa["services"], action, name)
         out.append(f"The {action.upper()} of {name.upper()} services was successful.")
     return ToolResult(0, "\n".join(out) + "\n")
 
@@ -100,16 +100,3 @@ def _check_can_start(exa: dict[str, Any], name: str) -> None:
         raise ToolFailure("ERROR: cannot start MS: cellinit.ora is not configured")
     if name == "edv" and (blockers := exa_state.edv_blockers(exa)):
         raise ToolFailure("ERROR: cannot start EDV: " + "; ".join(blockers))
-
-
-def _apply(ctx: ToolContext, exa: dict[str, Any], action: str, name: str) -> None:
-    services = exa["services"]
-    if action == "restart":
-        services[name] = ONLINE
-        ctx.log(f"{name} restarted")
-    elif action == "startup" and services[name] != ONLINE:
-        services[name] = ONLINE
-        ctx.log(f"{name} started")
-    elif action == "shutdown" and services[name] != OFFLINE:
-        services[name] = OFFLINE
-        ctx.log(f"{name} stopped")
