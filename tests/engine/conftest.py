@@ -152,6 +152,23 @@ class Fleet(CliDriver):
             self._journal.close()
 
 
+def clone_onto_unconfigured_host(fleet: Fleet, computes: int) -> None:
+    """The seed's scenario: a rack of ``computes`` KVM hosts, node1..node3 in the journal
+    (node1 and node2 configured for Exascale, node3 not), and vm/g9 cloned from
+    vm/exa1_vm1 onto node3 — which its clone's ``ensure`` has to configure first."""
+    from engine.backends.sim.scenarios import exascale_rack
+
+    exascale_rack(fleet.sim.world, computes=computes, guests={"node1": {"exa1_vm1": "exascale"}})
+    for i in (1, 2, 3):
+        assert fleet.cli("add", f"kvm_host/node{i}", "--param", f"host=node{i}").code == 0
+    assert fleet.cli("add", "vm/exa1_vm1", "--param", "host=node1").code == 0
+    assert fleet.cli("add", "vm/g9", "--param", "host=node3").code == 0
+    res = fleet.cli(
+        "fire", "vm/g9", "clone", "--param", "source=exa1_vm1", "--param", "target=node3"
+    )
+    assert res.code == 0, res.err
+
+
 @pytest.fixture
 def fleet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -16,8 +16,7 @@ import pytest
 
 from engine import cli, cli_reconcile
 from engine.audit_html import render_html
-from engine.backends.sim.scenarios import exascale_rack
-from tests.engine.conftest import Fleet
+from tests.engine.conftest import Fleet, clone_onto_unconfigured_host
 
 KVM_STEPS = [
     "cellinit",
@@ -47,15 +46,7 @@ def _commands(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def cloned(fleet: Fleet) -> Fleet:
     """The seed's scenario: vm/g9 cloned onto node3, where Exascale was never set up."""
-    exascale_rack(fleet.sim.world, computes=3, guests={"node1": {"exa1_vm1": "exascale"}})
-    for i in (1, 2, 3):
-        assert fleet.cli("add", f"kvm_host/node{i}", "--param", f"host=node{i}").code == 0
-    assert fleet.cli("add", "vm/exa1_vm1", "--param", "host=node1").code == 0
-    assert fleet.cli("add", "vm/g9", "--param", "host=node3").code == 0
-    res = fleet.cli(
-        "fire", "vm/g9", "clone", "--param", "source=exa1_vm1", "--param", "target=node3"
-    )
-    assert res.code == 0, res.err
+    clone_onto_unconfigured_host(fleet, computes=3)
     return fleet
 
 

@@ -25,7 +25,7 @@ from engine.reconcile import Reconciler, map_status, parse_fix
 from engine.replay import load_resource, replay_all
 from fleetlog.errors import UsageError
 from journal.base import NewEvent
-from tests.engine.conftest import PROJECT_ROOT, Fleet, compile_kinds
+from tests.engine.conftest import PROJECT_ROOT, Fleet, clone_onto_unconfigured_host, compile_kinds
 
 #: The CLI with this module's commands, whether or not engine/cli.py registers them yet.
 CLI = "from engine import cli, cli_reconcile; cli_reconcile.register(cli.app); cli.main()"
@@ -43,15 +43,7 @@ def _commands(monkeypatch: pytest.MonkeyPatch) -> None:
 def rack(fleet: Fleet) -> Fleet:
     """The seed's rack: node1/node2 configured, node3 not; 4 hosts in the world, 3 in the
     journal. vm/g9 is cloned onto node3 (ACTIVE); vm/exa1_vm1 is tracked but `defined`."""
-    exascale_rack(fleet.sim.world, computes=4, guests={"node1": {"exa1_vm1": "exascale"}})
-    for i in (1, 2, 3):
-        assert fleet.cli("add", f"kvm_host/node{i}", "--param", f"host=node{i}").code == 0
-    assert fleet.cli("add", "vm/exa1_vm1", "--param", "host=node1").code == 0
-    assert fleet.cli("add", "vm/g9", "--param", "host=node3").code == 0
-    res = fleet.cli(
-        "fire", "vm/g9", "clone", "--param", "source=exa1_vm1", "--param", "target=node3"
-    )
-    assert res.code == 0, res.err
+    clone_onto_unconfigured_host(fleet, computes=4)
     # node4 is in the world but not in the journal: a kvm_host orphan, which is why the
     # vm tests name their kind.
     return fleet
