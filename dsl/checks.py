@@ -245,10 +245,19 @@ def _check_value(scope: _Scope, use: Use, report: _Report) -> None:
             hint="guards are journaled and replayed; secrets never are",
         )
         return
+    param = scope.params_in(use.transition).get(use.name)
+    if param is not None and param.type == "refs" and use.context != "a guard":
+        report.add(
+            use.pos,
+            f"'{label}' is a list of resources ({param.type_label}); only a guard can read "
+            f"it, and only whole (== [], in)",
+            use.length,
+            hint=f"use 'ensure each {use.name} ...' to act on each of them",
+        )
+        return
     if use.attr is not None:
-        param = scope.params_in(use.transition).get(use.name)
         if param is None or param.type != "ref":
-            what = f"{_a(param.type)} param" if param else "not a param"
+            what = f"{_a(param.type_label)} param" if param else "not a param"
             report.add(
                 use.pos,
                 f"'{label}' reads an attribute of '{use.name}', which is "
@@ -258,23 +267,35 @@ def _check_value(scope: _Scope, use: Use, report: _Report) -> None:
 
 
 def _check_ref(scope: _Scope, use: Use, report: _Report) -> None:
-    if use.name == "self":
-        return
+    """``ensure``, ``on`` and ``lock`` name self or a ref param; ``ensure each`` a
+    ``list[ref]`` param."""
     params = scope.params_in(use.transition)
+    if use.context == "ensure each":
+        wanted, expected = "refs", "a list[ref KIND] param"
+    else:
+        wanted, expected = "ref", "self or a ref param"
+        if use.name == "self":
+            return
     param = params.get(use.name)
-    refs = [p.name for p in params.values() if p.type == "ref"]
+    names = [p.name for p in params.values() if p.type == wanted]
     if param is None:
         report.add(
             use.pos,
-            f"unknown ref '{use.name}' in {use.context}; expected self or a ref param",
+            f"unknown ref '{use.name}' in {use.context}; expected {expected}",
             use.length,
-            did_you_mean(use.name, [*refs, "self"]),
+            did_you_mean(use.name, names if wanted == "refs" else [*names, "self"]),
         )
-    elif param.type != "ref":
+    elif param.type != wanted:
+        hint = None
+        if param.type == "refs" and use.context == "ensure":
+            hint = f"write 'ensure each {use.name} ...' to ensure every resource it names"
+        elif param.type == "ref" and wanted == "refs":
+            hint = f"write 'ensure {use.name} ...' for a single resource"
         report.add(
             use.pos,
-            f"{use.context} needs self or a ref param, but '{use.name}' is {_a(param.type)} param",
+            f"{use.context} needs {expected}, but '{use.name}' is {_a(param.type_label)} param",
             use.length,
+            hint,
         )
 
 
@@ -322,9 +343,19 @@ def default_problem(param: ParamSpec, bare: bool = False) -> tuple[str, str | No
         return None
     if bare:
         return (
-            f"default '{value}' of {param.type} param '{param.name}' is a bare word",
+            f"default '{value}' of {param.type_label} param '{param.name}' is a bare word",
             f'quote it: "{value}"' if param.type in ("str", "ref") else None,
         )
+    if param.type == "refs" or isinstance(value, tuple):
+        if param.type == "refs" and value == ():
+            return None
+        if param.type == "refs":
+            return (
+                f"default of '{param.name}' is {_describe(value)}, but a {param.type_label} "
+                "param can only default to [] (or none)",
+                None,
+            )
+        return (f"default of '{param.name}' is [], but '{param.name}' is {_a(param.type)}", None)
     fits = {
         "str": isinstance(value, str),
         "ref": isinstance(value, str),

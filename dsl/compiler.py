@@ -152,9 +152,13 @@ class _Compiler:
             assert isinstance(default[0], Tree)
             value_tree = default[0].children[0]
             assert isinstance(value_tree, Tree)
-            tok = _first_token(value_tree)
             bare = value_tree.data == "bare"
-            value = str(tok) if bare else self.literal(value_tree)
+            if value_tree.data == "empty":
+                tok = name_tok  # `[]` has no token of its own to point at
+                value: Any = ()
+            else:
+                tok = _first_token(value_tree)
+                value = str(tok) if bare else self.literal(value_tree)
             if ptype == "float" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             spec = dataclasses.replace(spec, default=value, has_default=True)
@@ -165,6 +169,8 @@ class _Compiler:
         toks = _tokens(tree)
         if tree.data == "ref_type":
             return "ref", (), str(toks[0])
+        if tree.data == "refs_type":
+            return "refs", (), str(toks[0])
         if tree.data == "enum_type":
             choices: list[str] = []
             for tok in toks:
@@ -336,12 +342,23 @@ class _Compiler:
         if tree.data == "run":
             return s.RunAction(self.template(toks[0], trigger), on=self.on(tree, trigger))
         if tree.data == "ensure":
-            ref_tok, state_tok, trigger_tok = toks
-            self.use("ref", ref_tok, trigger, context="ensure")
-            if str(ref_tok) == "self":
+            each = toks[0].type == "EACH"
+            reverse = any(t.type == "REVERSED" for t in toks)
+            ref_tok, state_tok, trigger_tok = [t for t in toks if t.type == "NAME"]
+            if reverse and not each:
+                reversed_tok = next(t for t in toks if t.type == "REVERSED")
+                self.error(
+                    reversed_tok,
+                    "'reversed' goes with 'ensure each LIST reversed'",
+                    hint=f"write 'ensure each {ref_tok} reversed is ...' for a list param",
+                )
+            self.use("ref", ref_tok, trigger, context="ensure each" if each else "ensure")
+            if str(ref_tok) == "self" and not each:
                 self.use("state", state_tok, trigger, context="ensure self")
                 self.use("trigger", trigger_tok, trigger, context="ensure self")
-            return s.EnsureAction(str(ref_tok), str(state_tok), str(trigger_tok))
+            return s.EnsureAction(
+                str(ref_tok), str(state_tok), str(trigger_tok), each=each, reverse=reverse
+            )
         if tree.data == "wait":
             op, expected = self.condition(next(t for t in _trees(tree) if t.data != "on"))
             probe = s.ProbeSpec(

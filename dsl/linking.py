@@ -62,7 +62,7 @@ def _kind_of(
     if ref == "self":
         return spec
     param = _params(spec, t).get(ref)
-    if param is None or param.type != "ref" or param.ref_kind is None:
+    if param is None or param.type not in ("ref", "refs") or param.ref_kind is None:
         return None  # an unknown ref is dsl.checks' error, not ours
     return specs.get(param.ref_kind)
 
@@ -71,7 +71,7 @@ def _check_ref_kinds(spec: MachineSpec, specs: Mapping[str, MachineSpec]) -> Ite
     """``ref KIND`` names a loaded kind."""
     params = [*spec.params, *(p for t in spec.transitions for p in t.params)]
     for p in params:
-        if p.type == "ref" and p.ref_kind not in specs:
+        if p.type in ("ref", "refs") and p.ref_kind not in specs:
             yield _diag(
                 spec,
                 p.pos,

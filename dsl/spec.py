@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeAlias
 #   ("cmp", op, a, b)                   op in ==, !=, <, <=, >, >=, in, not in
 Expr: TypeAlias = tuple[Any, ...]
 
-ParamType = Literal["str", "int", "float", "bool", "enum", "ref"]
+ParamType = Literal["str", "int", "float", "bool", "enum", "ref", "refs"]
 ProbeOp = Literal["succeeds", "fails", "contains", "equals"]
 
 
@@ -51,7 +51,8 @@ def _pos() -> Any:
 class ParamSpec:
     """A typed parameter of a machine or of one transition.
 
-    ``ref`` params hold the id (``KIND/NAME``) of another resource of ``ref_kind``.
+    ``ref`` params hold the id (``KIND/NAME``) of another resource of ``ref_kind``;
+    ``refs`` params (written ``list[ref KIND]``) a list of such ids, in order.
     ``has_default`` distinguishes "no default" from a default of ``None``.
     """
 
@@ -62,6 +63,15 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     ref_kind: str | None = None
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+    @property
+    def type_label(self) -> str:
+        """The type as written in a ``.fsm`` file."""
+        if self.type == "ref":
+            return f"ref {self.ref_kind}"
+        if self.type == "refs":
+            return f"list[ref {self.ref_kind}]"
+        return self.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +162,16 @@ class CallAction:
 
 @dataclass(frozen=True, slots=True)
 class EnsureAction:
-    """``ensure REF is STATE via TRIGGER``: REF is ``self`` or a ref param."""
+    """``ensure REF is STATE via TRIGGER``: REF is ``self`` or a ref param. With ``each``
+    (``ensure each REFS [reversed] is ...``) REF is a ``list[ref]`` param and every
+    resource it names is ensured in turn, in list order or, ``reverse``, last first."""
 
     ref: str
     state: str
     trigger: str
     kind: Literal["ensure"] = "ensure"
+    each: bool = False
+    reverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,6 +257,8 @@ _FRIENDLY = {
     "DURATION": "a duration (500ms, 3s, 10m, 1h)",
     "CMP": "a comparison (==, !=, <, <=, >, >=)",
     "ON_FAILURE": "'on failure'",
+    "EACH": "'each'",
+    "REVERSED": "'reversed'",
     "$END": "end of file",
     "<END-OF-FILE>": "end of file",
 }

@@ -68,7 +68,9 @@ def show(
     output.say(f"definition hash {spec.definition_hash}")
     for p in spec.params:
         default = f" = {p.default!r}" if p.has_default else ""
-        typ = f"ref {p.ref_kind}" if p.type == "ref" else p.type
+        if p.type == "refs" and p.has_default:
+            default = f" = {list(p.default or [])!r}"
+        typ = p.type_label
         if p.type == "enum":
             typ = f"enum({', '.join(p.choices)})"
         output.say(f"  param {p.name}: {typ}{default}")

@@ -50,5 +50,19 @@ def plan(
         detail = ""
         if s.action.kind == "run":
             detail = actions.render_for_journal(s.action.command, scope)
+        elif s.action.kind == "ensure":
+            detail = _ensure_detail(scope, s.action)
         out.append(PlannedStep(s.name, s.action.kind, "run", detail))
     return out
+
+
+def _ensure_detail(scope: Any, a: Any) -> str:
+    """``ensure`` names what it would act on; each of those is judged when it runs."""
+    if a.each:
+        targets = list(scope.params.get(a.ref) or [])
+        if a.reverse:
+            targets.reverse()
+        what = ", ".join(targets) or f"({a.ref}: none)"
+    else:
+        what = scope.record.id if a.ref == "self" else str(scope.params.get(a.ref))
+    return f"ensure {what} is {a.state} via {a.trigger}"

@@ -1,5 +1,8 @@
 """``ensure R is S via T``: make another resource reach a state, at most once.
 
+``ensure each RS is S via T`` does it for every resource a ``list[ref]`` param names,
+one after the other.
+
 If R is in S, nothing to do. If R is in progress, wait for it — or, when the process
 driving it is gone (its lease expired or its pid is dead), take the transition over and
 resume it. Otherwise fire T on R with causation = this step. Two transitions ensuring
@@ -36,13 +39,44 @@ def ensure(
     leases: LeaseSet,
     timeout: float | None,
 ) -> ActionResult:
-    from engine.executor import Busy, NotInProgress
-
-    rid = scope.record.id if action.ref == "self" else scope.params.get(action.ref)
-    if not isinstance(rid, str):
-        return ActionResult(False, error=f"ensure: {action.ref} names no resource")
+    """One ``ensure``, or with ``each`` every resource of a list param in turn (last
+    first with ``reverse``), all within the step's one timeout. The first that fails
+    fails the step; the ones before it stay where they got, and a retry or resume finds
+    them already there."""
     started = time.monotonic()
     deadline = started + (timeout or DEFAULT_TIMEOUT)
+    if not action.each:
+        rid = scope.record.id if action.ref == "self" else scope.params.get(action.ref)
+        if not isinstance(rid, str):
+            return ActionResult(False, error=f"ensure: {action.ref} names no resource")
+        return _ensure_one(runner, rid, action, causation_id, leases, started, deadline)
+    targets = scope.params.get(action.ref) or []
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        return ActionResult(False, error=f"ensure each: {action.ref} is not a list of resources")
+    lines: list[str] = []
+    for rid in reversed(targets) if action.reverse else targets:
+        one = _ensure_one(runner, rid, action, causation_id, leases, time.monotonic(), deadline)
+        if not one.ok:
+            return ActionResult(
+                False, "".join(lines), error=one.error, duration=time.monotonic() - started
+            )
+        lines.append(one.output + "\n")
+    if not targets:
+        lines.append(f"{action.ref}: no resources\n")
+    return ActionResult(True, "".join(lines), 0, duration=time.monotonic() - started)
+
+
+def _ensure_one(
+    runner: Runner,
+    rid: str,
+    action: EnsureAction,
+    causation_id: str,
+    leases: LeaseSet,
+    started: float,
+    deadline: float,
+) -> ActionResult:
+    from engine.executor import Busy, NotInProgress
+
     fired = False
     while True:
         rec = runner.load(rid)

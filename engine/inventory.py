@@ -331,14 +331,15 @@ def _check_refs(
     lookup: Callable[[str], Mapping[str, Any] | None],
 ) -> None:
     spec = registry.get(e.kind).spec
-    refs: list[ParamSpec] = [p for p in spec.params if p.type == "ref"]
+    refs: list[ParamSpec] = [p for p in spec.params if p.type in ("ref", "refs")]
     for p in refs:
-        rid = e.params.get(p.name)
-        if isinstance(rid, str) and lookup(rid) is None:
-            raise InventoryError(
-                f"{source}: {e.table} {e.id}: {p.name} = {rid!r}: no such resource in this "
-                "inventory or the journal"
-            )
+        value = e.params.get(p.name)
+        for rid in value if isinstance(value, list) else [value]:
+            if isinstance(rid, str) and lookup(rid) is None:
+                raise InventoryError(
+                    f"{source}: {e.table} {e.id}: {p.name} names {rid!r}: no such resource "
+                    "in this inventory or the journal"
+                )
 
 
 def _existing(

@@ -91,7 +91,62 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
         if ref_kind != kind or not name or "/" in name:
             raise bad(f"a {kind} resource (NAME or {kind}/NAME)")
         return text
+    if t == "refs":
+        return _refs(spec, value, bad)
     raise bad(f"a value of type {t}")
+
+
+def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
+    """A ``list[ref KIND]`` value: a list of names or ids, or one string of them
+    separated by commas, each piece a name or a node set (``cell[1-3],cell7``). Order is
+    kept as written (it is the order ``ensure each`` follows); a name listed twice is an
+    error."""
+    kind = spec.ref_kind or ""
+    expected = f"{kind} resources (a list, or NAME,NAME or a node set such as {kind}[1-3])"
+    if value is None:
+        return []
+    if isinstance(value, str):
+        names = _expand_pieces(value, bad, expected)
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise bad(expected)
+    out: list[str] = []
+    for name in names:
+        rid = name if "/" in name else f"{kind}/{name}"
+        ref_kind, _, bare = rid.partition("/")
+        if ref_kind != kind or not bare or "/" in bare:
+            raise bad(expected)
+        if rid in out:
+            raise bad(f"each resource once ({rid} is listed twice)")
+        out.append(rid)
+    return out
+
+
+def _expand_pieces(text: str, bad: Any, expected: str) -> list[str]:
+    """Split at the commas outside brackets and expand each piece on its own: a whole
+    NodeSet would sort the pieces, and the order written is the order wanted."""
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    pieces: list[str] = []
+    depth, start = 0, 0
+    for i, c in enumerate(text):
+        depth += (c == "[") - (c == "]")
+        if c == "," and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    names: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        kind, slash, rest = piece.rpartition("/")
+        try:
+            expanded = list(NodeSet(rest)) if "[" in rest else [rest]
+        except (NodeSetParseError, ValueError):
+            raise bad(expected) from None
+        names.extend(f"{kind}/{n}" if slash else n for n in expanded)
+    return names
 
 
 def resolve(
@@ -113,7 +168,7 @@ def resolve(
         if name in given:
             out[name] = coerce(spec, given[name], where)
         elif spec.has_default:
-            out[name] = spec.default
+            out[name] = coerce(spec, spec.default, where) if spec.type == "refs" else spec.default
         elif not partial:
             raise ParamError(where=where, param=name, problem="is required and has no default")
     return out

@@ -65,8 +65,8 @@ def created_event(registry: KindRegistry, resource_id: str, given: Mapping[str, 
 
 class MissingReference(UsageError):
     msg_fmt = (
-        "%(resource)s: %(param)s = %(target)r: no such resource in the journal (add it "
-        "first, or load both from one inventory)"
+        "%(resource)s: %(param)s names %(target)r: no such resource in the journal (add "
+        "it first, or load both from one inventory)"
     )
 
 
@@ -90,9 +90,12 @@ def create_resource(
     if refs_must_exist:
         spec = registry.get(split_id(resource_id)[0]).spec
         for p in spec.params:
-            target = event.payload["params"].get(p.name)
-            if p.type == "ref" and isinstance(target, str) and not _exists(journal, target):
-                raise MissingReference(resource=resource_id, param=p.name, target=target)
+            value = event.payload["params"].get(p.name)
+            if p.type not in ("ref", "refs"):
+                continue
+            for target in value if isinstance(value, list) else [value]:
+                if isinstance(target, str) and not _exists(journal, target):
+                    raise MissingReference(resource=resource_id, param=p.name, target=target)
     # A stream may hold history without a resource: drift findings about an orphan the
     # backend reported. Adopting the orphan continues that stream.
     expected = 0

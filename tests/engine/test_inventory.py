@@ -134,8 +134,8 @@ def test_a_changed_resource_is_an_error_and_nothing_is_appended(
         ),
         (
             '[vm.g1]\nhost = "node9"\n',
-            "[vm.g1] vm/g1: host = 'kvm_host/node9': no such resource in this inventory or the "
-            "journal",
+            "[vm.g1] vm/g1: host names 'kvm_host/node9': no such resource in this inventory "
+            "or the journal",
         ),
         (
             '[kvm_host.node1]\nhost = "{nam}"\n',

@@ -80,8 +80,8 @@ def test_add_refuses_a_reference_to_a_resource_not_in_the_journal(
     assert main(["--journal", db, "add", "vm/g1", "-p", "host=node2"]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "fleetlog: error: vm/g1: host = 'kvm_host/node2': no such resource in the journal "
-        "(add it first, or load both from one inventory)\n"
+        "fleetlog: error: vm/g1: host names 'kvm_host/node2': no such resource in the "
+        "journal (add it first, or load both from one inventory)\n"
     )
     j = open_journal(db)
     assert j.streams() == ["kvm_host/node1"]
