@@ -106,7 +106,10 @@ def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        names = _expand_pieces(value, bad, expected)
+        try:
+            names = expand_names(value)
+        except ValueError:
+            raise bad(expected) from None
     elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         names = list(value)
     else:
@@ -123,8 +126,9 @@ def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
     return out
 
 
-def _expand_pieces(text: str, bad: Any, expected: str) -> list[str]:
-    """Split at the commas outside brackets and expand each piece on its own: a whole
+def expand_names(text: str) -> list[str]:
+    """``"cell[1-3],c7"`` -> ``["cell1", "cell2", "cell3", "c7"]``, or ``ValueError``.
+    Split at the commas outside brackets and expand each piece on its own: a whole
     NodeSet would sort the pieces, and the order written is the order wanted."""
     from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
@@ -143,8 +147,8 @@ def _expand_pieces(text: str, bad: Any, expected: str) -> list[str]:
         kind, slash, rest = piece.rpartition("/")
         try:
             expanded = list(NodeSet(rest)) if "[" in rest else [rest]
-        except (NodeSetParseError, ValueError):
-            raise bad(expected) from None
+        except NodeSetParseError as exc:
+            raise ValueError(f"bad node set {piece!r}: {exc}") from None
         names.extend(f"{kind}/{n}" if slash else n for n in expanded)
     return names
 

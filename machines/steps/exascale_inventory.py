@@ -1,23 +1,24 @@
 """Inventory sugar for ``exascale_cluster`` (see docs/inventory.md): the EGS rule.
 
-The DSL has no list-of-refs param, so ``machines/exascale_cluster.fsm`` has slots
-``cell1..cell8`` and ``host1..host8``. An inventory names them as node sets or lists::
+An inventory names the cluster's members as node sets or lists, in order::
 
     [exascale_cluster.exa]
-    cells = "cell[1-3]"      # -> cell1 = "cell1", cell2 = "cell2", cell3 = "cell3"
-    hosts = "node[1-2]"      # -> host1 = "node1", host2 = "node2"
+    cells = "cell[1-3]"      # the EGS leader first
+    hosts = "node[1-2]"
 
-and this hook derives, by the seed's rule, the parameters of the members:
+and this hook derives the cluster's ``leader`` (the first cell) and ``egs_hosts``, and
+by the seed's rule the parameters of the members:
 
 - five EGS instances: ``egs = true`` on each of the first five cells; with fewer than
   five cells, on the first ``5 - cells`` KVM hosts (``egs = false`` on every other
-  member);
+  member), which are the cluster's ``egs_hosts``;
 - every cell: ``leader`` = the first cell (root CA, trust), ``cluster`` = the cluster's
   name; every host: ``exa_cluster`` = the cluster's name and ``trust_node`` = the
   leader cell's address (the seed's NEW rule: trust comes from an Exascale node).
 
-A value the inventory sets explicitly on a member must agree, or loading fails.
-No step plugin here (``__all__`` is empty); the loader reads ``INVENTORY_HOOKS``.
+A value the inventory sets explicitly (``leader``, ``egs_hosts``, or a member's param)
+must agree, or loading fails. No step plugin here (``__all__`` is empty); the loader
+reads ``INVENTORY_HOOKS``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from typing import Any
 __all__: list[str] = []
 
 EGS_INSTANCES = 5
-CELL_SLOTS = 8
-HOST_SLOTS = 8
 
 Lookup = Callable[[str], Mapping[str, Any] | None]
 
@@ -39,17 +38,18 @@ class InventoryHookError(ValueError):
 
 
 def _names(value: Any, key: str) -> list[str]:
+    """Member names, in the order written, from a node set string or a TOML list."""
+    from engine.params import expand_names
+
     if isinstance(value, list):
         if not all(isinstance(v, str) and v for v in value):
             raise InventoryHookError(f"{key}: expected a node set or a list of names")
-        names = list(value)
+        names = [v.rpartition("/")[2] for v in value]
     elif isinstance(value, str):
-        from ClusterShell.NodeSet import NodeSet, NodeSetParseError
-
         try:
-            names = list(NodeSet(value))
-        except (NodeSetParseError, ValueError) as exc:
-            raise InventoryHookError(f"{key}: bad node set {value!r}: {exc}") from None
+            names = [n.rpartition("/")[2] for n in expand_names(value)]
+        except ValueError as exc:
+            raise InventoryHookError(f"{key}: {exc}") from None
     else:
         raise InventoryHookError(f"{key}: expected a node set or a list of names")
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -69,30 +69,10 @@ def expand_cluster(
     name: str, table: Mapping[str, Any], lookup: Lookup
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     params = dict(table)
-    for i in range(1, CELL_SLOTS + 1):
-        if f"cell{i}" in params and "cells" in params:
-            raise InventoryHookError(f"give `cells` or cell1..cell{CELL_SLOTS}, not both")
-    for i in range(1, HOST_SLOTS + 1):
-        if f"host{i}" in params and "hosts" in params:
-            raise InventoryHookError(f"give `hosts` or host1..host{HOST_SLOTS}, not both")
-    if "cells" in params:
-        cells = _names(params.pop("cells"), "cells")
-        if len(cells) > CELL_SLOTS:
-            raise InventoryHookError(
-                f"cells: {len(cells)} cells, but exascale_cluster has {CELL_SLOTS} cell slots"
-            )
-        params.update({f"cell{i}": c for i, c in enumerate(cells, 1)})
-    else:
-        cells = _slots(params, "cell", CELL_SLOTS)
-    if "hosts" in params:
-        hosts = _names(params.pop("hosts"), "hosts")
-        if len(hosts) > HOST_SLOTS:
-            raise InventoryHookError(
-                f"hosts: {len(hosts)} KVM hosts, but exascale_cluster has {HOST_SLOTS} host slots"
-            )
-        params.update({f"host{i}": h for i, h in enumerate(hosts, 1)})
-    else:
-        hosts = _slots(params, "host", HOST_SLOTS)
+    if "cells" not in params:
+        raise InventoryHookError("an Exascale cluster needs its cells (`cells`)")
+    cells = _names(params["cells"], "cells")
+    hosts = _names(params.get("hosts", []), "hosts")
     if not cells:
         raise InventoryHookError("an Exascale cluster needs at least one cell (`cells`)")
     egs_cells, egs_hosts = egs_placement(cells, hosts)
@@ -102,6 +82,9 @@ def expand_cluster(
             f"{EGS_INSTANCES} EGS instances: add KVM hosts to `hosts`"
         )
     leader = cells[0]
+    _agree(params, "leader", leader, "the first of `cells`")
+    _agree(params, "egs_hosts", egs_hosts, "the hosts the EGS rule picks")
+    params.update(cells=cells, hosts=hosts, leader=leader, egs_hosts=egs_hosts)
     leader_params = lookup(f"cell/{leader}") or {}
     leader_host = str(leader_params.get("host") or leader)
     derived: dict[str, dict[str, Any]] = {}
@@ -116,19 +99,17 @@ def expand_cluster(
     return params, derived
 
 
-def _slots(params: Mapping[str, Any], prefix: str, count: int) -> list[str]:
-    """Slot values given one by one must be filled in order, without gaps."""
-    names: list[str] = []
-    gap = None
-    for i in range(1, count + 1):
-        value = params.get(f"{prefix}{i}")
-        if value in (None, ""):
-            gap = gap or f"{prefix}{i}"
-            continue
-        if gap is not None:
-            raise InventoryHookError(f"{prefix}{i} is set but {gap} is not: fill slots in order")
-        names.append(str(value).rpartition("/")[2])
-    return names
+def _agree(params: Mapping[str, Any], key: str, derived: Any, what: str) -> None:
+    """A value the file gives for a derived param must be the derived one."""
+    if key not in params:
+        return
+    given = params[key]
+    names = _names(given, key) if isinstance(derived, list) else str(given).rpartition("/")[2]
+    if names != derived:
+        shown = ", ".join(derived) if isinstance(derived, list) else derived
+        raise InventoryHookError(
+            f"{key} = {given!r} contradicts the EGS rule: it must be {what} ({shown or 'none'})"
+        )
 
 
 INVENTORY_HOOKS = {"exascale_cluster": expand_cluster}

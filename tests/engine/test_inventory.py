@@ -60,13 +60,10 @@ def test_the_example_is_the_seeds_environment(journal: Journal, registry: KindRe
     assert result.skipped == []
     params = {rid: journal.read_stream(rid)[0].payload["params"] for rid in result.created}
     cluster = params["exascale_cluster/exa"]
-    assert [cluster[f"cell{i}"] for i in range(1, 5)] == [
-        "cell/cell1",
-        "cell/cell2",
-        "cell/cell3",
-        None,
-    ]
-    assert [cluster[f"host{i}"] for i in range(1, 4)] == ["kvm_host/node1", "kvm_host/node2", None]
+    assert cluster["cells"] == ["cell/cell1", "cell/cell2", "cell/cell3"]
+    assert cluster["leader"] == "cell/cell1"
+    assert cluster["hosts"] == ["kvm_host/node1", "kvm_host/node2"]
+    assert cluster["egs_hosts"] == ["kvm_host/node1", "kvm_host/node2"]
     # The EGS rule: 3 cells + the first 2 KVM hosts.
     assert [params[f"cell/cell{i}"]["egs"] for i in (1, 2, 3)] == [True, True, True]
     assert [params[f"kvm_host/node{i}"]["egs"] for i in range(1, 9)] == [True, True] + [False] * 6
@@ -169,16 +166,28 @@ def test_a_changed_resource_is_an_error_and_nothing_is_appended(
             "it to True",
         ),
         (
-            '[exascale_cluster.e]\ncells = "c[1-9]"\n',
-            "cells: 9 cells, but exascale_cluster has 8 cell slots",
+            '[cell."c[1-5]"]\nhost = "{name}"\n[exascale_cluster.e]\ncells = "c[1-5]"\n'
+            'leader = "c2"\n',
+            "[exascale_cluster.e]: leader = 'c2' contradicts the EGS rule: it must be the first "
+            "of `cells` (c1)",
+        ),
+        (
+            '[cell."c[1-3]"]\nhost = "{name}"\n[kvm_host."n[1-3]"]\nhost = "{name}"\n'
+            '[exascale_cluster.e]\ncells = "c[1-3]"\nhosts = "n[1-3]"\negs_hosts = "n3"\n',
+            "egs_hosts = 'n3' contradicts the EGS rule: it must be the hosts the EGS rule picks "
+            "(n1, n2)",
         ),
         (
             '[exascale_cluster.e]\ncells = "c1"\nhosts = "n[1-4]"\n',
             "[exascale_cluster.e]: cell/c1 is not declared in this inventory nor in the journal",
         ),
         (
-            '[cell."c[1-5]"]\nhost = "{name}"\n[exascale_cluster.e]\ncell1 = "c1"\ncell3 = "c3"\n',
-            "cell3 is set but cell2 is not: fill slots in order",
+            '[cell."c[1-5]"]\nhost = "{name}"\n[exascale_cluster.e]\ncells = "c[1-5],c2"\n',
+            "cells: 'c2' is listed twice",
+        ),
+        (
+            '[exascale_cluster.e]\nhosts = "n[1-5]"\n',
+            "[exascale_cluster.e]: an Exascale cluster needs its cells (`cells`)",
         ),
     ],
 )

@@ -1,13 +1,14 @@
 """exascale_cluster on the sim: "Configure Exascale Storage on Cell Servers" end to end,
 the EGS rule, every non-EGS host configured even when the cells were already done (the
-seed's second bug), a second deploy that changes nothing, strict reverse undo."""
+seed's second bug), a second deploy that changes nothing, strict reverse undo, and a
+full rack (14 cells, 8 KVM hosts): the member lists have no fixed size."""
 
 from __future__ import annotations
 
 import pytest
 
-import dsl
 from engine.backends.sim import Fault
+from engine.backends.sim.scenarios import exascale_rack
 from machines.steps.exascale_inventory import egs_placement
 from tests.machines.conftest import CLUSTER_TOML, Lab, step_events
 
@@ -38,16 +39,25 @@ def test_deploy_configures_cells_egs_hosts_other_hosts_then_wallet_and_vaults(
     _deployed(bare_rack)
 
     assert _ran(bare_rack, "exascale_cluster/exa") == [
-        "cell1",
-        "cell2",
-        "cell3",
-        "egs_host1",
-        "egs_host2",
-        "host3",
+        "cells",
+        "egs_hosts",
+        "hosts",
         "db_wallet",
         "gi_vault",
         "db_vault",
         "validate",
+    ]
+    outputs = {
+        e.payload["step"]: e.payload["output"].splitlines()
+        for e in bare_rack.last_run("exascale_cluster/exa")
+        if e.type == "step.succeeded"
+    }
+    assert outputs["cells"] == [f"cell/cell{i} reached online" for i in (1, 2, 3)]
+    assert outputs["egs_hosts"] == [f"kvm_host/node{i} reached exascale_ready" for i in (1, 2)]
+    assert outputs["hosts"] == [
+        "kvm_host/node1 already exascale_ready",  # an EGS host, configured the step before
+        "kvm_host/node2 already exascale_ready",
+        "kvm_host/node3 reached exascale_ready",
     ]
     for rid in CHILDREN:
         assert bare_rack.state(rid) in ("online", "exascale_ready"), rid
@@ -71,8 +81,8 @@ def test_deploy_configures_cells_egs_hosts_other_hosts_then_wallet_and_vaults(
         for e in bare_rack.last_run("exascale_cluster/exa")
         if e.type == "step.started"
     }
-    assert trigger["kvm_host/node1"].causation_id == started["egs_host1"]
-    assert trigger["kvm_host/node3"].causation_id == started["host3"]
+    assert trigger["kvm_host/node1"].causation_id == started["egs_hosts"]
+    assert trigger["kvm_host/node3"].causation_id == started["hosts"]
     assert bare_rack.sim.run("cell1", "escli lsvault").stdout == "givault\ndbvault\n"
 
 
@@ -111,8 +121,8 @@ def test_hosts_are_configured_even_when_the_cells_already_are(bare_rack: Lab) ->
     assert out.status == "completed", out
     run = bare_rack.last_run("exascale_cluster/exa")
     assert [
-        e.payload["output"] for e in step_events(run, "cell1") if e.type == "step.succeeded"
-    ] == ["cell/cell1 already online"]
+        e.payload["output"] for e in step_events(run, "cells") if e.type == "step.succeeded"
+    ] == ["cell/cell1 already online\ncell/cell2 already online\ncell/cell3 already online\n"]
     assert bare_rack.state("kvm_host/node3") == "exascale_ready"
     assert "edv online" in bare_rack.sim.run("node3", "escli lsservice").stdout
 
@@ -128,12 +138,8 @@ def test_undeploy_undoes_strictly_in_reverse(bare_rack: Lab) -> None:
         "undo_db_vault",
         "undo_gi_vault",
         "undo_db_wallet",
-        "undo_host3",
-        "undo_host2",
-        "undo_host1",
-        "undo_cell3",
-        "undo_cell2",
-        "undo_cell1",
+        "undo_hosts",
+        "undo_cells",
     ]
     hosts_in_order: list[str] = []
     for host, _effect in bare_rack.effects()[mark:]:
@@ -188,33 +194,66 @@ def test_a_failed_deploy_undoes_its_own_steps_in_reverse(bare_rack: Lab) -> None
         (4, 2, 4, 1),
         (5, 2, 5, 0),
         (7, 1, 5, 0),
+        (14, 8, 5, 0),
     ],
 )
-def test_the_egs_rule_in_the_machines_guards_matches_the_inventorys(
+def test_the_inventory_places_the_egs_instances_by_the_rule(
     bare_rack: Lab, cells: int, hosts: int, egs_cells: int, egs_hosts: int
 ) -> None:
     cell_names = [f"cell{i}" for i in range(1, cells + 1)]
     host_names = [f"node{i}" for i in range(1, hosts + 1)]
     egs = egs_placement(cell_names, host_names)
     assert (len(egs[0]), len(egs[1])) == (egs_cells, egs_hosts)
-    # The cluster's guards, evaluated on the cluster's params, pick the same hosts.
     bare_rack.load(
         "[defaults.cell]\nhost = '{name}'\n[defaults.kvm_host]\nhost = '{name}'\n"
         f'[cell."cell[1-{cells}]"]\n[kvm_host."node[1-{hosts}]"]\n'
         f'[exascale_cluster.exa]\ncells = "cell[1-{cells}]"\nhosts = "node[1-{hosts}]"\n'
     )
-    rec = bare_rack.runner.load("exascale_cluster/exa")
-    scope = bare_rack.runner.scope(rec, {}, "deploy")
-    steps = bare_rack.registry.get("exascale_cluster").transition("deploy").steps
-    planned = {
-        st.name: "run" if st.when is None or dsl.evaluate(st.when, scope.lookup) else "skip"
-        for st in steps
-    }
-    by_guard = [f"node{k}" for k in range(1, 6) if planned[f"egs_host{k}"] == "run"]
-    others = [f"node{k}" for k in range(1, 9) if planned[f"host{k}"] == "run"]
-    assert by_guard == egs[1]
-    assert others == [h for h in host_names if h not in egs[1]]
+    params = bare_rack.runner.load("exascale_cluster/exa").params
+    assert params["cells"] == [f"cell/{c}" for c in cell_names]
+    assert params["leader"] == "cell/cell1"
+    assert params["hosts"] == [f"kvm_host/{h}" for h in host_names]
+    assert params["egs_hosts"] == [f"kvm_host/{h}" for h in egs[1]]
     for h in host_names:
         assert bare_rack.runner.load(f"kvm_host/{h}").params["egs"] is (h in egs[1])
     for c in cell_names:
         assert bare_rack.runner.load(f"cell/{c}").params["egs"] is (c in egs[0])
+
+
+def test_a_full_rack_deploys_and_undeploys(lab: Lab) -> None:
+    """14 storage cells and 8 KVM hosts: more than the eight slots the cluster once had."""
+    exascale_rack(lab.sim.world, computes=8, configured=(), guests={}, cells=14)
+    lab.load(
+        "[defaults.cell]\nhost = '{name}'\n[defaults.kvm_host]\nhost = '{name}'\n"
+        '[cell."cell[1-14]"]\n[kvm_host."node[1-8]"]\n'
+        '[exascale_cluster.rack]\ncells = "cell[1-14]"\nhosts = "node[1-8]"\n'
+    )
+    out = lab.fire("exascale_cluster/rack", "deploy")
+    assert out.status == "completed" and out.state == "configured", out
+    for i in range(1, 15):
+        assert lab.state(f"cell/cell{i}") == "online"
+        listing = lab.sim.run(f"cell{i}", "escli lsservice").stdout
+        assert ("egs_cell online" in listing) is (i <= 5), i
+    for i in range(1, 9):
+        assert lab.state(f"kvm_host/node{i}") == "exascale_ready"
+        assert "egs_compute" not in lab.sim.run(f"node{i}", "escli lsservice").stdout
+    out = lab.fire("exascale_cluster/rack", "undeploy")
+    assert out.status == "completed" and out.state == "defined", out
+    undone = [
+        e.stream
+        for rid in [f"cell/cell{i}" for i in range(1, 15)]
+        for e in lab.events(rid)
+        if e.type == "transition.completed" and e.payload["trigger"] == "unconfigure"
+    ]
+    assert sorted(undone) == sorted(f"cell/cell{i}" for i in range(1, 15))
+    # the leader cell is unconfigured last of all
+    last = {
+        rid: max(
+            e.seq
+            for e in lab.events(rid)
+            if e.type == "transition.completed" and e.payload["trigger"] == "unconfigure"
+        )
+        for rid in [f"cell/cell{i}" for i in range(1, 15)]
+    }
+    assert max(last, key=lambda r: last[r]) == "cell/cell1"
+    assert sorted(last, key=lambda r: last[r]) == [f"cell/cell{i}" for i in range(14, 0, -1)]
