@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dsl.spec import EnsureAction
 from engine import actions
 
 if TYPE_CHECKING:
     from engine.executor import Runner
+    from engine.values import Scope
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,13 @@ def plan(
         detail = ""
         if s.action.kind == "run":
             detail = actions.render_for_journal(s.action.command, scope)
-        elif s.action.kind == "ensure":
+        elif isinstance(s.action, EnsureAction):
             detail = _ensure_detail(scope, s.action)
         out.append(PlannedStep(s.name, s.action.kind, "run", detail))
     return out
 
 
-def _ensure_detail(scope: Any, a: Any) -> str:
+def _ensure_detail(scope: Scope, a: EnsureAction) -> str:
     """``ensure`` names what it would act on; each of those is judged when it runs."""
     if a.each:
         targets = list(scope.params.get(a.ref) or [])
