@@ -50,7 +50,13 @@ def add(
         help="KIND/NAME of the new resource, e.g. vm/guest7. A name holds no spaces and "
         "none of the pattern characters [ ] , ! & ^ @ * ?, so that patterns can address it.",
     ),
-    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)."),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        "-p",
+        help="NAME=VALUE (repeatable). A list[ref KIND] param takes names or node sets "
+        "separated by commas, in order: cells=cell[1-3],cell7.",
+    ),
     json: bool = JSON,
 ) -> None:
     """Create a resource in its kind's initial state. A resource its `ref` parameters
