@@ -76,7 +76,7 @@ class GroupCommitter(Generic[Req]):
             slot.wake.acquire()
             if not slot.lead:
                 return self._outcome(slot)
-        self._lead()
+        self._lead(slot)
         return self._outcome(slot)
 
     def submit_nowait(self, request: Req) -> Slot[Req]:
@@ -91,8 +91,31 @@ class GroupCommitter(Generic[Req]):
                 slot.wake.acquire()
                 return slot
             self._leading = True
-        self._lead()
+        self._lead(slot)
         return slot
+
+    def submit_many(self, requests: list[Req]) -> list[Slot[Req]]:
+        """Queue ``requests`` together, in order, and write them (leading if no one is):
+        as few batches as ``max_batch`` allows, instead of one write per request when a
+        caller submits them one after the other. ``collect`` gives each result."""
+        slots: list[Slot[Req]] = []
+        for request in requests:
+            slot: Slot[Req] = Slot(request, detached=True)
+            # Every slot waits on its own lock: a later batch may be written by another
+            # leader, after this caller has handed the lead on.
+            slot.wake = _allocate_lock()
+            slot.wake.acquire()
+            slots.append(slot)
+        with self._lock:
+            self._queue.extend(slots)
+            lead = not self._leading
+            self._leading = True
+        if lead and slots:
+            self._lead(None)
+        elif lead:
+            with self._lock:
+                self._leading = False
+        return slots
 
     def collect(self, slot: Slot[Req]) -> Any:
         """The result of a ``submit_nowait`` request, waiting until it is written."""
@@ -100,7 +123,10 @@ class GroupCommitter(Generic[Req]):
             slot.wake.acquire()
         return self._outcome(slot)
 
-    def _lead(self) -> None:
+    def _lead(self, own: Slot[Req] | None) -> None:
+        """Write batches until ``own`` (the leader's own request, if it waits for one) is
+        written, then hand the lead to the oldest waiting caller; detached requests with
+        no caller to hand to are written here too."""
         if self._last_batch > 1:
             # Others were active a moment ago and are probably just waking up with
             # their next request: let them queue it so this fsync serves them too.
@@ -123,7 +149,12 @@ class GroupCommitter(Generic[Req]):
                         member.fail(RuntimeError("group commit left a request unanswered"))
                 with self._lock:
                     successor = next((s for s in self._queue if not s.detached), None)
-                    if successor is not None:
+                    if own is not None and not own.done and self._queue:
+                        # Our own request did not fit in this batch (more than
+                        # max_batch were queued ahead of it): keep the lead until it is
+                        # written, or we would hand the lead to ourselves.
+                        more = True
+                    elif successor is not None:
                         successor.lead = True
                         successor.wake.release()
                     elif self._queue:

@@ -107,3 +107,42 @@ def test_submit_nowait_with_no_leader_writes_at_once_and_collect_raises_its_erro
     assert pending.done
     with pytest.raises(ValueError, match="negative: -2"):
         gc.collect(pending)
+
+
+def test_submit_many_writes_in_order_in_as_few_batches_as_max_batch_allows() -> None:
+    rec = Recorder()
+    gc: GroupCommitter[int] = GroupCommitter(rec, max_batch=2)
+    slots = gc.submit_many([1, 2, -3, 4, 5])
+    assert rec.batches == [[1, 2], [-3, 4], [5]]
+    assert [gc.collect(s) for s in (slots[0], slots[1], slots[3], slots[4])] == [1, 4, 16, 25]
+    with pytest.raises(ValueError, match="negative: -3"):
+        gc.collect(slots[2])
+    assert gc.submit_many([]) == [] and gc.submit(6) == 36  # and the lead was given back
+
+
+def test_submit_many_behind_a_busy_leader_is_written_by_it_and_can_be_collected() -> None:
+    rec = Recorder(hold_first=True)
+    gc: GroupCommitter[int] = GroupCommitter(rec, max_batch=2)
+    leader = threading.Thread(target=gc.submit, args=(1,))
+    leader.start()
+    assert rec.entered.wait(10)
+    slots = gc.submit_many([2, 3, 4])  # returns at once: someone else is leading
+    got: list[Any] = []
+    follower = threading.Thread(target=lambda: got.append(gc.submit(5)))
+    follower.start()
+    while len(gc._queue) < 4:
+        threading.Event().wait(0.001)
+    rec.go.set()
+    collected: list[Any] = []
+    collector = threading.Thread(target=lambda: collected.extend(gc.collect(s) for s in slots))
+    collector.start()
+    for t in (leader, follower, collector):
+        t.join(10)
+        assert not t.is_alive(), "a request was never written"
+    assert collected == [4, 9, 16]
+    assert [r for b in rec.batches for r in b] == [1, 2, 3, 4, 5]
+    # The follower was handed the lead with its own request two batches back in the
+    # queue: it kept the lead until that was written (it once handed the lead to itself
+    # and returned None, leaving 4 and 5 unwritten).
+    assert got == [25]
+    assert gc.submit(6) == 36
