@@ -286,6 +286,14 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def get_lease(self, resource: str) -> Lease | None: ...
 
+    def append_many(self, appends: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[list[Event]]:
+        """Several independent appends (no expected version), each all-or-nothing, in
+        order; their recorded events. Backends that group-commit write them in as few
+        transactions as they can (``fleetlog fire --submit`` of a thousand resources).
+        If one fails, the error is raised once every one has been decided: those before
+        it are written, those after it may be."""
+        return [self.append(stream, events) for stream, events in appends]
+
     def append_releasing_lease(
         self, stream: str, events: Sequence[NewEvent], lease: Lease
     ) -> list[Event]:

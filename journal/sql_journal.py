@@ -1,13 +1,13 @@
-"""What the SQL journals share: the read statements (events and leases) and the bulk
-append's chunking.
+"""What the SQL journals share: the read statements (events and leases) and the
+batched appends (``append_many``, ``append_batch_unchecked``).
 
 SQLite and PostgreSQL hold the same ``events`` table and answer the same questions with
 the same statements. They differ only in the parameter marker (``?`` / ``%s``), in how
 the payload column reads back as its canonical JSON text (PostgreSQL's ``json`` column
 needs ``::text``), in how "type is one of these" is written, and in what a few
 questions are best answered by (``streams``, ``seq_at_time``, which stay with each
-backend). Keeping the rest here means a fix to a read lands on both backends at once,
-and the contract suite checks it on both.
+backend). Both group-commit appends through a ``GroupCommitter``. Keeping the rest here
+means a fix lands on both backends at once, and the contract suite checks it on both.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import abc
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from journal.appender import AppendRequest, event_from_row, prepare_events
+from journal.appender import AppendRequest, event_from_row, events_from_rows, prepare_events
 from journal.base import Event, Journal, JournalError, Lease, NewEvent
+from journal.groupcommit import GroupCommitter
 
 # Rows per statement when reading ranges: short statements, so a slow consumer never
 # holds a read transaction (SQLite: WAL checkpoints) or a connection (PostgreSQL) long.
 READ_BATCH = 2000
 
 
-class SQLReads(Journal):
-    """The reading half of a journal over one SQL ``events`` table."""
+class SQLJournal(Journal):
+    """A journal over one SQL ``events`` table: its reads and its batched appends."""
 
     #: the driver's parameter marker
     P: ClassVar[str]
@@ -59,6 +60,29 @@ class SQLReads(Journal):
         return ", ".join(cls.PAYLOAD_TEXT if c == "payload" else c for c in columns)
 
     # -- writing -------------------------------------------------------------------------
+    _committer: GroupCommitter[Any]
+
+    def append_many(self, appends: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[list[Event]]:
+        requests: list[AppendRequest] = []
+        for stream, events in appends:
+            if not isinstance(stream, str) or not stream:
+                raise JournalError("stream must be a non-empty string")
+            requests.append(
+                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
+            )
+        slots = self._committer.submit_many([r for r in requests if r.events])
+        outcomes: list[Any] = []
+        for slot in slots:
+            try:
+                outcomes.append(events_from_rows(self._committer.collect(slot)))
+            except JournalError as exc:
+                outcomes.append(exc)
+        first_error = next((o for o in outcomes if isinstance(o, JournalError)), None)
+        if first_error is not None:
+            raise first_error
+        written = iter(outcomes)
+        return [next(written) if r.events else [] for r in requests]
+
     def append_batch_unchecked(
         self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000
     ) -> int:

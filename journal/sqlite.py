@@ -46,7 +46,7 @@ from journal.groupcommit import GroupCommitter, Slot
 from journal.identity import default_actor, default_host
 from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
 from journal.leases import LeaseRow, decide_acquire, decide_renew
-from journal.sql_reads import SQLReads
+from journal.sql_journal import SQLJournal
 from journal.sqlite_writer import BatchWriter, Request, TxnOp
 
 _COLS = ", ".join(Event.COLUMNS)
@@ -65,7 +65,7 @@ def _private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class SQLiteJournal(SQLReads, LeaseAppending):
+class SQLiteJournal(SQLJournal, LeaseAppending):
     """The journal in one SQLite file. Thread-safe; safe to share a file across processes."""
 
     P = "?"
@@ -226,7 +226,7 @@ class SQLiteJournal(SQLReads, LeaseAppending):
             except sqlite3.Error as e:
                 raise self._write_error(e) from e
 
-    # -- reading (the rest is journal.sql_reads) --------------------------------------
+    # -- reading (the rest is journal.sql_journal) --------------------------------------
     def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
         return f"type IN ({', '.join('?' * len(types))})", list(types)
 

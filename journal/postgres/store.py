@@ -50,12 +50,12 @@ from journal.postgres import schema
 from journal.postgres.conninfo import first_line, redacted, split_url
 from journal.postgres.leases import lease_change
 from journal.postgres.writer import CHANNEL, PgBatchWriter
-from journal.sql_reads import SQLReads
+from journal.sql_journal import SQLJournal
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class PostgresJournal(SQLReads):
+class PostgresJournal(SQLJournal):
     """The journal in one PostgreSQL schema. Thread-safe; shared by processes and hosts.
 
     ``schema`` (or ``?schema=NAME`` in the URL) names the PostgreSQL schema holding the
@@ -229,7 +229,7 @@ class PostgresJournal(SQLReads):
         except psycopg.Error as e:
             raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
 
-    # -- reading (the rest is journal.sql_reads) --------------------------------------
+    # -- reading (the rest is journal.sql_journal) --------------------------------------
     def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
         return "type = ANY(%s)", [list(types)]
 

@@ -362,3 +362,33 @@ def test_group_commit_batches_and_isolates_conflicts(journal: Journal) -> None:
             range(1, per_thread * 9 // 10 + 1)
         )
     assert journal.verify().ok
+
+
+def test_append_many_writes_each_append_in_order_in_one_transaction(journal: Journal) -> None:
+    journal.append("host/a", [ev(n=0)])
+    commits = journal.stats.commits
+    original = journal.append("host/c", [accepted("cmd-9")])
+    got = journal.append_many(
+        [
+            ("host/a", [accepted("cmd-1"), ev(n=1)]),
+            ("host/b", [accepted("cmd-2")]),
+            ("host/b", []),
+            ("host/c", [accepted("cmd-9")]),  # already recorded: the first one's events
+        ]
+    )
+    assert [[(e.stream, e.version, e.seq) for e in g] for g in got] == [
+        [("host/a", 2, 3), ("host/a", 3, 4)],
+        [("host/b", 1, 5)],
+        [],
+        [(original[0].stream, original[0].version, original[0].seq)],
+    ]
+    assert journal.stats.commits == commits + 2  # host/c's first append, then one for all
+    assert journal.verify().ok
+    assert journal.append_many([]) == []
+
+
+def test_append_many_on_a_closed_journal_fails(journal_factory: JournalFactory) -> None:
+    j = journal_factory()
+    j.close()
+    with pytest.raises(JournalError, match="closed"):
+        j.append_many([("host/a", [ev()])])
