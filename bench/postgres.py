@@ -133,7 +133,7 @@ def fanout(
     from engine.executor import Runner
     from engine.loader import load_registry
     from engine.resources import created_event
-    from engine.worker import submit
+    from engine.worker import submit_many
 
     url = backend.url()
     world = str(backend.tmp / f"world{uuid.uuid4().hex[:8]}.sim")
@@ -167,8 +167,7 @@ def fanout(
         runner = Runner(journal, registry, sim)
         done, last = 0, journal.head()
         t0 = time.perf_counter()
-        for rid in ids:
-            submit(runner, rid, "go", {})
+        submit_many(runner, ids, "go", {})
         submit_s = time.perf_counter() - t0
         while done < resources:
             if any(p.poll() is not None for p in procs):

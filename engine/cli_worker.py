@@ -33,11 +33,11 @@ def submit_many(
     json: bool,
 ) -> None:
     """``fire --submit``: validate and journal one ``command.accepted`` per resource."""
-    from engine.worker import submit
+    from engine.worker import submit_many as submit_all
     from journal.ids import uuid7
 
     run = uuid7() if len(ids) > 1 else None
-    submitted = [submit(runner, rid, trigger, given, command_id=command_id, run=run) for rid in ids]
+    submitted = submit_all(runner, ids, trigger, given, command_id=command_id, run=run)
     if json:
         output.emit_json(
             [

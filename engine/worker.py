@@ -83,17 +83,48 @@ def submit(
     Validated as ``fire`` would (a usage error journals nothing); a resource busy with
     another transition is fine, the command waits its turn. Submitting a command id again
     returns the first submission's event and journals nothing."""
-    try:
-        runner.validate(rid, trigger, given)
-    except Busy:
-        pass  # queued behind the transition in progress; the worker validates again
-    event = NewEvent(
-        "command.accepted",
-        {"trigger": trigger, "params": dict(given), "resource": rid, "run": run, "submitted": True},
-        command_id=command_id or uuid7(),
-        correlation_id=uuid7(),  # the transition's id, so audit joins the two
-    )
-    return runner.journal.append(rid, [event])[0]
+    return submit_many(runner, [rid], trigger, given, command_id=command_id, run=run)[0]
+
+
+def submit_many(
+    runner: Runner,
+    ids: list[str],
+    trigger: str,
+    given: dict[str, Any],
+    *,
+    command_id: str | None = None,
+    run: str | None = None,
+) -> list[Event]:
+    """``submit`` for many resources: every one is validated first (one usage error
+    journals nothing at all), then the submissions are appended together, in as few
+    transactions as the journal allows — a thousand resources no longer queue a
+    thousand commits ahead of the workers' own appends."""
+    for rid in ids:
+        try:
+            runner.validate(rid, trigger, given)
+        except Busy:
+            pass  # queued behind the transition in progress; the worker validates again
+    appends = [
+        (
+            rid,
+            [
+                NewEvent(
+                    "command.accepted",
+                    {
+                        "trigger": trigger,
+                        "params": dict(given),
+                        "resource": rid,
+                        "run": run,
+                        "submitted": True,
+                    },
+                    command_id=command_id or uuid7(),
+                    correlation_id=uuid7(),  # the transition's id, so audit joins the two
+                )
+            ],
+        )
+        for rid in ids
+    ]
+    return [recorded[0] for recorded in runner.journal.append_many(appends)]
 
 
 @dataclass

@@ -141,6 +141,27 @@ def test_submit_refuses_what_fire_would_refuse_and_journals_nothing(shared: Shar
     assert shared.journal.head() == before
 
 
+def test_a_pattern_is_submitted_all_or_nothing_and_in_order(shared: Shared) -> None:
+    shared.add("a", "b", "c")
+    assert shared.cli("fire", "wjob/b", "build").code == 0  # b is done: build is refused
+    before = shared.journal.head()
+    res = shared.cli("fire", "wjob/a,b,c", "build", "--submit")
+    assert res.code == 2 and "wjob/b" in res.err
+    assert shared.journal.head() == before  # a was valid, but nothing was submitted
+    res = shared.cli("fire", "wjob/a,c", "build", "--submit", "--json")
+    assert res.code == 0, res.err
+    rows = res.json()
+    assert [r["resource"] for r in rows] == ["wjob/a", "wjob/c"]
+    assert rows[0]["seq"] < rows[1]["seq"] and len({r["command_id"] for r in rows}) == 2
+    run = {
+        e.payload["run"]
+        for n in ("a", "c")
+        for e in shared.events(f"wjob/{n}")
+        if e.type == "command.accepted"
+    }
+    assert len(run) == 1 and None not in run  # one run id joins the two submissions
+
+
 # -- running --------------------------------------------------------------------------
 
 
