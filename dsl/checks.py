@@ -25,6 +25,9 @@ state, and the trigger being fired."""
 
 RESERVED = (*BUILTINS, "self")
 
+ENSURE_WORDS = ("each", "reversed")
+"""Words of ``ensure each LIST reversed``: a param so named could not be ensured."""
+
 
 def check_machine(
     spec: MachineSpec, uses: Iterable[Use] = (), plugins: Collection[str] | None = None
@@ -124,11 +127,19 @@ def _duplicates(report: _Report, what: str, where: str, items: Iterable[tuple[st
 
 
 def check_reserved_names(spec: MachineSpec, report: _Report) -> None:
-    """Params and secrets may not be called like a builtin (``name``, ``state``, ...)."""
+    """Params and secrets may not be called like a builtin (``name``, ``state``, ...) or
+    like a word of ``ensure each``."""
     for p in _all_names(spec):
         if p.name in RESERVED:
             report.add(
                 p.pos, f"'{p.name}' is a builtin name; call the param something else", len(p.name)
+            )
+        elif p.name in ENSURE_WORDS:
+            report.add(
+                p.pos,
+                f"'{p.name}' is a word of 'ensure each LIST reversed'; call the param "
+                "something else",
+                len(p.name),
             )
 
 

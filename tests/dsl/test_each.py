@@ -144,3 +144,13 @@ def test_list_of_a_kind_that_is_not_loaded() -> None:
     spec = compile_ok(text)
     (d,) = dsl.link_check({"kvm_host": compile_ok(HOST), "cluster": spec})
     assert d.message == "param 'cells' refers to kind 'cel', which is not loaded"
+
+
+def test_a_param_cannot_be_called_like_a_word_of_ensure_each() -> None:
+    text = cluster('        step r run "x"', params="    param each: list[ref kvm_host] = []\n")
+    d = diag(text, "is a word of")
+    assert (
+        d.message
+        == "'each' is a word of 'ensure each LIST reversed'; call the param something else"
+    )
+    assert_points_at(d, text, "each")
