@@ -47,6 +47,9 @@ TOKENS = [
     "run",
     "call",
     "ensure",
+    "each",
+    "reversed",
+    "list",
     "is",
     "via",
     "wait",
@@ -166,10 +169,12 @@ def token_mutations(draw: st.DrawFn) -> str:
 @st.composite
 def generated_machines(draw: st.DrawFn) -> str:
     """Grammatical machines with random names, so the checks (not just the parser) run."""
-    names = st.sampled_from(["a", "b", "c", "ready", "busy", "redy", "self", "x"])
+    names = st.sampled_from(["a", "b", "c", "ready", "busy", "redy", "self", "x", "each"])
     states = draw(st.lists(names, min_size=0, max_size=4))
-    types = st.sampled_from(["str", "int", "bool", "ref m", "enum(a, b)", "flt"])
-    defaults = st.sampled_from(["", " = 1", " = a", ' = "s"', " = true", " = none"])
+    types = st.sampled_from(
+        ["str", "int", "bool", "ref m", "enum(a, b)", "flt", "list[ref m]", "list[ref q]"]
+    )
+    defaults = st.sampled_from(["", " = 1", " = a", ' = "s"', " = true", " = none", " = []"])
     lines = [f"param {n}: {draw(types)}{draw(defaults)}" for n in draw(st.lists(names, max_size=3))]
     lines += [
         f"{draw(st.sampled_from(['', 'initial ']))}state {s}"
@@ -185,6 +190,9 @@ def generated_machines(draw: st.DrawFn) -> str:
                         f'run "cmd {{{draw(names)}}}" on {draw(names)}',
                         f"call exascale.setup_wallet(k={draw(names)})",
                         f"ensure {draw(names)} is {draw(names)} via {draw(names)}",
+                        f"ensure each {draw(names)}"
+                        + draw(st.sampled_from(["", " reversed"]))
+                        + f" is {draw(names)} via {draw(names)}",
                         'wait "p" until contains "x" timeout '
                         + draw(st.sampled_from(["1s", "0s"])),
                     ]
