@@ -118,7 +118,8 @@ class GroupCommitter(Generic[Req]):
         return slots
 
     def collect(self, slot: Slot[Req]) -> Any:
-        """The result of a ``submit_nowait`` request, waiting until it is written."""
+        """The result of a ``submit_nowait`` or ``submit_many`` request, waiting until it
+        is written."""
         if slot.wake is not None:
             slot.wake.acquire()
         return self._outcome(slot)
