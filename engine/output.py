@@ -23,7 +23,7 @@ def table(
     *,
     whole: Collection[str] = (),
 ) -> None:
-    """``whole``: columns never folded (timestamps, seqs, types), so that on a narrow
+    """``whole``: columns never folded (ids, seqs, states), so that on a narrow
     terminal it is the free text that wraps, not the values people scan down."""
     from rich.console import Console
     from rich.table import Table

@@ -69,23 +69,6 @@ _ENDS = ("transition.completed", "transition.failed", "transition.aborted")
 _REJECTED = (UsageError, TriggerNotAllowed, UnknownKind)
 
 
-def submit(
-    runner: Runner,
-    rid: str,
-    trigger: str,
-    given: dict[str, Any],
-    *,
-    command_id: str | None = None,
-    run: str | None = None,
-) -> Event:
-    """Journal ``trigger`` on ``rid`` as accepted, for a worker to run (``fire --submit``).
-
-    Validated as ``fire`` would (a usage error journals nothing); a resource busy with
-    another transition is fine, the command waits its turn. Submitting a command id again
-    returns the first submission's event and journals nothing."""
-    return submit_many(runner, [rid], trigger, given, command_id=command_id, run=run)[0]
-
-
 def submit_many(
     runner: Runner,
     ids: list[str],
@@ -95,10 +78,15 @@ def submit_many(
     command_id: str | None = None,
     run: str | None = None,
 ) -> list[Event]:
-    """``submit`` for many resources: every one is validated first (one usage error
-    journals nothing at all), then the submissions are appended together, in as few
-    transactions as the journal allows — a thousand resources no longer queue a
-    thousand commits ahead of the workers' own appends."""
+    """Journal ``trigger`` on each of ``ids`` as accepted, for a worker to run
+    (``fire --submit``).
+
+    Every resource is validated first, as ``fire`` would (one usage error journals
+    nothing at all); a resource busy with another transition is fine, the command waits
+    its turn. Then the submissions are appended together, in as few transactions as the
+    journal allows: a thousand resources no longer queue a thousand commits ahead of the
+    workers' own appends. Submitting a command id again returns the first submission's
+    event and journals nothing."""
     for rid in ids:
         try:
             runner.validate(rid, trigger, given)
