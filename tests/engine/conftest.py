@@ -5,6 +5,7 @@ machines compiled from text."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -49,7 +50,7 @@ def effects(world_backend: SimBackend, host: str | None = None) -> Counter[tuple
     return Counter((e.host, e.effect) for e in world_backend.world.log_entries(host=host))
 
 
-class CliDriver:
+class CliDriver(abc.ABC):
     """``fleetlog --journal <journal_path>`` in this process (the real CLI code path) or
     in a child process (so a crash hook or fault may SIGKILL it), and the journal it
     writes. Mixed into the fixtures' dataclasses, which supply the fields."""
@@ -61,8 +62,9 @@ class CliDriver:
     child_timeout: float = 120.0
 
     @property
+    @abc.abstractmethod
     def journal_path(self) -> str:
-        raise NotImplementedError
+        """Where the journal is: a file path or a ``postgresql://`` URL."""
 
     def cli(self, *args: str) -> CliResult:
         from engine.cli import main
