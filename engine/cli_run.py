@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import typer
@@ -19,22 +20,23 @@ def runner(session: Session) -> Any:
     return Runner(session.journal, session.registry, session.backend)
 
 
-def targets(session: Session, pattern: str) -> list[str]:
-    """Existing resources named by ``pattern``; naming a missing one is a usage error."""
+def targets(session: Session, pattern: str, resources: Iterable[str] | None = None) -> list[str]:
+    """Existing resources named by ``pattern``; naming a missing one is a usage error.
+    ``resources``: every resource id, when the caller has already replayed them (else
+    they are read from the journal's ``resource.created`` events)."""
     from engine.patterns import expand, fold_names, select
 
     kind = pattern.split("/", 1)[0]
     session.registry.get(kind)
-    # Resources, not streams: a stream can hold only findings about an orphan.
-    existing = sorted(
-        {
+    if resources is None:
+        # Resources, not streams: a stream can hold only findings about an orphan.
+        resources = (
             row[1]
             for row in session.journal.read_all_rows(
                 types=("resource.created",), columns=("seq", "stream")
             )
-            if row[1].startswith(kind + "/")
-        }
-    )
+        )
+    existing = sorted({rid for rid in resources if rid.startswith(kind + "/")})
     ids = select(pattern, existing)
     if "/" in pattern and not set("*?") & set(pattern):
         missing = sorted(set(expand(pattern)) - set(existing))
@@ -178,10 +180,9 @@ def resume(
     session: Session = ctx.obj
     if not pattern and not all_:
         raise UsageError("say which resources to resume: a PATTERN, or --all")
-    # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
-    named = targets(session, pattern) if pattern else None
     records = replay_all(session.journal, session.registry)
-    ids = select(None, records) if named is None else [i for i in named if i in records]
+    # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
+    ids = targets(session, pattern, records) if pattern else select(None, records)
     chosen = [records[i] for i in ids if records[i].in_progress is not None]
     # Newest transition first: a transition started by another's `ensure` step is resumed
     # before the one waiting on it.

@@ -316,17 +316,26 @@ machine mov {
 """
 
 
-def test_resume_goes_to_the_recorded_destination_after_the_file_moved_it(fleet: Fleet):
+def killed_inside_go(fleet: Fleet, *done_first: str) -> Path:
+    """``mov.fsm`` with ``go : new -> done``; each of ``done_first`` taken through ``go``
+    (history under that definition), then mov/m1's ``go`` SIGKILLed at its second step.
+    Returns the file, for the test to edit before resuming."""
     d = fleet.root / "machines"
     d.mkdir()
-    path: Path = d / "mov.fsm"
+    path = d / "mov.fsm"
     path.write_text(MOVING % "done")
     fleet.use_machines(d)
-    assert fleet.cli("add", "mov/m1").code == 0
-    assert fleet.cli("add", "mov/m2").code == 0
-    assert fleet.cli("fire", "mov/m2", "go").code == 0  # history under the old definition
+    for rid in ("mov/m1", *done_first):
+        assert fleet.cli("add", rid).code == 0
+    for rid in done_first:
+        assert fleet.cli("fire", rid, "go").code == 0
     res = fleet.sub("fire", "mov/m1", "go", **{CRASH_ENV: str(started_event(1))})
     assert res.code == KILLED
+    return path
+
+
+def test_resume_goes_to_the_recorded_destination_after_the_file_moved_it(fleet: Fleet):
+    path = killed_inside_go(fleet, "mov/m2")
     # the edit sends `go` somewhere else; what was started goes where it was started to
     path.write_text(MOVING % "elsewhere")
     res = fleet.cli("resume", "--all")
@@ -344,14 +353,7 @@ def test_resume_goes_to_the_recorded_destination_after_the_file_moved_it(fleet: 
 
 
 def test_resume_finishes_a_transition_whose_trigger_the_file_no_longer_has(fleet: Fleet):
-    d = fleet.root / "machines"
-    d.mkdir()
-    path: Path = d / "mov.fsm"
-    path.write_text(MOVING % "done")
-    fleet.use_machines(d)
-    assert fleet.cli("add", "mov/m1").code == 0
-    res = fleet.sub("fire", "mov/m1", "go", **{CRASH_ENV: str(started_event(1))})
-    assert res.code == KILLED
+    path = killed_inside_go(fleet)
     path.write_text((MOVING % "done").replace("transition go ", "transition go_v2 "))
     res = fleet.cli("resume", "mov/m1")
     assert res.code == 0, res.err
