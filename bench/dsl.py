@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import dsl  # noqa: E402
-from dsl.parser import get_parser  # noqa: E402
+from fleetlog.dsl.parser import get_parser  # noqa: E402
+
+from fleetlog import dsl  # noqa: E402
 
 GOAL_MS = 20.0
 

@@ -102,13 +102,13 @@ def run(
     (machines / "box.fsm").write_text(machine_text(steps))
     os.environ["FLEETLOG_MACHINES"] = str(machines)
 
-    from engine.backends.sim import SimBackend
-    from engine.backends.sim.registry import load_tools
-    from engine.executor import Runner
-    from engine.fanout import run_many
-    from engine.loader import load_registry
-    from engine.resources import created_event
-    from journal.sqlite import SQLiteJournal
+    from fleetlog.engine.backends.sim import SimBackend
+    from fleetlog.engine.backends.sim.registry import load_tools
+    from fleetlog.engine.model.loader import load_registry
+    from fleetlog.engine.ops.fanout import run_many
+    from fleetlog.engine.ops.resources import created_event
+    from fleetlog.engine.runtime.runner import Runner
+    from fleetlog.journal.sqlite import SQLiteJournal
 
     registry = load_registry()
     load_tools()  # the sim's lazy import of its tools, once, before timing

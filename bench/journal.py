@@ -44,8 +44,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from journal import NewEvent
-from journal.sqlite import SQLiteJournal
+from fleetlog.journal import NewEvent
+from fleetlog.journal.sqlite import SQLiteJournal
 
 PAYLOAD = {"host": "node-0042", "step": "drain", "attempt": 1, "ok": True}
 # Untimed durable appends before each timed single-append run, for every contender
@@ -297,8 +297,8 @@ def build_fleet(path: str, resources: int) -> tuple[SQLiteJournal, int]:
 
 def bench_engine_replay(j: SQLiteJournal, resources: int) -> tuple[float, float]:
     """The engine's own fold (checks included): the whole fleet, and one resource."""
-    from engine.loader import load_registry
-    from engine.replay import load_resource, replay_all
+    from fleetlog.engine.model.loader import load_registry
+    from fleetlog.engine.model.replay import load_resource, replay_all
 
     registry = load_registry()
     start = time.perf_counter()

@@ -40,13 +40,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fleetlog.journal import NewEvent, open_journal  # noqa: E402
+from fleetlog.journal.base import Journal  # noqa: E402
+
 from bench.fanout import machine_text  # noqa: E402
-from journal import NewEvent, open_journal  # noqa: E402
-from journal.base import Journal  # noqa: E402
 
 PG = os.environ.get("FLEETLOG_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PAYLOAD = {"host": "node-0042", "step": "drain", "attempt": 1, "ok": True}
-CLI = [sys.executable, "-c", "from engine.cli import main; main()"]
+CLI = [sys.executable, "-c", "from fleetlog.engine.cli import main; main()"]
 
 
 class Backend:
@@ -129,11 +130,11 @@ def fanout(
     latency_ms: float,
     machines: Path,
 ) -> dict[str, Any]:
-    from engine.backends.sim import SimBackend
-    from engine.executor import Runner
-    from engine.loader import load_registry
-    from engine.resources import created_event
-    from engine.worker import submit_many
+    from fleetlog.engine.backends.sim import SimBackend
+    from fleetlog.engine.model.loader import load_registry
+    from fleetlog.engine.ops.resources import created_event
+    from fleetlog.engine.ops.worker import submit_many
+    from fleetlog.engine.runtime.runner import Runner
 
     url = backend.url()
     world = str(backend.tmp / f"world{uuid.uuid4().hex[:8]}.sim")

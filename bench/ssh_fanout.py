@@ -40,7 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.backends.ssh import SSHBackend  # noqa: E402
+from fleetlog.engine.backends.ssh import SSHBackend  # noqa: E402
+
 from tests.lab.lab import Lab, start_lab  # noqa: E402
 
 #: Short commands, the same for every tool; each prints one known line.

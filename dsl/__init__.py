@@ -8,12 +8,12 @@
 never ``journal`` or ``engine``.
 """
 
-from dsl.api import compile_file, compile_source, link_check
-from dsl.diagnostics import Diagnostic
-from dsl.errors import DSLError, GuardError, TemplateError
-from dsl.guards import evaluate, holds, to_text
-from dsl.interpolate import placeholders, render
-from dsl.spec import MachineSpec
+from fleetlog.dsl.api import compile_file, compile_source, link_check
+from fleetlog.dsl.diagnostics import Diagnostic
+from fleetlog.dsl.errors import DSLError, GuardError, TemplateError
+from fleetlog.dsl.guards import evaluate, holds, to_text
+from fleetlog.dsl.interpolate import placeholders, render
+from fleetlog.dsl.spec import MachineSpec
 
 __all__ = [
     "DSLError",

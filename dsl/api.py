@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 
-from dsl.checks import check_machine
-from dsl.compiler import compile_tree
-from dsl.diagnostics import Diagnostic, sort_key
-from dsl.errors import DSLError
-from dsl.linking import link_check
-from dsl.parser import parse
-from dsl.spec import MachineSpec
+from fleetlog.dsl.checks import check_machine
+from fleetlog.dsl.compiler import compile_tree
+from fleetlog.dsl.diagnostics import Diagnostic, sort_key
+from fleetlog.dsl.errors import DSLError
+from fleetlog.dsl.linking import link_check
+from fleetlog.dsl.parser import parse
+from fleetlog.dsl.spec import MachineSpec
 
 __all__ = ["compile_file", "compile_source", "link_check"]
 

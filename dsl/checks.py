@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
-from dsl.diagnostics import Diagnostic, Severity, did_you_mean
-from dsl.sourcemap import Use
-from dsl.spec import MachineSpec, ParamSpec, Pos, SecretSpec, TransitionSpec
+from fleetlog.dsl.diagnostics import Diagnostic, Severity, did_you_mean
+from fleetlog.dsl.sourcemap import Use
+from fleetlog.dsl.spec import MachineSpec, ParamSpec, Pos, SecretSpec, TransitionSpec
 
 BUILTINS = ("name", "kind", "state", "trigger")
 """Names every guard and template may read: the resource's name and kind, its current

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from dsl.diagnostics import Diagnostic, sort_key
+from fleetlog.dsl.diagnostics import Diagnostic, sort_key
+
 from fleetlog.errors import FleetlogError
 
 

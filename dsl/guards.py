@@ -13,8 +13,8 @@ import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dsl.errors import GuardError
-from dsl.spec import Expr
+from fleetlog.dsl.errors import GuardError
+from fleetlog.dsl.spec import Expr
 
 Lookup = Callable[[str, str | None], Any]
 """``lookup(name, None)`` reads a param or builtin; ``lookup(ref, attr)`` reads ``ref.attr``."""

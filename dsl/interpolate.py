@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
-from dsl.errors import TemplateError
+from fleetlog.dsl.errors import TemplateError
 
 Lookup = Callable[[str, str | None], Any]
 

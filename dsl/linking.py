@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from dsl.diagnostics import Diagnostic, did_you_mean
-from dsl.guards import names as guard_names
-from dsl.interpolate import placeholders
-from dsl.spec import (
+from fleetlog.dsl.diagnostics import Diagnostic, did_you_mean
+from fleetlog.dsl.guards import names as guard_names
+from fleetlog.dsl.interpolate import placeholders
+from fleetlog.dsl.spec import (
     EnsureAction,
     MachineSpec,
     ParamSpec,

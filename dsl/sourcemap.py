@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dsl.spec import Pos
+from fleetlog.dsl.spec import Pos
 
 Role = Literal[
     "state",  # must be a state of this machine

@@ -1,7 +1,7 @@
 """The append-only event store. ``open_journal`` picks the backend from the URL; the
 PostgreSQL driver is imported only when a ``postgresql://`` URL is used."""
 
-from journal.base import (
+from fleetlog.journal.base import (
     GENESIS_HASH,
     ConcurrencyConflict,
     Event,
@@ -33,10 +33,10 @@ def open_journal(url: str, **options: object) -> Journal:
     """Open (creating if needed) the journal at ``url``: a file path or ``sqlite:///path``
     for SQLite, ``postgresql://…`` for PostgreSQL."""
     if url.startswith(("postgresql://", "postgres://")):
-        from journal.postgres import PostgresJournal  # lazy: psycopg costs start-up time
+        from fleetlog.journal.postgres import PostgresJournal  # lazy: psycopg costs start-up time
 
         return PostgresJournal(url, **options)  # type: ignore[arg-type]
-    from journal.sqlite import SQLiteJournal
+    from fleetlog.journal.sqlite import SQLiteJournal
 
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     return SQLiteJournal(path, **options)  # type: ignore[arg-type]

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from journal.base import ConcurrencyConflict, Event, JournalError, NewEvent
-from journal.canonical import canonical_json, hash_row
-from journal.clock import iso_from_us, now_us
-from journal.ids import uuid7
+from fleetlog.journal.base import ConcurrencyConflict, Event, JournalError, NewEvent
+from fleetlog.journal.canonical import canonical_json, hash_row
+from fleetlog.journal.clock import iso_from_us, now_us
+from fleetlog.journal.ids import uuid7
 
 COMMAND_ACCEPTED = "command.accepted"
 

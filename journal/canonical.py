@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from journal.base import Event
+from fleetlog.journal.base import Event
 
 # The C encoder behind json.dumps (None on interpreters without _json); not in typeshed.
 c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)

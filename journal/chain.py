@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from journal.base import GENESIS_HASH, VerifyReport
-from journal.canonical import hash_row
+from fleetlog.journal.base import GENESIS_HASH, VerifyReport
+from fleetlog.journal.canonical import hash_row
 
 
 @dataclass(frozen=True, slots=True)

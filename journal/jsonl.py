@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from journal.base import Event, JournalIntegrityError
-from journal.canonical import canonical_json
-from journal.chain import check_rows
+from fleetlog.journal.base import Event, JournalIntegrityError
+from fleetlog.journal.canonical import canonical_json
+from fleetlog.journal.chain import check_rows
 
 _COLUMNS = Event.COLUMNS
 _COLUMN_SET = frozenset(_COLUMNS)

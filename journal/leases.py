@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from journal.base import Lease, LeaseHeld
+from fleetlog.journal.base import Lease, LeaseHeld
 
 LeaseRow = tuple[str | None, int, float]  # (owner or None when released, token, expires_at)
 

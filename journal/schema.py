@@ -14,8 +14,7 @@ import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
-
-from journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal.base import NotAJournal, SchemaTooNew
 
 SCHEMA_VERSION = 1
 

@@ -16,9 +16,14 @@ import abc
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from journal.appender import AppendRequest, event_from_row, events_from_rows, prepare_events
-from journal.base import Event, Journal, JournalError, Lease, NewEvent
-from journal.groupcommit import GroupCommitter
+from fleetlog.journal.appender import (
+    AppendRequest,
+    event_from_row,
+    events_from_rows,
+    prepare_events,
+)
+from fleetlog.journal.base import Event, Journal, JournalError, Lease, NewEvent
+from fleetlog.journal.groupcommit import GroupCommitter
 
 # Rows per statement when reading ranges: short statements, so a slow consumer never
 # holds a read transaction (SQLite: WAL checkpoints) or a connection (PostgreSQL) long.

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import sqlite_utils
-
-from journal import schema
-from journal.appender import (
+from fleetlog.journal import schema
+from fleetlog.journal.appender import (
     AppendRequest,
     events_from_rows,
     prepare_events,
 )
-from journal.base import (
+from fleetlog.journal.base import (
     Event,
     JournalError,
     JournalIntegrityError,
@@ -39,15 +38,15 @@ from journal.base import (
     NotAJournal,
     VerifyReport,
 )
-from journal.canonical import canonical_json
-from journal.chain import check_rows
-from journal.clock import iso_from_us, us_from_iso
-from journal.groupcommit import GroupCommitter, Slot
-from journal.identity import default_actor, default_host
-from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
-from journal.leases import LeaseRow, decide_acquire, decide_renew
-from journal.sql_journal import SQLJournal
-from journal.sqlite_writer import BatchWriter, Request, TxnOp
+from fleetlog.journal.canonical import canonical_json
+from fleetlog.journal.chain import check_rows
+from fleetlog.journal.clock import iso_from_us, us_from_iso
+from fleetlog.journal.groupcommit import GroupCommitter, Slot
+from fleetlog.journal.identity import default_actor, default_host
+from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
+from fleetlog.journal.leases import LeaseRow, decide_acquire, decide_renew
+from fleetlog.journal.sql_journal import SQLJournal
+from fleetlog.journal.sqlite_writer import BatchWriter, Request, TxnOp
 
 _COLS = ", ".join(Event.COLUMNS)
 _INSERT = f"INSERT INTO events ({_COLS}) VALUES ({', '.join('?' * len(Event.COLUMNS))})"

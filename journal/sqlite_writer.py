@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
-from journal.base import GENESIS_HASH, Event, JournalError, JournalStats
-from journal.clock import us_from_iso
-from journal.groupcommit import Slot
+from fleetlog.journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
+from fleetlog.journal.base import GENESIS_HASH, Event, JournalError, JournalStats
+from fleetlog.journal.clock import us_from_iso
+from fleetlog.journal.groupcommit import Slot
 
 _COLS = ", ".join(Event.COLUMNS)
 _MAX_CACHED_STREAMS = 100_000

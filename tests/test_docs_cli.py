@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import typer
 import typer.main
-
-from engine.cli import app, main
+from fleetlog.engine.cli import app, main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"
@@ -147,7 +146,7 @@ def test_help_is_the_same_in_a_subprocess(capsys: pytest.CaptureFixture[str]) ->
     argv = (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-c", "from engine.cli import main; main()"]
+        else [sys.executable, "-c", "from fleetlog.engine.cli import main; main()"]
     )
     r = subprocess.run(
         [*argv, "machines", "check", "--help"], capture_output=True, text=True, check=False

@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from engine.backends.base import Backend
+from fleetlog.engine.backends.base import Backend
+
 from fleetlog.errors import UsageError
+
+#: Every backend by name; ``sim`` is the in-process simulated datacenter.
+BACKENDS = ("sim", "local", "ssh")
 
 
 def sim_world_path(journal_url: str) -> str | None:
@@ -31,16 +35,16 @@ def open_backend(
     on_new_host_key: Callable[[str, str, str], None] | None = None,
 ) -> Backend:
     if name == "sim":
-        from engine.backends.sim import SimBackend
+        from fleetlog.engine.backends.sim import SimBackend
 
         seed = int(os.environ.get("FLEETLOG_SIM_SEED", "0"))
         return SimBackend(sim_world_path(journal_url), seed=seed)
     if name == "local":
-        from engine.backends.local import LocalBackend
+        from fleetlog.engine.backends.local import LocalBackend
 
         return LocalBackend()
     if name == "ssh":
-        from engine.backends.ssh import SSHBackend
+        from fleetlog.engine.backends.ssh import SSHBackend
 
         return SSHBackend(
             accept_new_host_keys=accept_new_host_keys, on_new_host_key=on_new_host_key

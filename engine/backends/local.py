@@ -16,8 +16,8 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from engine.backends.base import BackendError, CommandResult, CommandTimeout
-from engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer, drain_in_thread
+from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer, drain_in_thread
 
 #: Host names that mean "this machine"; anything else is a configuration mistake, and
 #: silently running a step meant for ``node3`` here would be dangerous.

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-
-from journal.base import JournalError, Lease
-from journal.leases import LeaseRow
-from journal.postgres.conninfo import first_line
+from fleetlog.journal.base import JournalError, Lease
+from fleetlog.journal.leases import LeaseRow
+from fleetlog.journal.postgres.conninfo import first_line
 
 
 def lease_change(pool: Any, where: str, resource: str, decide: Any) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal.base import NotAJournal, SchemaTooNew
 
 SCHEMA_VERSION = 1
 

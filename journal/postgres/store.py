@@ -25,10 +25,8 @@ from typing import IO, Any
 
 import psycopg
 import psycopg_pool
-from psycopg import errors as pg_errors
-
-from journal.appender import AppendRequest, events_from_rows, prepare_events
-from journal.base import (
+from fleetlog.journal.appender import AppendRequest, events_from_rows, prepare_events
+from fleetlog.journal.base import (
     ConcurrencyConflict,
     Event,
     JournalError,
@@ -39,18 +37,19 @@ from journal.base import (
     NotAJournal,
     VerifyReport,
 )
-from journal.canonical import canonical_json
-from journal.chain import check_rows
-from journal.clock import iso_from_us, us_from_iso
-from journal.groupcommit import GroupCommitter, Slot
-from journal.identity import default_actor, default_host
-from journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
-from journal.leases import decide_acquire, decide_renew
-from journal.postgres import schema
-from journal.postgres.conninfo import first_line, redacted, split_url
-from journal.postgres.leases import lease_change
-from journal.postgres.writer import CHANNEL, PgBatchWriter
-from journal.sql_journal import SQLJournal
+from fleetlog.journal.canonical import canonical_json
+from fleetlog.journal.chain import check_rows
+from fleetlog.journal.clock import iso_from_us, us_from_iso
+from fleetlog.journal.groupcommit import GroupCommitter, Slot
+from fleetlog.journal.identity import default_actor, default_host
+from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
+from fleetlog.journal.leases import decide_acquire, decide_renew
+from fleetlog.journal.postgres import schema
+from fleetlog.journal.postgres.conninfo import first_line, redacted, split_url
+from fleetlog.journal.postgres.leases import lease_change
+from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter
+from fleetlog.journal.sql_journal import SQLJournal
+from psycopg import errors as pg_errors
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
-from journal.base import GENESIS_HASH, Event, JournalStats
-from journal.clock import us_from_iso
-from journal.groupcommit import Slot
+from fleetlog.journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
+from fleetlog.journal.base import GENESIS_HASH, Event, JournalStats
+from fleetlog.journal.clock import us_from_iso
+from fleetlog.journal.groupcommit import Slot
 
 CHANNEL = "fleetlog_events"
 

@@ -42,7 +42,7 @@ def _fold(names: list[str]) -> str:
 
 
 def _render(ctx: Any, template: str, extra: dict[str, str]) -> tuple[str, str]:
-    from dsl import render
+    from fleetlog.dsl import render
 
     scope = ctx.scope
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fleetlog.dsl import Diagnostic, DSLError
+from fleetlog.dsl.spec import MachineSpec
 
-import dsl
-from dsl import Diagnostic, DSLError
-from dsl.spec import MachineSpec
+from fleetlog import dsl
 
 PLUGINS = frozenset({"exascale.setup_wallet"})
 

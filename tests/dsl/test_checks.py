@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dsl
-from dsl import DSLError
+from fleetlog.dsl import DSLError
+
+from fleetlog import dsl
 from fleetlog.errors import FleetlogError
 from tests.dsl.helpers import PLUGINS, assert_points_at, compile_ok, diag, failure, machine
 

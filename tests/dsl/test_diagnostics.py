@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dsl import Diagnostic, DSLError
-from dsl.diagnostics import did_you_mean
+from fleetlog.dsl import Diagnostic, DSLError
+from fleetlog.dsl.diagnostics import did_you_mean
 
 
 def test_format_puts_a_caret_under_the_column_and_keeps_tabs() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dsl
-from dsl.spec import EnsureAction, step_from_data, step_to_data
+from fleetlog.dsl.spec import EnsureAction, step_from_data, step_to_data
+
+from fleetlog import dsl
 from tests.dsl.helpers import assert_points_at, compile_ok, diag, machine
 
 HOST = """machine kvm_host {

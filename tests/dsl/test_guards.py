@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fleetlog.dsl import GuardError, evaluate, holds
+from fleetlog.dsl.guards import names
 
-from dsl import GuardError, evaluate, holds
-from dsl.guards import names
 from tests.dsl.helpers import compile_ok, machine
 
 VALUES: dict[tuple[str, str | None], Any] = {
@@ -111,7 +111,7 @@ def test_a_compiled_guard_evaluates_like_the_source_reads() -> None:
 
 
 def test_to_text_renders_a_guard_back_in_dsl_syntax() -> None:
-    from dsl import compile_source, to_text
+    from fleetlog.dsl import compile_source, to_text
 
     spec, _ = compile_source(
         'machine m "m" { param a: bool = false param s: str = "x" initial state i state j '

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dsl
-from dsl.spec import definition_hash, step_from_data, step_to_data
+from fleetlog.dsl.spec import definition_hash, step_from_data, step_to_data
+
+from fleetlog import dsl
 from tests.dsl.helpers import compile_ok
 
 ROOT = Path(__file__).resolve().parents[2]

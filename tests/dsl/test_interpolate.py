@@ -6,9 +6,8 @@ import shlex
 from typing import Any
 
 import pytest
-
-from dsl import TemplateError, placeholders, render
-from dsl.interpolate import to_text
+from fleetlog.dsl import TemplateError, placeholders, render
+from fleetlog.dsl.interpolate import to_text
 
 VALUES: dict[tuple[str, str | None], Any] = {
     ("name", None): "x; rm -rf /",

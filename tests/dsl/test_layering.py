@@ -16,7 +16,7 @@ def test_dsl_imports_neither_journal_nor_engine() -> None:
 
 
 def test_public_surface() -> None:
-    import dsl
+    from fleetlog import dsl
 
     assert set(dsl.__all__) >= {
         "compile_source",

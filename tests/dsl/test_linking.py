@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dsl
-from dsl.spec import MachineSpec
+from fleetlog.dsl.spec import MachineSpec
+
+from fleetlog import dsl
 from tests.dsl.helpers import compile_ok
 
 HOST = """machine kvm_host {

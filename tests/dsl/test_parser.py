@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from dsl.literals import decode_string, parse_duration, parse_int
-from dsl.spec import (
+from fleetlog.dsl.literals import decode_string, parse_duration, parse_int
+from fleetlog.dsl.spec import (
     CallAction,
     EnsureAction,
     ProbeSpec,
@@ -13,6 +12,7 @@ from dsl.spec import (
     RunAction,
     WaitAction,
 )
+
 from tests.dsl.helpers import compile_ok, failure, machine
 
 STATES = "initial state a\nstate b\nstate f : error\nstate gone : final\n"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dsl
-from dsl.spec import CallAction, EnsureAction, MachineSpec, RunAction, WaitAction
+from fleetlog.dsl.spec import CallAction, EnsureAction, MachineSpec, RunAction, WaitAction
+
+from fleetlog import dsl
 from tests.dsl.helpers import PLUGINS
 
 MACHINES = Path(__file__).resolve().parents[2] / "machines"
@@ -18,7 +19,7 @@ def load(name: str) -> MachineSpec:
 
 
 def test_shipped_machines_compile_and_link_clean() -> None:
-    from engine.loader import discover_plugins
+    from fleetlog.engine.model.loader import discover_plugins
 
     plugins = set(discover_plugins())
     specs = {}

@@ -18,21 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetlog.engine.backends.sim import SimBackend
+from fleetlog.engine.model.kinds import Kind, KindRegistry
+from fleetlog.engine.model.loader import discover_plugins
+from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.runtime.runner import Runner
+from fleetlog.journal import open_journal
+from fleetlog.journal.base import Event, Journal
 
-import dsl
-from engine.backends.sim import SimBackend
-from engine.executor import Runner
-from engine.kinds import Kind, KindRegistry
-from engine.loader import discover_plugins
-from engine.resources import create_resource
-from journal import open_journal
-from journal.base import Event, Journal
+from fleetlog import dsl
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRASH_ENV = "FLEETLOG_TEST_CRASH_AFTER_EVENTS"
 #: The CLI as a child process (``python -m engine.cli`` is not an entry point).
-CLI_ARGV = [sys.executable, "-c", "from engine.cli import main; main()"]
+CLI_ARGV = [sys.executable, "-c", "from fleetlog.engine.cli import main; main()"]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class CliDriver(abc.ABC):
         """Where the journal is: a file path or a ``postgresql://`` URL."""
 
     def cli(self, *args: str) -> CliResult:
-        from engine.cli import main
+        from fleetlog.engine.cli import main
 
         self.capsys.readouterr()
         code = main(["--journal", self.journal_path, *args])
@@ -158,7 +158,7 @@ def clone_onto_unconfigured_host(fleet: Fleet, computes: int) -> None:
     """The seed's scenario: a rack of ``computes`` KVM hosts, node1..node3 in the journal
     (node1 and node2 configured for Exascale, node3 not), and vm/g9 cloned from
     vm/exa1_vm1 onto node3 — which its clone's ``ensure`` has to configure first."""
-    from engine.backends.sim.scenarios import exascale_rack
+    from fleetlog.machines.sim.scenarios import exascale_rack
 
     exascale_rack(fleet.sim.world, computes=computes, guests={"node1": {"exa1_vm1": "exascale"}})
     for i in (1, 2, 3):

@@ -1,6 +1,6 @@
 """The executor, resume, crash-resume and replay tests, run again on PostgreSQL.
 
-The test functions of ``test_executor``, ``test_ensure``, ``test_resume`` and
+The test functions of ``runtime/test_runner``, ``test_ensure``, ``test_resume`` and
 ``test_replay`` are collected a second time here, with their journal fixtures
 (``make_rig``, ``fleet``, ``journal``) replaced by PostgreSQL ones: each test gets its
 own schema, and the sim world is a file every process shares (``FLEETLOG_SIM_WORLD``).
@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetlog.engine.backends.sim import SimBackend
+from fleetlog.journal import open_journal
+from fleetlog.journal.base import Journal
 
-from engine.backends.sim import SimBackend
-from journal import open_journal
-from journal.base import Journal
-from tests.engine import test_ensure, test_executor, test_replay, test_resume
+from tests.engine.model import test_replay
+from tests.engine.runtime import test_ensure, test_resume
+from tests.engine.runtime import test_runner as test_executor
 from tests.engine.conftest import CLI_ARGV, CRASH_ENV, Fleet, Rig, rig_maker
 from tests.journal.pg import Schemas
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from journal import NewEvent
-from journal.sqlite import SQLiteJournal
+from fleetlog.journal import NewEvent
+from fleetlog.journal.sqlite import SQLiteJournal
 
 
 def append_many(path: str, worker: int, count: int) -> int:
@@ -16,7 +16,7 @@ def append_many(path: str, worker: int, count: int) -> int:
 
 def append_many_url(url: str, worker: int, count: int) -> int:
     """``append_many`` on any journal URL (PostgreSQL)."""
-    from journal import open_journal
+    from fleetlog.journal import open_journal
 
     with open_journal(url, actor=f"worker{worker}") as journal:
         for i in range(count):

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fleetlog.journal import Journal
+from fleetlog.journal.sqlite import SQLiteJournal
 
-from journal import Journal
-from journal.sqlite import SQLiteJournal
 from tests.journal.pg import Schemas
 
 JournalFactory = Callable[[], Journal]
@@ -37,7 +37,7 @@ def journal_factory(request: pytest.FixtureRequest) -> Iterator[JournalFactory]:
                 Path(tmp.name) / f"j{len(made)}.db", actor="tester", host="testhost"
             )
         else:
-            from journal.postgres import PostgresJournal
+            from fleetlog.journal.postgres import PostgresJournal
 
             j = PostgresJournal(schemas.url(), actor="tester", host="testhost", pool_size=12)
         made.append(j)

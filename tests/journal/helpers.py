@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from journal import NewEvent
+from fleetlog.journal import NewEvent
 
 
 def ev(type_: str = "step.started", command_id: str | None = None, **payload: Any) -> NewEvent:

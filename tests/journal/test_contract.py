@@ -8,8 +8,7 @@ import threading
 import time
 
 import pytest
-
-from journal import (
+from fleetlog.journal import (
     GENESIS_HASH,
     ConcurrencyConflict,
     Journal,
@@ -18,7 +17,8 @@ from journal import (
     LeaseHeld,
     NewEvent,
 )
-from journal.canonical import event_hash
+from fleetlog.journal.canonical import event_hash
+
 from tests.journal.conftest import JournalFactory
 from tests.journal.helpers import accepted, ev
 

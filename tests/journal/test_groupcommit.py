@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 import pytest
-
-from journal.groupcommit import GroupCommitter, Slot
+from fleetlog.journal.groupcommit import GroupCommitter, Slot
 
 
 class Recorder:

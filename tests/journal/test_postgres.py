@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetlog.journal import ConcurrencyConflict, Journal, NewEvent, open_journal
+from fleetlog.journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal.postgres import PostgresJournal
+from fleetlog.journal.postgres.schema import SCHEMA_VERSION
+from fleetlog.journal.sqlite import SQLiteJournal
 
-from journal import ConcurrencyConflict, Journal, NewEvent, open_journal
-from journal.base import NotAJournal, SchemaTooNew
-from journal.postgres import PostgresJournal
-from journal.postgres.schema import SCHEMA_VERSION
-from journal.sqlite import SQLiteJournal
 from tests.journal import _workers
 from tests.journal.helpers import accepted, ev
 from tests.journal.pg import PG_URL, Schemas, require_postgres
@@ -35,8 +35,7 @@ def schemas() -> Iterator[Schemas]:
 
 def _raw(url: str) -> Any:
     import psycopg
-
-    from journal.postgres.conninfo import split_url
+    from fleetlog.journal.postgres.conninfo import split_url
 
     conninfo, schema = split_url(url)
     return psycopg.connect(conninfo, autocommit=True, options=f"-c search_path={schema}")
@@ -117,7 +116,7 @@ def test_schema_holding_other_tables_is_refused(schemas: Schemas) -> None:
 
 
 def test_bad_schema_name_and_unreachable_server_are_journal_errors() -> None:
-    from journal import JournalError
+    from fleetlog.journal import JournalError
 
     with pytest.raises(JournalError, match="identifier"):
         PostgresJournal(f"{PG_URL}?schema=a;drop")

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from journal import JournalError, NewEvent, open_journal
-from journal.base import (
+from fleetlog.journal import JournalError, NewEvent, open_journal
+from fleetlog.journal.base import (
     ConcurrencyConflict,
     Lease,
     LeaseAppending,
@@ -21,8 +20,9 @@ from journal.base import (
     NotAJournal,
     SchemaTooNew,
 )
-from journal.schema import SCHEMA_VERSION
-from journal.sqlite import SQLiteJournal
+from fleetlog.journal.schema import SCHEMA_VERSION
+from fleetlog.journal.sqlite import SQLiteJournal
+
 from tests.journal import _workers
 from tests.journal.helpers import ev
 
@@ -240,7 +240,7 @@ def test_verify_names_the_first_tampered_seq(
 
 def test_verify_catches_a_rehashed_edit_at_the_next_link(tmp_path: Path) -> None:
     """Recomputing the edited row's own hash does not help: the next link breaks."""
-    from journal.canonical import hash_row
+    from fleetlog.journal.canonical import hash_row
 
     path = tmp_path / "j.db"
     _filled(path).close()
@@ -394,7 +394,7 @@ def test_a_second_journal_on_the_same_file_keeps_the_first_one_s_locks(tmp_path:
     first = _filled(path, 3)
     SQLiteJournal(path).close()
     other = (
-        "import sys; from journal.sqlite import SQLiteJournal; SQLiteJournal(sys.argv[1]).close()"
+        "import sys; from fleetlog.journal.sqlite import SQLiteJournal; SQLiteJournal(sys.argv[1]).close()"
     )
     import subprocess
     import sys

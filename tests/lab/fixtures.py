@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetlog.engine.backends.ssh import SSHBackend
+from fleetlog.engine.model.kinds import Kind, KindRegistry
+from fleetlog.engine.model.loader import discover_plugins
+from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.runtime.runner import Runner
+from fleetlog.journal import open_journal
+from fleetlog.journal.base import Event, Journal
 
-import dsl
-from engine.backends.ssh import SSHBackend
-from engine.executor import Runner
-from engine.kinds import Kind, KindRegistry
-from engine.loader import discover_plugins
-from engine.resources import create_resource
-from journal import open_journal
-from journal.base import Event, Journal
+from fleetlog import dsl
 from tests.lab.lab import Lab, LabUnavailable, start_lab
 
 LAB_HOSTS = 20

@@ -3,8 +3,7 @@
 Layout of one lab (a fresh temp dir per test session, world-readable so the lab user can
 reach it; ``pytest``'s own temp dirs are 0700 and cannot be used)::
 
-    <root>/src/             a byte-compiled copy of the ``engine``, ``journal`` and ``fleetlog``
-                            packages
+    <root>/src/fleetlog/    a byte-compiled copy of the ``fleetlog`` namespace without the DSL
                             (the repo and root's pyenv Python may not be readable by the
                             lab user; the fake tools need only the standard library)
     <root>/bin/<host>/      the fake tools as shims (``install_shims``), host name baked in
@@ -41,8 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.backends.sim import World
-from engine.backends.sim.tool_main import install_shims
+from fleetlog.engine.backends.sim import World
+from fleetlog.engine.backends.sim.tool_main import install_shims
 
 LAB_USER = "fleetlog-lab"
 LAB_HOME = "/var/lib/fleetlog-lab"
@@ -50,7 +49,13 @@ SSHD = "/usr/sbin/sshd"
 ADDRESSES_PER_SSHD = 10
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: The packages the fake tools import (standard library otherwise).
-TOOL_PACKAGES = ("engine", "journal", "fleetlog")
+#: Where each folder of the repository goes under ``<root>/src`` (its import name).
+TOOL_PACKAGES = {
+    "fleetlog": "fleetlog",
+    "engine": "fleetlog/engine",
+    "journal": "fleetlog/journal",
+    "machines": "fleetlog/machines",
+}
 #: Pythons the lab user may be able to run, best first.
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 
@@ -245,10 +250,10 @@ def start_lab(n_hosts: int = 20, *, user: str = LAB_USER) -> Lab:
 def _start(root: Path, n_hosts: int, user: str, python: str) -> Lab:
     pw = pwd.getpwnam(user)
     src = root / "src"
-    for package in TOOL_PACKAGES:
+    for folder, target in TOOL_PACKAGES.items():
         shutil.copytree(
-            PROJECT_ROOT / package,
-            src / package,
+            PROJECT_ROOT / folder,
+            src / target,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
     # Byte-compile as root: the lab user cannot write __pycache__ into this tree.

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from dsl.spec import MachineSpec
-from engine.backends.sim import SimBackend
-from engine.backends.sim.scenarios import exascale_rack
-from engine.executor import Outcome, Runner
-from engine.inventory import load as load_inventory
-from engine.kinds import KindRegistry
-from engine.loader import load_registry
-from engine.resources import create_resource
-from journal import open_journal
-from journal.base import Event, Journal
+from fleetlog.dsl.spec import MachineSpec
+from fleetlog.engine.backends.sim import SimBackend
+from fleetlog.engine.model.kinds import KindRegistry
+from fleetlog.engine.model.loader import load_registry
+from fleetlog.engine.ops.inventory import load as load_inventory
+from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.runtime.runner import Outcome, Runner
+from fleetlog.journal import open_journal
+from fleetlog.journal.base import Event, Journal
+from fleetlog.machines.sim.scenarios import exascale_rack
 
 SECRET_ENV = "FLEETLOG_SECRET_WALLET_PASSWORD"
 REPO = Path(__file__).resolve().parents[2]

@@ -4,8 +4,9 @@ nothing; a service that needs two tries; bad celldisks; unconfigure."""
 
 from __future__ import annotations
 
-from engine.backends.sim.scenarios import flaky_service
-from engine.backends.sim.tools import cell_state
+from fleetlog.machines.sim.scenarios import flaky_service
+from fleetlog.machines.sim.tools import cell_state
+
 from tests.machines.conftest import Lab, step_events
 
 VALIDATIONS = {"celldisks", "ready", "space"}

@@ -8,8 +8,8 @@ import shlex
 from pathlib import Path
 
 import pytest
+from fleetlog.machines.provisioner import check_idempotent, stages_of
 
-from engine.provisioner import check_idempotent, stages_of
 from tests.machines.twin import Twin, twin_fixture  # noqa: F401
 
 URL = "json:///tmp/exampleV2.json"
@@ -23,8 +23,8 @@ def cli(journal: str, *args: str) -> tuple[int, str, str]:
     import contextlib
     import io
 
-    from engine import cli as cli_mod
-    from engine.cli_provisioner import provisioner_app
+    from fleetlog.engine import cli as cli_mod
+    from fleetlog.machines.provisioner_cli import provisioner_app
 
     groups = cli_mod.app.registered_groups
     added = not any(g.name == "provisioner" for g in groups)

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.backends.sim import SimBackend
-from engine.executor import Outcome, Runner
-from engine.kinds import KindRegistry
-from engine.loader import load_registry
-from engine.resources import create_resource
-from journal import open_journal
-from journal.base import Event, Journal
+from fleetlog.engine.backends.sim import SimBackend
+from fleetlog.engine.model.kinds import KindRegistry
+from fleetlog.engine.model.loader import load_registry
+from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.runtime.runner import Outcome, Runner
+from fleetlog.journal import open_journal
+from fleetlog.journal.base import Event, Journal
 
 
 @dataclass

@@ -13,9 +13,9 @@ Adding a tool from any module (a machine pack, a test)::
     def ping(ctx: ToolContext) -> ToolResult: ...
 """
 
-from engine.backends.sim.backend import SimBackend
-from engine.backends.sim.faults import FAULT_MODES, Fault, FaultMode, FaultRecord
-from engine.backends.sim.registry import (
+from fleetlog.engine.backends.sim.backend import SimBackend
+from fleetlog.engine.backends.sim.faults import FAULT_MODES, Fault, FaultMode, FaultRecord
+from fleetlog.engine.backends.sim.registry import (
     ToolContext,
     ToolFailure,
     ToolResult,
@@ -23,7 +23,7 @@ from engine.backends.sim.registry import (
     sim_tool,
     tool_names,
 )
-from engine.backends.sim.world import LogEntry, World
+from fleetlog.engine.backends.sim.world import LogEntry, World
 
 __all__ = [
     "FAULT_MODES",

@@ -15,12 +15,12 @@ import signal
 import time
 from collections.abc import Mapping
 
-from engine.backends.base import BackendError, CommandResult, CommandTimeout
-from engine.backends.local import split_command
-from engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
-from engine.backends.sim.faults import ANY_TOOL, Fault
-from engine.backends.sim.registry import get_tool
-from engine.backends.sim.world import World
+from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.local import split_command
+from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
+from fleetlog.engine.backends.sim.faults import ANY_TOOL, Fault
+from fleetlog.engine.backends.sim.registry import get_tool
+from fleetlog.engine.backends.sim.world import World
 
 #: How long a ``hang`` blocks when the caller set no timeout and the fault gave no ms.
 DEFAULT_HANG_MS = 3_600_000.0

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.backends.sim.registry import ToolFn
+from fleetlog.engine.backends.sim.registry import ToolFn
 
 #: Rows per multi-row INSERT: far below SQLite's 32,766 bound parameters.
 _CHUNK = 500

@@ -7,9 +7,11 @@ read other hosts through ``ctx.world``. Raising :class:`ToolFailure` fails the c
 *and* discards its state changes, which is how a real tool that validates before it acts
 behaves.
 
-Registration is a decorator so any module can add tools: the built-in families under
-``engine.backends.sim.tools``, machine packs, and modules named by the entry-point group
-``fleetlog.sim_tools`` (loaded once, lazily, on first dispatch).
+Registration is a decorator so any module can add tools: the modules machine packs
+declare (``Pack.sim_tools``; the built-in pack's families live with it) and modules named
+by the entry-point group ``fleetlog.sim_tools``, all loaded once, lazily, on first
+dispatch. The simulator itself ships no tool: what a host has installed is the packs'
+business.
 
 Observers (``@sim_observer("vm")``) say what status a backend reports for each resource
 of a kind on one host; they are pure functions of the host's state.
@@ -18,6 +20,7 @@ of a kind on one host; they are pure functions of the host's state.
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -25,7 +28,13 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeAlias
 
+from fleetlog import packs
+
 ENTRY_POINT_GROUP = "fleetlog.sim_tools"
+#: Tool modules to load instead of asking the installed packs: set by the shims of
+#: ``tool_main`` for a process that cannot see the installed distributions (a host of
+#: the SSH lab runs the tools from a plain copy of the sources).
+TOOLS_ENV = "FLEETLOG_SIM_TOOLS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +167,7 @@ def sim_observer(kind: str) -> Callable[[ObserverFn], ObserverFn]:
 
 
 def load_tools() -> None:
-    """Import the built-in tool families and the ``fleetlog.sim_tools`` entry points.
+    """Import the packs' tool modules and the ``fleetlog.sim_tools`` entry points.
 
     Done lazily so importing the sim costs nothing until it is used.
     """
@@ -168,10 +177,20 @@ def load_tools() -> None:
     with _load_lock:
         if _loaded:
             return
-        importlib.import_module("engine.backends.sim.tools")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            ep.load()
+        for module_name in tool_modules():
+            importlib.import_module(module_name)
+        if not os.environ.get(TOOLS_ENV):
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                ep.load()
         _loaded = True
+
+
+def tool_modules() -> list[str]:
+    """The modules that register the simulated datacenter's tools."""
+    chosen = os.environ.get(TOOLS_ENV)
+    if chosen:
+        return [m for m in chosen.split(",") if m]
+    return list(packs.discover().named("sim_tools"))
 
 
 def get_tool(name: str) -> ToolFn | None:

@@ -1,4 +1,4 @@
-"""Run one fake tool as a real process: ``python -m engine.backends.sim.tool_main TOOL ARGS...``.
+"""Run one fake tool as a real process: ``python -m fleetlog.engine.backends.sim.tool_main TOOL ARGS...``.
 
 The SSH lab puts these behind a real sshd, so the ssh backend is tested against exactly
 the tools (and the world) the sim backend uses. The world and host come from the
@@ -17,9 +17,9 @@ import stat
 import sys
 from pathlib import Path
 
-from engine.backends.base import BackendError, CommandTimeout
-from engine.backends.sim.backend import SimBackend
-from engine.backends.sim.registry import tool_names
+from fleetlog.engine.backends.base import BackendError, CommandTimeout
+from fleetlog.engine.backends.sim.backend import SimBackend
+from fleetlog.engine.backends.sim.registry import TOOLS_ENV, tool_modules, tool_names
 
 ENV_WORLD = "FLEETLOG_SIM_WORLD"
 ENV_HOST = "FLEETLOG_SIM_HOST"
@@ -29,7 +29,7 @@ ENV_SEED = "FLEETLOG_SIM_SEED"
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m engine.backends.sim.tool_main TOOL [ARGS...]", file=sys.stderr)
+        print("usage: python -m fleetlog.engine.backends.sim.tool_main TOOL [ARGS...]", file=sys.stderr)
         return 2
     world = os.environ.get(ENV_WORLD)
     if not world:
@@ -71,13 +71,14 @@ def install_shims(
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     written = []
+    modules = shlex.quote(",".join(tool_modules()))
     for tool in tool_names():
         path = target / tool
         path.write_text(
             "#!/bin/sh\n"
             f"{ENV_WORLD}={shlex.quote(world)} {ENV_HOST}={shlex.quote(host)} "
-            f"{ENV_SEED}={int(seed)} exec {shlex.quote(python)} "
-            f'-m engine.backends.sim.tool_main {shlex.quote(tool)} "$@"\n'
+            f"{ENV_SEED}={int(seed)} {TOOLS_ENV}={modules} exec {shlex.quote(python)} "
+            f'-m fleetlog.engine.backends.sim.tool_main {shlex.quote(tool)} "$@"\n'
         )
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         written.append(path)

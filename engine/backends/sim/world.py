@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.backends.base import BackendError
-from engine.backends.sim.calls import BatchReader, CallBatch, CallRequest
-from engine.backends.sim.faults import ANY_TOOL, Fault, FaultRecord
-from engine.backends.sim.registry import (
+from fleetlog.engine.backends.base import BackendError
+from fleetlog.engine.backends.sim.calls import BatchReader, CallBatch, CallRequest
+from fleetlog.engine.backends.sim.faults import ANY_TOOL, Fault, FaultRecord
+from fleetlog.engine.backends.sim.registry import (
     ToolContext,
     ToolFailure,
     ToolFn,
@@ -35,7 +35,7 @@ from engine.backends.sim.registry import (
     normalize,
     observers_for,
 )
-from journal.groupcommit import GroupCommitter, Slot
+from fleetlog.journal.groupcommit import GroupCommitter, Slot
 
 BUSY_TIMEOUT_MS = 30_000
 

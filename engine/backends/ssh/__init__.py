@@ -3,7 +3,7 @@
 Imported only when ``--backend ssh`` is chosen: paramiko costs ~140 ms to import.
 """
 
-from engine.backends.ssh.backend import SSHBackend
-from engine.backends.ssh.hostkeys import HostKeyChanged, UnknownHostKey, fingerprint
+from fleetlog.engine.backends.ssh.backend import SSHBackend
+from fleetlog.engine.backends.ssh.hostkeys import HostKeyChanged, UnknownHostKey, fingerprint
 
 __all__ = ["HostKeyChanged", "SSHBackend", "UnknownHostKey", "fingerprint"]

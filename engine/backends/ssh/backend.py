@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import paramiko
-
-from engine.backends.base import BackendError, CommandResult, CommandTimeout
-from engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer
-from engine.backends.ssh.config import Target, load_config, resolve, resolve_hop
-from engine.backends.ssh.hostkeys import (
+from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer
+from fleetlog.engine.backends.ssh.config import Target, load_config, resolve, resolve_hop
+from fleetlog.engine.backends.ssh.hostkeys import (
     DEFAULT_KNOWN_HOSTS,
     ENV_KNOWN_HOSTS,
     GLOBAL_KNOWN_HOSTS,

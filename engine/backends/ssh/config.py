@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.backends.base import BackendError
+from fleetlog.engine.backends.base import BackendError
 
 if TYPE_CHECKING:
     import paramiko

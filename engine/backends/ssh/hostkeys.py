@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.backends.base import BackendError
+from fleetlog.engine.backends.base import BackendError
 
 if TYPE_CHECKING:
     import paramiko

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from fleetlog.dsl import render
+from fleetlog.engine.backends.base import Backend, BackendError
+from fleetlog.engine.backends.ssh import SSHBackend
+from fleetlog.engine.backends.ssh.config import load_config, resolve, resolve_hop
 
-from dsl import render
-from engine.backends.base import Backend, BackendError
-from engine.backends.ssh import SSHBackend
-from engine.backends.ssh.config import load_config, resolve, resolve_hop
 from tests.lab.lab import Lab
 
 pytest_plugins = ["tests.lab.fixtures"]
@@ -248,7 +248,8 @@ def test_agent_authentication(
 
 def test_paramiko_is_imported_only_by_the_ssh_backend() -> None:
     code = (
-        "import sys, engine.backends.factory, engine.backends.local, engine.session; "
+        "import sys, fleetlog.engine.backends.factory, fleetlog.engine.backends.local, "
+        "fleetlog.engine.cli.session; "
         "print('paramiko' in sys.modules)"
     )
     out = subprocess.run(

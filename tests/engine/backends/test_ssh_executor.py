@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.backends.sim import Fault
-from engine.backends.ssh import SSHBackend
+from fleetlog.engine.backends.sim import Fault
+from fleetlog.engine.backends.ssh import SSHBackend
+
 from tests.lab.lab import Lab, _processes
 
 if TYPE_CHECKING:  # importing the plugin module itself would defeat assert rewriting

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fleetlog.engine.backends.base import BackendError, CommandTimeout
+from fleetlog.engine.backends.sim import Fault
+from fleetlog.engine.backends.ssh import HostKeyChanged, SSHBackend, UnknownHostKey
 
-from engine.backends.base import BackendError, CommandTimeout
-from engine.backends.sim import Fault
-from engine.backends.ssh import HostKeyChanged, SSHBackend, UnknownHostKey
 from tests.lab.lab import Lab, _processes
 
 pytest_plugins = ["tests.lab.fixtures"]
@@ -166,7 +166,7 @@ def test_command_timeout_kills_the_remote_command(make_ssh: MakeSSH, ssh_lab: La
         world.close()
     ssh = make_ssh()
     token = f"hang-{uuid.uuid4().hex}"
-    hung = ("engine.backends.sim.tool_main", "flag", token)
+    hung = ("fleetlog.engine.backends.sim.tool_main", "flag", token)
     errors: list[BaseException] = []
 
     def call() -> None:

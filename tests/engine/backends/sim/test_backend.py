@@ -9,11 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from engine.backends.base import Backend, BackendError, CommandTimeout
-from engine.backends.sim import (
+from fleetlog.engine.backends.base import Backend, BackendError, CommandTimeout
+from fleetlog.engine.backends.sim import (
     SimBackend,
     ToolContext,
     ToolFailure,
@@ -22,6 +19,8 @@ from engine.backends.sim import (
     sim_tool,
     tool_names,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @sim_tool("test_setpair")

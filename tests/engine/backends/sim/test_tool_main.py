@@ -7,13 +7,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.backends.sim import Fault, SimBackend
-from engine.backends.sim.scenarios import exascale_rack
-from engine.backends.sim.tool_main import install_shims
+from fleetlog.engine.backends.sim import Fault, SimBackend
+from fleetlog.engine.backends.sim.tool_main import install_shims
+from fleetlog.machines.sim.scenarios import exascale_rack
 
 from .conftest import run_python
 
-TOOL_MAIN = "import sys; from engine.backends.sim.tool_main import main; sys.exit(main())"
+TOOL_MAIN = "import sys; from fleetlog.engine.backends.sim.tool_main import main; sys.exit(main())"
 
 
 def tool(world: str, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -39,7 +39,7 @@ def test_tool_main_as_a_module_reports_the_seed_error(
     env = {"FLEETLOG_SIM_WORLD": world_path, "FLEETLOG_SIM_HOST": "node3"}
     proc = run_python(
         "import runpy, sys; sys.argv[0] = 'tool_main';"
-        "runpy.run_module('engine.backends.sim.tool_main', run_name='__main__')",
+        "runpy.run_module('fleetlog.engine.backends.sim.tool_main', run_name='__main__')",
         "vm_maker",
         "--clone",
         "exa1_vm1",
@@ -80,7 +80,7 @@ def test_shims_run_the_fake_tools_as_commands(
 
 CRASHER = """
 import sys
-from engine.backends.sim import SimBackend
+from fleetlog.engine.backends.sim import SimBackend
 backend = SimBackend(sys.argv[1])
 for i in range(5):
     result = backend.run("n1", "counter c")
@@ -110,7 +110,7 @@ def test_crash_after_counts_only_side_effecting_calls(
 ) -> None:
     make_sim(world_path).world.inject(Fault(mode="crash_after", n=1))
     code = (
-        "import sys\nfrom engine.backends.sim import SimBackend\n"
+        "import sys\nfrom fleetlog.engine.backends.sim import SimBackend\n"
         "b = SimBackend(sys.argv[1])\n"
         "for cmd in ('echo a', 'flag f', 'touch_flag f', 'echo never'):\n"
         "    print(b.run('n1', cmd).exit_code, flush=True)\n"

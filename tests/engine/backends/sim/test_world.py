@@ -8,9 +8,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
-
-from engine.backends.base import BackendError
-from engine.backends.sim import SimBackend
+from fleetlog.engine.backends.base import BackendError
+from fleetlog.engine.backends.sim import SimBackend
 
 from .conftest import PROJECT_ROOT
 
@@ -110,7 +109,7 @@ def test_threads_share_an_in_memory_world(sim: SimBackend) -> None:
 def test_processes_share_a_world_file(world_path: str, make_sim: Callable[..., SimBackend]) -> None:
     code = (
         "import sys\n"
-        "from engine.backends.sim import SimBackend\n"
+        "from fleetlog.engine.backends.sim import SimBackend\n"
         "b = SimBackend(sys.argv[1])\n"
         "for _ in range(40):\n"
         "    assert b.run('n1', 'counter c').ok\n"

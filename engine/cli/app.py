@@ -1,0 +1,155 @@
+"""The ``fleetlog`` command line (typer).
+
+Errors are turned into one line on stderr and the contract's exit code in exactly one
+place, ``main``: 0 ok, 1 an operation failed, 2 usage error, 3 drift found or needs
+attention, 4 journal integrity failure. No traceback reaches the user for a
+``FleetlogError``; anything else is a bug and is reported as one (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from fleetlog.engine.cli import inventory as inventory_cmds
+from fleetlog.engine.cli import journal as journal_cmds
+from fleetlog.engine.cli import machines as machines_cmds
+from fleetlog.engine.cli import reconcile as reconcile_cmds
+from fleetlog.engine.cli import run as run_cmds
+from fleetlog.engine.cli import worker as worker_cmds
+from fleetlog.engine.backends import BACKENDS
+from fleetlog.engine.cli.session import Session, default_journal_url
+
+from fleetlog import packs
+from fleetlog.errors import FleetlogError
+
+app = typer.Typer(
+    name="fleetlog",
+    help=(
+        "Drive datacenter resources as journaled state machines: every command and backend "
+        "event is appended to a journal, state is replayed from it, and interrupted work "
+        "resumes where it stopped."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    journal: str = typer.Option(
+        None,
+        "--journal",
+        envvar="FLEETLOG_JOURNAL",
+        help="Journal: an SQLite file path or a postgresql:// URL. [default: ./fleetlog.db]",
+        show_default=False,
+    ),
+    backend: str = typer.Option(
+        "sim",
+        "--backend",
+        envvar="FLEETLOG_BACKEND",
+        help=f"Where steps run: {', '.join(BACKENDS)}. sim is the in-process simulated datacenter.",
+    ),
+    accept_new_host_keys: bool = typer.Option(
+        False,
+        "--accept-new-host-keys",
+        envvar="FLEETLOG_ACCEPT_NEW_HOST_KEYS",
+        help="ssh: trust a host key seen for the first time (like OpenSSH accept-new) and "
+        "journal its fingerprint. A changed key is always refused.",
+    ),
+) -> None:
+    ctx.obj = Session(
+        journal_url=journal or default_journal_url(),
+        backend_name=backend,
+        accept_new_host_keys=accept_new_host_keys,
+    )
+    ctx.call_on_close(ctx.obj.close)
+
+
+for _module in (machines_cmds, inventory_cmds, journal_cmds, run_cmds, reconcile_cmds, worker_cmds):
+    _module.register(app)
+
+
+def _pack_commands(target: typer.Typer) -> list[str]:
+    """Commands machine packs contribute (``Pack.commands``); a pack whose commands
+    cannot be added is named in a warning, and every other command still works."""
+    problems = [str(f) for f in packs.discover().failed]
+    for pack in packs.discover().loaded:
+        for ref in pack.commands:
+            try:
+                packs.resolve(ref)(target)
+            except Exception as exc:  # one broken pack must not take the CLI down
+                problems.append(
+                    f"machine pack {pack.name!r}: its commands ({ref}) cannot be added: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+    return problems
+
+
+PACK_PROBLEMS = _pack_commands(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns (and exits with) the contract's exit code."""
+    for problem in PACK_PROBLEMS:
+        sys.stderr.write(f"fleetlog: warning: {problem}\n")
+    try:
+        # standalone_mode=False: click returns typer.Exit codes instead of exiting, and
+        # raises its usage errors to us, so every exit code is decided here.
+        rv = app(args=argv, prog_name="fleetlog", standalone_mode=False)
+    except FleetlogError as exc:
+        # dsl is already imported whenever a DSLError was raised: importing here is free,
+        # and keeps dsl (and lark) out of start-up for commands that never compile.
+        from fleetlog.dsl import DSLError
+
+        # A bad machine file gets every diagnostic with its source line and caret; every
+        # other error is one line.
+        text = exc.format() if isinstance(exc, DSLError) else str(exc)
+        sys.stderr.write(f"fleetlog: error: {text}\n")
+        code = exc.exit_code
+    except SystemExit as exc:  # click usage errors in non-standalone mode still exit
+        code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("fleetlog: interrupted\n")
+        code = 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]
+            code = exc.exit_code  # type: ignore[attr-defined]
+        elif isinstance(exc, click.Abort | typer.Abort):
+            sys.stderr.write("fleetlog: aborted\n")
+            code = 1
+        elif os.environ.get("FLEETLOG_DEBUG"):
+            raise
+        else:
+            # A bug, not bad input: still one line for the operator (the journal is
+            # append-only, so nothing it held was changed), the traceback on request.
+            sys.stderr.write(
+                f"fleetlog: internal error: {type(exc).__name__}: {exc} "
+                "(this is a bug; rerun with FLEETLOG_DEBUG=1 for the traceback)\n"
+            )
+            code = 1
+    else:
+        code = rv if isinstance(rv, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """``ClickException`` of click and of the copy of click that typer may vendor
+    (typer >= 0.2x raises ``typer._click`` exceptions, which click's classes do not
+    match). Found through ``typer.BadParameter``'s bases rather than a private import."""
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    for base in typer.BadParameter.__mro__:
+        if base.__name__ == "ClickException" and base not in found:
+            found.append(base)
+    return tuple(found)

@@ -1,0 +1,262 @@
+"""Commands that run transitions: fire, resume, resolve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import typer
+from fleetlog.engine.cli import output
+from fleetlog.engine.cli.registration import add_commands
+from fleetlog.engine.cli.session import Session
+
+from fleetlog.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleetlog.engine.ops.fanout import FanoutResult
+    from fleetlog.engine.runtime import Outcome, Runner
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def targets(session: Session, pattern: str, resources: Iterable[str] | None = None) -> list[str]:
+    """Existing resources named by ``pattern``; naming a missing one is a usage error.
+    ``resources``: every resource id, when the caller has already replayed them (else
+    they are read from the journal's ``resource.created`` events)."""
+    from fleetlog.engine.model.patterns import expand, fold_names, select
+
+    kind = pattern.split("/", 1)[0]
+    session.registry.get(kind)
+    if resources is None:
+        # Resources, not streams: a stream can hold only findings about an orphan.
+        resources = (
+            row[1]
+            for row in session.journal.read_all_rows(
+                types=("resource.created",), columns=("seq", "stream")
+            )
+        )
+    existing = sorted({rid for rid in resources if rid.startswith(kind + "/")})
+    ids = select(pattern, existing)
+    if "/" in pattern and not set("*?") & set(pattern):
+        missing = sorted(set(expand(pattern)) - set(existing))
+        if missing:
+            raise UsageError(
+                f"no such resources: {fold_names(missing)} (create them with "
+                "`fleetlog add` or `fleetlog inventory load`)"
+            )
+    if not ids:
+        raise UsageError(f"pattern {pattern!r} matches no resource")
+    return ids
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    return {
+        "resource": o.resource,
+        "trigger": o.trigger,
+        "status": o.status,
+        "state": o.state,
+        "step": o.step,
+        "error": o.error,
+    }
+
+
+def report(result: FanoutResult, json: bool) -> None:
+    from fleetlog.engine.ops.fanout import summary_lines
+
+    if json:
+        output.emit_json(
+            {
+                "outcomes": [_outcome_dict(o) for o in result.outcomes],
+                "not_started": result.not_started,
+                "groups": [{"outcome": d, "resources": m} for d, m in result.groups()],
+            }
+        )
+    else:
+        for line in summary_lines(result):
+            output.say(line)
+    code = result.exit_code()
+    if code:
+        raise typer.Exit(code)
+
+
+def fire(
+    ctx: typer.Context,
+    pattern: str = typer.Argument(
+        ..., help="KIND/NAME, KIND/NODESET (node/ocean[1-1000]) or a glob."
+    ),
+    trigger: str = typer.Argument(..., help="Trigger to fire, e.g. configure_exascale."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for the transition."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the plan per resource (read-only probes only); "
+        "journal nothing, change nothing.",
+    ),
+    parallel: int = typer.Option(64, "--parallel", min=1, help="Resources driven at once."),
+    max_fail: float = typer.Option(
+        100.0,
+        "--max-fail",
+        min=0,
+        max=100,
+        help="Stop starting new resources once more than PCT% failed.",
+    ),
+    command_id: str = typer.Option(
+        None, "--command-id", help="Idempotency key: re-submitting it never runs twice."
+    ),
+    submit: bool = typer.Option(
+        False,
+        "--submit",
+        help="Only journal the commands (validated) and return: `fleetlog worker` "
+        "processes sharing the journal run them.",
+    ),
+    json: bool = JSON,
+) -> None:
+    """Fire TRIGGER on every resource PATTERN names, running each transition's plan."""
+    from fleetlog.engine.model.params import parse_assignments
+    from fleetlog.engine.ops.fanout import run_many
+
+    session: Session = ctx.obj
+    given = parse_assignments(param, pattern)
+    ids = targets(session, pattern)
+    r = session.runner()
+    if dry_run:
+        plans: dict[str, Any] = {}
+        for rid in ids:
+            plans[rid] = [s.__dict__ for s in r.dry_run(rid, trigger, given)]
+        if json:
+            output.emit_json(plans)
+            return
+        for rid, steps in plans.items():
+            output.say(f"{rid} {trigger}:")
+            for s in steps:
+                output.say(f"  {s['would']:<18} {s['step']:<20} {s['action']:<7} {s['detail']}")
+        return
+    if command_id and len(ids) > 1:
+        raise UsageError("--command-id names one command: use it with a single resource")
+    if submit:
+        _submit(r, ids, trigger, given, command_id=command_id, json=json)
+        return
+    if len(ids) == 1:
+        out = r.fire(ids[0], trigger, given, command_id=command_id)
+        from fleetlog.engine.ops.fanout import FanoutResult
+
+        report(FanoutResult(outcomes=[out]), json)
+        return
+    from fleetlog.journal.ids import uuid7
+
+    run_id = uuid7()
+    result = run_many(
+        ids,
+        lambda rid: r.fire(rid, trigger, given, correlation_id=run_id),
+        parallel=parallel,
+        max_fail_pct=max_fail,
+        progress=not json,
+        label=trigger,
+    )
+    report(result, json)
+
+
+def _submit(
+    runner: Runner,
+    ids: list[str],
+    trigger: str,
+    given: dict[str, Any],
+    *,
+    command_id: str | None,
+    json: bool,
+) -> None:
+    """``fire --submit``: validate and journal one ``command.accepted`` per resource."""
+    from fleetlog.engine.model.patterns import fold_names
+    from fleetlog.engine.ops.worker import submit_many
+    from fleetlog.journal.ids import uuid7
+
+    run = uuid7() if len(ids) > 1 else None
+    submitted = submit_many(runner, ids, trigger, given, command_id=command_id, run=run)
+    if json:
+        output.emit_json(
+            [
+                {
+                    "resource": ev.stream,
+                    "trigger": trigger,
+                    "command_id": ev.command_id,
+                    "seq": ev.seq,
+                }
+                for ev in submitted
+            ]
+        )
+        return
+    output.say(
+        f"{fold_names([ev.stream for ev in submitted])} ({len(submitted)}): {trigger} "
+        "submitted; `fleetlog worker` runs it"
+    )
+
+
+def resume(
+    ctx: typer.Context,
+    pattern: str = typer.Argument(
+        None,
+        help="Resources to resume (default with --all: every "
+        "resource with a transition in progress).",
+    ),
+    all_: bool = typer.Option(False, "--all", help="Resume every interrupted transition."),
+    json: bool = JSON,
+) -> None:
+    """Continue interrupted transitions at the step where they stopped. Finished steps are
+    never re-run; an in-doubt step is checked, re-run if idempotent, or else needs
+    attention (exit 3) until `fleetlog resolve`."""
+    from fleetlog.engine.model.patterns import select
+    from fleetlog.engine.model.replay import replay_all
+    from fleetlog.engine.ops.fanout import FanoutResult
+
+    session: Session = ctx.obj
+    if not pattern and not all_:
+        raise UsageError("say which resources to resume: a PATTERN, or --all")
+    records = replay_all(session.journal, session.registry)
+    # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
+    ids = targets(session, pattern, records) if pattern else select(None, records)
+    chosen = [records[i] for i in ids if records[i].in_progress is not None]
+    # Newest transition first: a transition started by another's `ensure` step is resumed
+    # before the one waiting on it.
+    chosen.sort(key=lambda rec: -(rec.in_progress.started_seq if rec.in_progress else 0))
+    r = session.runner()
+    result = FanoutResult()
+    for rec in chosen:
+        if r.load(rec.id).in_progress is None:
+            continue  # finished meanwhile, as the child of a resumed ensure
+        result.outcomes.append(r.resume(rec.id))
+    if not chosen and not json:
+        output.say("nothing to resume")
+    report(result, json)
+
+
+def resolve(
+    ctx: typer.Context,
+    resource: str = typer.Argument(..., help="KIND/NAME that needs attention."),
+    step: str = typer.Option(..., "--step", help="The step in doubt."),
+    as_: str = typer.Option(
+        ...,
+        "--as",
+        help="done (it took effect), retry (run it again) "
+        "or abort (fail the transition, run its undo).",
+    ),
+    reason: str = typer.Option(..., "--reason", help="Why: journaled with your name."),
+    run: bool = typer.Option(True, "--run/--no-run", help="Resume right after resolving."),
+    json: bool = JSON,
+) -> None:
+    """Decide what happened to a step whose outcome was never recorded."""
+    from fleetlog.engine.ops.fanout import FanoutResult
+
+    session: Session = ctx.obj
+    r = session.runner()
+    ev = r.resolve(resource, step, as_, reason)
+    if not json:
+        output.say(f"{resource}: step {step} resolved as {as_} (seq {ev.seq}, by {ev.actor})")
+    if run:
+        report(FanoutResult(outcomes=[r.resume(resource)]), json)
+
+
+COMMANDS = {"fire": fire, "resume": resume, "resolve": resolve}
+
+
+def register(app: typer.Typer) -> None:
+    add_commands(app, COMMANDS)

@@ -1,0 +1,83 @@
+"""``fleetlog worker``: work shared through one journal.
+
+``fire --submit`` journals the commands (``command.accepted``) and returns; workers on
+any number of hosts pointed at the same journal (PostgreSQL, or one SQLite file on one
+host) claim and run them, and take over transitions whose worker died
+(``ops.worker``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import typer
+from fleetlog.engine.cli import output
+from fleetlog.engine.cli.registration import add_commands
+from fleetlog.engine.cli.session import Session
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def worker(
+    ctx: typer.Context,
+    parallel: int = typer.Option(4, "--parallel", min=1, help="Transitions run at once."),
+    once: bool = typer.Option(
+        False,
+        "--once",
+        help="Run what can be claimed now, then exit (work held by live workers elsewhere "
+        "is left to them).",
+    ),
+    idle_wait: float = typer.Option(
+        1.0,
+        "--idle-wait",
+        min=0.01,
+        help="Longest wait for new work before looking again (seconds); PostgreSQL "
+        "wakes workers at once with NOTIFY.",
+    ),
+    json: bool = JSON,
+) -> None:
+    """Claim and run work from a shared journal: commands `fire --submit` journaled, and
+    interrupted transitions whose lease expired or whose process died. Run one per host
+    (or several) on one journal. SIGTERM or Ctrl-C: finish the current step of each
+    transition, release its leases, exit 0; another worker resumes it."""
+    from fleetlog.engine.ops.worker import Worker
+
+    session: Session = ctx.obj
+    session.require_existing()
+    say_lock = threading.Lock()
+
+    def report(label: str, text: str) -> None:
+        with say_lock:
+            if json:
+                sys.stdout.write(
+                    __import__("json").dumps({"job": label, "outcome": text}, sort_keys=True) + "\n"
+                )
+            else:
+                output.say(f"{label}: {text}")
+            sys.stdout.flush()
+
+    w = Worker(session.runner(), parallel=parallel, idle_wait=idle_wait, report=report)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if w.stopping and signum == signal.SIGINT:
+            os._exit(130)  # a second Ctrl-C: leave at once, leases expire on their own
+        w.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        result = w.run(once=once)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not json and once and not result.outcomes:
+        output.say("nothing to run")
+
+
+COMMANDS = {"worker": worker}
+
+
+def register(app: typer.Typer) -> None:
+    add_commands(app, COMMANDS)

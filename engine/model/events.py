@@ -1,0 +1,437 @@
+"""The event vocabulary: every event type fleetlog journals, and what its payload holds.
+
+One module, read everywhere (Ironic keeps its states in one place, eventsourcing its
+events as typed classes): a type is a name constant (``TRANSITION_STARTED``), its payload
+a frozen dataclass with ``to_payload`` and ``from_payload``. Writers build the dataclass
+and journal ``new_event(payload)``; readers ask ``read(event)`` for the typed payload
+instead of picking keys out of a dict. What each part of fleetlog folds (replay, the
+worker's index, the audit) is declared here once, per type, not kept as lists in each.
+
+Payload keys are the journal's, byte for byte (``from``, ``class``, ``as`` included):
+changing one would change every hash from then on and make old journals unreadable. A
+key missing from an old or damaged event reads as the field's default (or None); the
+readers that care (replay) check what they use and say which event is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, Self
+
+from fleetlog.journal import Event, NewEvent
+
+RESOURCE_CREATED = "resource.created"
+COMMAND_ACCEPTED = "command.accepted"
+COMMAND_REJECTED = "command.rejected"
+TRANSITION_STARTED = "transition.started"
+STEP_STARTED = "step.started"
+STEP_SUCCEEDED = "step.succeeded"
+STEP_FAILED = "step.failed"
+STEP_SKIPPED = "step.skipped"
+STEP_RESOLVED = "step.resolved"
+ATTENTION_REQUIRED = "attention.required"
+TRANSITION_COMPLETED = "transition.completed"
+TRANSITION_FAILED = "transition.failed"
+TRANSITION_ABORTED = "transition.aborted"
+STATE_RECONCILED = "state.reconciled"
+BACKEND_OBSERVED = "backend.observed"
+DRIFT_DETECTED = "drift.detected"
+LOCK_ACQUIRED = "lock.acquired"
+LOCK_RELEASED = "lock.released"
+LOCK_BROKEN = "lock.broken"
+HOST_KEY_ACCEPTED = "host_key.accepted"
+
+
+#: ``from`` and ``to`` are keywords in Python: the fields are ``source`` and ``target``.
+_FROM_TO: Mapping[str, str] = MappingProxyType({"source": "from", "target": "to"})
+
+
+class Payload:
+    """Base of every payload class: the generic ``to_payload``/``from_payload``.
+
+    ``KEYS`` maps a field to its payload key where Python cannot use the key as a name;
+    ``OPTIONAL`` lists fields left out of the payload when None (so payloads keep the
+    shape they have always had). The class flags say who folds the type."""
+
+    TYPE: ClassVar[str]
+    KEYS: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    #: Replay folds it into the resource record (everything else is history only).
+    FOLDED: ClassVar[bool] = False
+    #: It changes what a worker may run (``fleetlog.engine.ops.worker.WorkIndex``).
+    WORK: ClassVar[bool] = False
+    #: It ends the transition in progress.
+    ENDS_TRANSITION: ClassVar[bool] = False
+
+    def to_payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OPTIONAL:
+                continue
+            out[self.KEYS.get(f.name, f.name)] = value
+        return out
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Self:
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            key = cls.KEYS.get(f.name, f.name)
+            if key in payload:
+                values[f.name] = payload[key]
+            elif f.default is not dataclasses.MISSING:
+                values[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
+            else:
+                values[f.name] = None
+        return cls(**values)
+
+
+# ------------------------------------------------------------------ resources, commands
+@dataclass(frozen=True, slots=True)
+class ResourceCreated(Payload):
+    TYPE = RESOURCE_CREATED
+    FOLDED = True
+    OPTIONAL = frozenset({"definition_hash", "finding"})
+
+    kind: str
+    params: dict[str, Any]
+    state: Any  # a state name; replay checks it
+    definition_hash: str | None = None
+    #: The ``drift.detected`` that an adopted orphan's creation fixes.
+    finding: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAccepted(Payload):
+    TYPE = COMMAND_ACCEPTED
+    WORK = True
+    OPTIONAL = frozenset({"submitted"})
+
+    trigger: str
+    params: dict[str, Any]
+    resource: str
+    #: The fan-out run it belongs to (one correlation for many resources).
+    run: str | None = None
+    #: Journaled by ``fire --submit`` for a worker to start.
+    submitted: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected(Payload):
+    TYPE = COMMAND_REJECTED
+    WORK = True
+
+    trigger: str | None
+    error: str
+
+
+# ------------------------------------------------------------------ transitions
+@dataclass(frozen=True, slots=True)
+class FailurePlan:
+    """``on failure -> STATE undo [steps]`` as ``transition.started`` records it."""
+
+    state: str
+    undo: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionStarted(Payload):
+    TYPE = TRANSITION_STARTED
+    FOLDED = True
+    WORK = True
+    KEYS = _FROM_TO
+
+    trigger: str
+    source: Any  # ``from``: a state name; replay checks it
+    target: Any  # ``to``
+    params: dict[str, Any]
+    #: The steps as they were when it started: resume follows these, not the file.
+    plan: list[dict[str, Any]]
+    failure: dict[str, Any] | None
+    definition_hash: str | None
+    locks: list[str]
+    owner: str | None = None
+    token: int | None = None
+
+    @property
+    def failure_plan(self) -> FailurePlan | None:
+        f = self.failure or None
+        if f is None:
+            return None
+        return FailurePlan(f.get("state") or "", list(f.get("undo") or []))
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionCompleted(Payload):
+    TYPE = TRANSITION_COMPLETED
+    FOLDED = WORK = ENDS_TRANSITION = True
+    KEYS = _FROM_TO
+    OPTIONAL = frozenset({"skipped", "output"})
+
+    trigger: str
+    source: Any
+    target: Any
+    #: Why nothing ran: the transition's ``skip if`` probe held.
+    skipped: str | None = None
+    output: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionFailed(Payload):
+    TYPE = TRANSITION_FAILED
+    FOLDED = WORK = ENDS_TRANSITION = True
+    KEYS = _FROM_TO
+
+    trigger: str
+    source: Any
+    target: Any
+    step: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionAborted(Payload):
+    """Read for journals that hold it; fleetlog ends an aborted step's transition with
+    ``transition.failed``."""
+
+    TYPE = TRANSITION_ABORTED
+    FOLDED = WORK = ENDS_TRANSITION = True
+    KEYS = _FROM_TO
+
+    trigger: str | None
+    source: Any
+    target: Any
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ steps
+@dataclass(frozen=True, slots=True)
+class StepStarted(Payload):
+    TYPE = STEP_STARTED
+    FOLDED = True
+    OPTIONAL = frozenset({"undo"})
+
+    step: str
+    attempt: int
+    #: The fencing token of the lease it ran under.
+    token: int | None
+    undo: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepSucceeded(Payload):
+    TYPE = STEP_SUCCEEDED
+    FOLDED = True
+    OPTIONAL = frozenset({"undo", "exit_code", "command", "duration", "via", "error"})
+
+    step: str
+    attempt: int | None = None
+    output: str = ""
+    exit_code: int | None = None
+    command: str | None = None
+    duration: float | None = None
+    undo: bool | None = None
+    #: How a step in doubt was found done (``check``).
+    via: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed(Payload):
+    TYPE = STEP_FAILED
+    FOLDED = True
+    OPTIONAL = frozenset({"undo", "command", "will_retry"})
+
+    step: str
+    attempt: int | None = None
+    output: str = ""
+    exit_code: int | None = None
+    command: str | None = None
+    error: str | None = None
+    will_retry: bool | None = None
+    undo: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepSkipped(Payload):
+    TYPE = STEP_SKIPPED
+    FOLDED = True
+    OPTIONAL = frozenset({"output"})
+
+    step: str
+    reason: str  # when | check
+    output: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResolved(Payload):
+    """An operator's decision about a step in doubt (``fleetlog resolve``)."""
+
+    TYPE = STEP_RESOLVED
+    FOLDED = WORK = True
+    KEYS = MappingProxyType({"how": "as"})
+
+    step: str
+    how: str  # done | retry | abort
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionRequired(Payload):
+    TYPE = ATTENTION_REQUIRED
+    FOLDED = WORK = True
+
+    step: str | None
+    reason: str | None
+
+
+# ------------------------------------------------------------------ the backend's view
+@dataclass(frozen=True, slots=True)
+class StateReconciled(Payload):
+    TYPE = STATE_RECONCILED
+    FOLDED = True
+    KEYS = _FROM_TO
+
+    source: Any
+    target: Any
+    #: The ``drift.detected`` it fixes: ``{id, class, observed}``.
+    finding: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendObserved(Payload):
+    TYPE = BACKEND_OBSERVED
+    FOLDED = True
+    OPTIONAL = frozenset({"job"})
+
+    status: str | None
+    event_time: str | None = None
+    message_id: str | None = None
+    source: str | None = None
+    job: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DriftDetected(Payload):
+    TYPE = DRIFT_DETECTED
+    KEYS = MappingProxyType({"cls": "class"})
+    OPTIONAL = frozenset({"fix", "unfixable"})
+
+    cls: str
+    resource: str
+    evidence: dict[str, Any]
+    fix: dict[str, Any] | None = None
+    unfixable: str | None = None
+
+
+# ------------------------------------------------------------------ leases, ssh
+@dataclass(frozen=True, slots=True)
+class LockAcquired(Payload):
+    TYPE = LOCK_ACQUIRED
+
+    owner: str
+    token: int
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LockReleased(Payload):
+    TYPE = LOCK_RELEASED
+
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockBroken(Payload):
+    TYPE = LOCK_BROKEN
+
+    previous_owner: str
+    previous_token: int
+    reason: str
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostKeyAccepted(Payload):
+    TYPE = HOST_KEY_ACCEPTED
+
+    host: str
+    key_type: str
+    fingerprint: str
+
+
+VOCABULARY: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        ResourceCreated,
+        CommandAccepted,
+        CommandRejected,
+        TransitionStarted,
+        TransitionCompleted,
+        TransitionFailed,
+        TransitionAborted,
+        StepStarted,
+        StepSucceeded,
+        StepFailed,
+        StepSkipped,
+        StepResolved,
+        AttentionRequired,
+        StateReconciled,
+        BackendObserved,
+        DriftDetected,
+        LockAcquired,
+        LockReleased,
+        LockBroken,
+        HostKeyAccepted,
+    )
+}
+
+#: Types replay folds into records (in vocabulary order).
+FOLDED_TYPES: tuple[str, ...] = tuple(t for t, c in VOCABULARY.items() if c.FOLDED)
+#: Types that change what a worker may run.
+WORK_TYPES: tuple[str, ...] = tuple(t for t, c in VOCABULARY.items() if c.WORK)
+#: Types that end the transition in progress.
+TRANSITION_ENDS: tuple[str, ...] = tuple(t for t, c in VOCABULARY.items() if c.ENDS_TRANSITION)
+#: Types of one step's life.
+STEP_TYPES: frozenset[str] = frozenset(
+    (STEP_STARTED, STEP_SUCCEEDED, STEP_FAILED, STEP_SKIPPED, STEP_RESOLVED)
+)
+#: Types that move a resource from one state to another (``from`` and ``to``).
+MOVES: tuple[str, ...] = (
+    TRANSITION_STARTED,
+    TRANSITION_COMPLETED,
+    TRANSITION_FAILED,
+    TRANSITION_ABORTED,
+    STATE_RECONCILED,
+)
+
+
+def read(event: Event) -> Payload | None:
+    """The typed payload of ``event``, or None for a type outside the vocabulary (an
+    event a newer fleetlog or a plugin wrote: history to show, nothing to fold)."""
+    cls = VOCABULARY.get(event.type)
+    return None if cls is None else cls.from_payload(event.payload)
+
+
+def new_event(
+    payload: Payload,
+    *,
+    command_id: str | None = None,
+    causation_id: str | None = None,
+    correlation_id: str | None = None,
+) -> NewEvent:
+    """The ``NewEvent`` that journals ``payload`` under its type."""
+    return NewEvent(
+        payload.TYPE,
+        payload.to_payload(),
+        command_id=command_id,
+        causation_id=causation_id,
+        correlation_id=correlation_id,
+    )

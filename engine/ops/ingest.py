@@ -1,0 +1,393 @@
+"""Backend event messages -> ``backend.observed`` events.
+
+Messages arrive one per top-level ``{…}`` value (docs/reconcile.md has the reference):
+
+- fleetlog's own JSON messages, one per line:
+  ``{"id": "m1", "resource": "vm/g1", "status": "running", "event_time": "…Z"}``;
+- any format a machine pack declares as an ingest source (``Pack.ingest_sources``): the
+  built-in pack reads Ganeti job results, which are Python literals (``'``, ``None``,
+  ``True``), often pretty-printed over many lines. Parsing is JSON first, then
+  ``ast.literal_eval`` on one complete message — never ``eval`` — and the first source
+  that accepts the parsed value turns it into messages.
+
+Framing: a message is one top-level ``{…}`` value; it starts at a ``{`` and ends where its
+brackets balance (quotes respected), so it may span lines. Between messages only blank
+lines and ``#`` comments are allowed; anything else is garbage.
+
+Order of effects: the whole input is framed, parsed and validated first; one bad message
+refuses the input with ``FILE:LINE: problem`` and journals nothing (``skip_bad`` journals
+the good ones and reports the bad). Then, in input order, a message whose id was already
+applied to its resource is a duplicate, and one whose event time is not newer than the
+last applied for that resource is out of order: both are dropped and counted, so
+redelivery and reordering are harmless. Appends carry the stream's expected version, so
+two ingesters racing on one resource cannot both apply an older message.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from fleetlog.engine.model.kinds import KindRegistry
+from fleetlog.engine.model.records import split_id
+from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
+
+from fleetlog import packs
+from fleetlog.errors import FleetlogError, UsageError
+
+MAX_MESSAGE_CHARS = 1 << 20
+_OPEN = {"{": "}", "[": "]", "(": ")"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+
+
+class IngestError(UsageError):
+    """A message that cannot be read: garbage, truncated, or missing what is needed."""
+
+    msg_fmt = "%(source)s:%(line)s: %(problem)s"
+
+
+@dataclass(frozen=True)
+class Message:
+    line: int
+    message_id: str
+    resource: str
+    status: str
+    event_time: str
+    source: str
+    job: dict[str, Any] | None = None
+
+
+class IngestSource(Protocol):
+    """A message format a machine pack contributes (``Pack.ingest_sources``)."""
+
+    name: str
+
+    def accepts(self, data: dict[str, Any]) -> bool:
+        """Whether ``data`` (one parsed message) is in this source's format."""
+        ...
+
+    def messages(self, data: dict[str, Any], line: int, kind: str) -> tuple[list[Message], int]:
+        """(messages, parts ignored) for one parsed message; ``kind`` is the kind its
+        resources are (``--ganeti-kind``). ``ValueError`` for a malformed one."""
+        ...
+
+
+def pack_sources() -> list[IngestSource]:
+    """Every ingest source the installed machine packs declare, in pack order."""
+    return [packs.resolve(ref) for ref in packs.discover().named("ingest_sources")]
+
+
+@dataclass
+class IngestReport:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    unknown: list[str] = field(default_factory=list)
+    ignored: int = 0
+    bad: list[str] = field(default_factory=list)
+    applied_seqs: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "unknown": len(self.unknown),
+            "unknown_resources": sorted(set(self.unknown)),
+            "ignored": self.ignored,
+            "bad": len(self.bad),
+            "errors": self.bad,
+        }
+
+
+# ---------------------------------------------------------------------------- framing
+def frame(lines: Iterable[str], source: str = "-") -> Iterator[tuple[int, str]]:
+    """``(first line number, text)`` of each message; garbage raises ``IngestError``."""
+    buf: list[str] = []
+    stack: list[str] = []
+    start = 0
+    quote: str | None = None
+    escape = False
+    lineno = 0
+    size = 0
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        i = 0
+        if stack:
+            buf.append("\n")
+        while i < len(line):
+            ch = line[i]
+            if not stack:
+                if ch.isspace():
+                    i += 1
+                    continue
+                if ch == "#":
+                    break
+                if ch != "{":
+                    raise IngestError(
+                        source=source,
+                        line=lineno,
+                        problem="expected a message starting with '{', "
+                        f"found {line[i : i + 20]!r}",
+                    )
+                start, buf, size = lineno, [], 0
+            buf.append(ch)
+            size += 1
+            if size > MAX_MESSAGE_CHARS:
+                raise IngestError(
+                    source=source,
+                    line=start,
+                    problem=f"message longer than {MAX_MESSAGE_CHARS} characters",
+                )
+            if quote is not None:
+                if escape:
+                    escape = False
+                elif ch == "\\":
+                    escape = True
+                elif ch == quote:
+                    quote = None
+            elif ch in "'\"":
+                quote = ch
+            elif ch in _OPEN:
+                stack.append(ch)
+            elif ch in _CLOSE:
+                if not stack or stack[-1] != _CLOSE[ch]:
+                    raise IngestError(
+                        source=source, line=lineno, problem=f"unbalanced {ch!r} in a message"
+                    )
+                stack.pop()
+                if not stack:
+                    rest = line[i + 1 :].strip()
+                    if rest and not rest.startswith("#"):
+                        raise IngestError(
+                            source=source,
+                            line=lineno,
+                            problem=f"text after the end of a message: {rest[:20]!r}",
+                        )
+                    yield start, "".join(buf)
+                    buf = []
+                    break
+            i += 1
+        if quote is not None and not escape:
+            raise IngestError(source=source, line=lineno, problem="unterminated string")
+        escape = False
+    if stack:
+        raise IngestError(
+            source=source,
+            line=start,
+            problem=f"truncated message: it starts here and the input ends at line {lineno} "
+            f"with {len(stack)} bracket(s) open",
+        )
+
+
+def parse_message(text: str) -> Any:
+    """JSON first; else a Python literal via ``ast.literal_eval`` (never ``eval``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        json_error = exc
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, SyntaxError) and exc.msg else type(exc).__name__
+        raise ValueError(
+            f"neither JSON ({json_error.msg}) nor a Python literal ({detail})"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- meaning
+def iso_time(value: Any) -> str:
+    """An event time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC): an ISO string (UTC when it
+    has no zone), unix seconds, or Ganeti's ``[seconds, microseconds]``."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        when = datetime.fromtimestamp(value[0], UTC) + timedelta(microseconds=value[1])
+    elif isinstance(value, int | float):
+        when = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str) and value.strip():
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not an ISO time: {value!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    else:
+        raise ValueError(f"not a time: {value!r}")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _resource_of(value: Any) -> str:
+    if isinstance(value, dict):
+        kind, name = value.get("kind"), value.get("name")
+        if not isinstance(kind, str) or not isinstance(name, str):
+            raise ValueError("'resource' object needs string 'kind' and 'name'")
+        value = f"{kind}/{name}"
+    if not isinstance(value, str):
+        raise ValueError('\'resource\' must be "KIND/NAME" or {"kind", "name"}')
+    split_id(value)
+    return value
+
+
+def fleetlog_message(d: dict[str, Any], line: int) -> Message:
+    missing = [k for k in ("id", "resource", "status", "event_time") if k not in d]
+    if missing:
+        raise ValueError(f"message without {', '.join(repr(m) for m in missing)}")
+    mid = d["id"]
+    if not isinstance(mid, str | int) or isinstance(mid, bool) or mid == "":
+        raise ValueError("'id' must be a non-empty string or an integer")
+    status = d["status"]
+    if not isinstance(status, str) or not status:
+        raise ValueError("'status' must be a non-empty string")
+    job = d.get("job")
+    if job is not None and not isinstance(job, dict):
+        raise ValueError("'job' must be an object")
+    source = d.get("source", "ingest")
+    return Message(
+        line,
+        str(mid),
+        _resource_of(d["resource"]),
+        status,
+        iso_time(d["event_time"]),
+        str(source),
+        job,
+    )
+
+
+def read_messages(
+    lines: Iterable[str],
+    registry: KindRegistry,
+    *,
+    source: str = "-",
+    source_kind: str = "vm",
+    skip_bad: bool = False,
+    sources: list[IngestSource] | None = None,
+) -> tuple[list[Message], IngestReport]:
+    """Frame, parse and validate the whole input before anything is journaled.
+    ``source_kind``: the kind of the resources a pack's source reports (Ganeti
+    instances are ``vm``s by default)."""
+    formats = pack_sources() if sources is None else sources
+    report = IngestReport()
+    messages: list[Message] = []
+    framed: list[tuple[int, str]] = []
+    try:
+        framed.extend(frame(lines, source))
+    except IngestError as exc:
+        if not skip_bad:
+            raise
+        # Framing cannot resume inside broken text: keep what was framed before it.
+        report.bad.append(str(exc))
+    for line, text in framed:
+        try:
+            data = parse_message(text)
+            if not isinstance(data, dict):
+                raise ValueError(f"a message must be an object, not {type(data).__name__}")
+            fmt = next((f for f in formats if f.accepts(data)), None)
+            if fmt is not None:
+                found, ignored = fmt.messages(data, line, source_kind)
+                report.ignored += ignored
+            else:
+                found = [fleetlog_message(data, line)]
+            for m in found:
+                registry.get(split_id(m.resource)[0])
+        except (ValueError, FleetlogError) as exc:
+            err = IngestError(source=source, line=line, problem=str(exc))
+            if not skip_bad:
+                raise err from None
+            report.bad.append(str(err))
+            continue
+        report.read += 1
+        messages.extend(found)
+    return messages, report
+
+
+# ---------------------------------------------------------------------------- applying
+@dataclass
+class _StreamView:
+    version: int
+    ids: set[str]
+    last_time: str | None
+    exists: bool
+
+
+def _view(journal: Journal, rid: str) -> _StreamView:
+    events = journal.read_stream(rid)
+    ids: set[str] = set()
+    last: str | None = None
+    for ev in events:
+        if ev.type == "backend.observed":
+            p = ev.payload
+            if p.get("message_id") is not None:
+                ids.add(str(p["message_id"]))
+            t = p.get("event_time")
+            if isinstance(t, str) and (last is None or t > last):
+                last = t
+    exists = any(ev.type == "resource.created" for ev in events)
+    version = events[-1].version if events else 0
+    return _StreamView(version, ids, last, exists)
+
+
+def apply_messages(journal: Journal, messages: list[Message], report: IngestReport) -> IngestReport:
+    views: dict[str, _StreamView] = {}
+    for m in messages:
+        for _ in range(20):
+            view = views.get(m.resource)
+            if view is None:
+                view = views[m.resource] = _view(journal, m.resource)
+            if not view.exists:
+                report.unknown.append(m.resource)
+                break
+            if m.message_id in view.ids:
+                report.duplicates += 1
+                break
+            if view.last_time is not None and m.event_time <= view.last_time:
+                report.out_of_order += 1
+                break
+            payload: dict[str, Any] = {
+                "status": m.status,
+                "event_time": m.event_time,
+                "message_id": m.message_id,
+                "source": m.source,
+            }
+            if m.job is not None:
+                payload["job"] = m.job
+            try:
+                ev = journal.append(
+                    m.resource,
+                    [NewEvent("backend.observed", payload)],
+                    expected_version=view.version,
+                )[0]
+            except ConcurrencyConflict:
+                views.pop(m.resource)  # someone appended meanwhile: look again
+                continue
+            view.version, view.last_time = ev.version, m.event_time
+            view.ids.add(m.message_id)
+            report.applied += 1
+            report.applied_seqs.append(ev.seq)
+            break
+    return report
+
+
+def ingest(
+    journal: Journal,
+    registry: KindRegistry,
+    lines: Iterable[str],
+    *,
+    source: str = "-",
+    source_kind: str = "vm",
+    skip_bad: bool = False,
+) -> IngestReport:
+    messages, report = read_messages(
+        lines, registry, source=source, source_kind=source_kind, skip_bad=skip_bad
+    )
+    return apply_messages(journal, messages, report)

@@ -1,0 +1,381 @@
+"""Inventories: many resources declared in one TOML file (docs/inventory.md).
+
+Loading is two-phase. First everything is validated — TOML syntax, kinds, node sets,
+parameters, references, duplicates, conflicts with what the journal already holds — and
+every problem is a one-line ``InventoryError`` (exit 2) naming the file and the TOML
+table (``examples/exascale.toml: [vm."exa[1-4]_vm1"]: ...``). Only then is anything
+appended: an invalid inventory leaves the journal exactly as it was.
+
+Loading twice is idempotent: a resource that already exists with identical parameters
+is skipped and reported; one that exists with different parameters is an error (change
+it through its machine, not by reloading).
+
+Format (one table per resource or node set of one kind)::
+
+    [defaults.kvm_host]          # params for every kvm_host of this file
+    cellinit_ip = "192.168.10.1/22"
+
+    [kvm_host."node[1-8]"]       # a ClusterShell node set: eight resources
+    host = "{name}"              # {name}: the resource's name; {index}: 1-based position
+
+    [exascale_cluster.exa]       # kind-specific sugar a machine pack declares (cells, hosts)
+    cells = "cell[1-3]"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetlog.dsl.spec import ParamSpec
+from fleetlog.engine.model.kinds import KindRegistry, UnknownKind, did_you_mean
+from fleetlog.engine.model.params import ParamError, coerce, resolve
+from fleetlog.journal.base import Journal
+
+from fleetlog import packs
+from fleetlog.errors import UsageError
+
+DEFAULTS_TABLE = "defaults"
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+Hook = Callable[..., tuple[dict[str, Any], dict[str, dict[str, Any]]]]
+
+
+class InventoryError(UsageError):
+    """A bad inventory: one line, with the file and the TOML table it is about."""
+
+    exit_code = 2
+
+
+@dataclass
+class Entry:
+    """One resource the inventory declares."""
+
+    id: str
+    kind: str
+    name: str
+    table: str  # where it was declared, as TOML: [kind."key"]
+    raw: dict[str, Any]
+    explicit: set[str] = field(default_factory=set)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadPlan:
+    """What loading would do: create these, skip those (already present, identical)."""
+
+    source: str
+    create: list[Entry] = field(default_factory=list)
+    skip: list[Entry] = field(default_factory=list)
+
+
+@dataclass
+class LoadResult:
+    created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def table_name(kind: str, key: str) -> str:
+    return f"[{kind}.{key if _BARE_KEY.match(key) else _quote(key)}]"
+
+
+def _quote(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def inventory_hooks() -> dict[str, Hook]:
+    """Kind-specific expanders the machine packs declare (``Pack.inventory_hooks``), e.g.
+    ``exascale_cluster``'s ``cells``/``hosts`` and the EGS rule."""
+    hooks: dict[str, Hook] = {}
+    for ref in packs.discover().named("inventory_hooks"):
+        hooks.update(packs.resolve(ref))
+    return hooks
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{p}: cannot read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(f"{p}: invalid TOML: {exc}") from None
+
+
+def _expand_names(key: str, where: str) -> list[str]:
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    if not key or "/" in key:
+        raise InventoryError(f"{where}: bad resource name {key!r} (a name or a node set)")
+    try:
+        names = list(NodeSet(key))
+    except (NodeSetParseError, ValueError) as exc:
+        raise InventoryError(f"{where}: bad node set {key!r}: {exc}") from None
+    if not names:
+        raise InventoryError(f"{where}: node set {key!r} names no resource")
+    from fleetlog.engine.ops.resources import name_problem
+
+    for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            raise InventoryError(f"{where}: bad resource name {name!r}: {problem}")
+    return names
+
+
+def _fill(value: Any, name: str, index: int, where: str, param: str) -> Any:
+    """``{name}`` and ``{index}`` in string values (``{{``/``}}`` for braces)."""
+    if isinstance(value, list):
+        return [_fill(v, name, index, where, param) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        if m.group(1) == "name":
+            return name
+        if m.group(1) == "index":
+            return str(index)
+        raise InventoryError(
+            f"{where}: {param}: unknown placeholder {{{m.group(1)}}} (use {{name}} or {{index}})"
+        )
+
+    return _PLACEHOLDER.sub(sub, value)
+
+
+def entries(doc: Mapping[str, Any], registry: KindRegistry, source: str) -> list[Entry]:
+    """Every resource the document declares, with raw (uncoerced) params."""
+    defaults: dict[str, dict[str, Any]] = {}
+    raw_defaults = doc.get(DEFAULTS_TABLE, {})
+    if not isinstance(raw_defaults, dict):
+        raise InventoryError(f"{source}: [{DEFAULTS_TABLE}] must be a table of kinds")
+    for kind, table in raw_defaults.items():
+        where = f"{source}: {table_name(DEFAULTS_TABLE, kind)}"
+        _kind(registry, kind, where)
+        if not isinstance(table, dict) or any(isinstance(v, dict) for v in table.values()):
+            raise InventoryError(f"{where}: expected param = value lines")
+        defaults[kind] = dict(table)
+    out: list[Entry] = []
+    seen: dict[str, str] = {}
+    for kind, tables in doc.items():
+        if kind == DEFAULTS_TABLE:
+            continue
+        if not isinstance(tables, dict):
+            raise InventoryError(
+                f"{source}: {kind} = ...: expected tables like [{kind}.NAME], not a value"
+            )
+        _kind(registry, kind, f"{source}: [{kind}]")
+        for key, table in tables.items():
+            tname = table_name(kind, key)
+            where = f"{source}: {tname}"
+            if not isinstance(table, dict):
+                raise InventoryError(f"{where}: expected a table of parameters")
+            nested = [k for k, v in table.items() if isinstance(v, dict)]
+            if nested:
+                raise InventoryError(
+                    f"{where}: {nested[0]!r} is a table; resource names with dots must be "
+                    f'quoted: [{kind}."{key}.{nested[0]}"]'
+                )
+            for index, name in enumerate(_expand_names(key, where), 1):
+                rid = f"{kind}/{name}"
+                if rid in seen:
+                    raise InventoryError(f"{where}: duplicate resource {rid} (also in {seen[rid]})")
+                seen[rid] = tname
+                raw = {
+                    k: _fill(v, name, index, where, k)
+                    for k, v in {**defaults.get(kind, {}), **table}.items()
+                }
+                out.append(Entry(rid, kind, name, tname, raw, explicit=set(table)))
+    return out
+
+
+def _kind(registry: KindRegistry, kind: str, where: str) -> None:
+    try:
+        registry.get(kind)
+    except UnknownKind:
+        raise InventoryError(
+            f"{where}: unknown kind {kind!r}"
+            + (did_you_mean(kind, registry.names) or f" (kinds: {', '.join(registry.names)})")
+        ) from None
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def plan(
+    doc: Mapping[str, Any], registry: KindRegistry, journal: Journal | None, source: str
+) -> LoadPlan:
+    """Validate the whole document against the kinds and the journal; raise on the first
+    problem, write nothing."""
+    found = entries(doc, registry, source)
+    by_id = {e.id: e for e in found}
+    existing = _existing(journal, registry, found)
+
+    def lookup(rid: str) -> Mapping[str, Any] | None:
+        if rid in by_id:
+            return by_id[rid].raw
+        rec = existing.get(rid) or _load(journal, registry, rid)
+        return rec.params if rec is not None else None
+
+    hooks = inventory_hooks()
+    derived_from: dict[tuple[str, str], tuple[Any, str]] = {}
+    for e in found:
+        hook = hooks.get(e.kind)
+        if hook is None:
+            continue
+        where = f"{source}: {e.table}"
+        try:
+            own, derived = hook(e.name, e.raw, lookup)
+        except ValueError as exc:
+            raise InventoryError(f"{where}: {exc}") from None
+        e.raw = own
+        for rid, params in derived.items():
+            target = by_id.get(rid)
+            if target is None:
+                if lookup(rid) is None:
+                    raise InventoryError(
+                        f"{where}: {rid} is not declared in this inventory nor in the journal"
+                    )
+                continue  # already in the journal: its params are checked below
+            specs = {p.name: p for p in registry.get(target.kind).spec.params}
+            for param, value in params.items():
+                _derive(target, param, value, e, source, derived_from, specs.get(param))
+    for e in found:
+        _resolve(e, registry, source)
+    for e in found:
+        _check_refs(e, registry, source, lookup)
+    result = LoadPlan(source)
+    for e in found:
+        rec = existing.get(e.id)
+        if rec is None:
+            result.create.append(e)
+            continue
+        if rec.params != e.params:
+            diff = sorted(
+                k for k in set(rec.params) | set(e.params) if rec.params.get(k) != e.params.get(k)
+            )
+            shown = ", ".join(
+                f"{k}={rec.params.get(k)!r} in the journal, {e.params.get(k)!r} here"
+                for k in diff[:3]
+            )
+            raise InventoryError(
+                f"{source}: {e.table}: {e.id} already exists with other parameters ({shown})"
+            )
+        result.skip.append(e)
+    return result
+
+
+def _derive(
+    target: Entry,
+    param: str,
+    value: Any,
+    origin: Entry,
+    source: str,
+    derived_from: dict[tuple[str, str], tuple[Any, str]],
+    spec: ParamSpec | None,
+) -> None:
+    def same(a: Any, b: Any) -> bool:
+        if spec is None:
+            return bool(a == b)
+        try:
+            return bool(coerce(spec, a, target.id) == coerce(spec, b, target.id))
+        except ParamError:
+            return False  # the mistyped value is reported by _resolve, in its table
+
+    key = (target.id, param)
+    if key in derived_from and derived_from[key][0] != value:
+        raise InventoryError(
+            f"{source}: {origin.table}: {target.id} {param} would be {value!r}, but "
+            f"{derived_from[key][1]} makes it {derived_from[key][0]!r}"
+        )
+    derived_from[key] = (value, origin.table)
+    if param in target.explicit and not same(target.raw.get(param), value):
+        given = target.raw.get(param)
+        raise InventoryError(
+            f"{source}: {target.table}: {target.id}: {param} = {given!r} contradicts "
+            f"{origin.table}, which sets it to {value!r}; remove {param} or make it agree"
+        )
+    target.raw[param] = value
+
+
+def _resolve(e: Entry, registry: KindRegistry, source: str) -> None:
+    spec = registry.get(e.kind).spec
+    where = f"{source}: {e.table} {e.id}"
+    try:
+        e.params = resolve(spec.params, e.raw, where)
+    except ParamError as exc:
+        raise InventoryError(str(exc)) from None
+
+
+def _check_refs(
+    e: Entry,
+    registry: KindRegistry,
+    source: str,
+    lookup: Callable[[str], Mapping[str, Any] | None],
+) -> None:
+    spec = registry.get(e.kind).spec
+    refs: list[ParamSpec] = [p for p in spec.params if p.type in ("ref", "refs")]
+    for p in refs:
+        value = e.params.get(p.name)
+        for rid in value if isinstance(value, list) else [value]:
+            if isinstance(rid, str) and lookup(rid) is None:
+                raise InventoryError(
+                    f"{source}: {e.table} {e.id}: {p.name} names {rid!r}: no such resource "
+                    "in this inventory or the journal"
+                )
+
+
+def _existing(
+    journal: Journal | None, registry: KindRegistry, found: list[Entry]
+) -> dict[str, Any]:
+    if journal is None:
+        return {}
+    out = {}
+    kinds = {e.kind for e in found}
+    present = {s for k in kinds for s in journal.streams(k + "/")}
+    for e in found:
+        if e.id in present:
+            rec = _load(journal, registry, e.id)
+            if rec is not None:
+                out[e.id] = rec
+    return out
+
+
+def _load(journal: Journal | None, registry: KindRegistry, rid: str) -> Any:
+    if journal is None:
+        return None
+    from fleetlog.engine.model.replay import load_resource
+
+    kind = rid.partition("/")[0]
+    if kind not in registry:
+        return None
+    return load_resource(journal, registry, rid)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path, journal: Journal, registry: KindRegistry) -> LoadResult:
+    """Validate ``path`` completely, then create its new resources in file order."""
+    from fleetlog.engine.ops.resources import create_resource
+
+    source = str(path)
+    p = plan(read_toml(path), registry, journal, source)
+    result = LoadResult(skipped=[e.id for e in p.skip])
+    for e in p.create:
+        given = {k: v for k, v in e.params.items() if v is not None}  # None: the default
+        create_resource(journal, registry, e.id, given)
+        result.created.append(e.id)
+    return result

@@ -1,0 +1,40 @@
+"""What runs: the runner's intake, the step loop, actions, ensure, undo, leases, outcomes.
+
+The public face of the runtime; ``ops``, ``cli``, machine packs and benchmarks import from
+here, never from the modules behind it.
+"""
+
+from fleetlog.engine.runtime.actions import ActionResult, PluginContext
+from fleetlog.engine.runtime.dryrun import PlannedStep
+from fleetlog.engine.runtime.leases import DEFAULT_TTL, LeaseSet, new_owner, owner_is_dead
+from fleetlog.engine.runtime.outcome import (
+    AlreadyStarted,
+    Busy,
+    GuardRefused,
+    NoSuchResource,
+    NotInProgress,
+    Outcome,
+    Stopping,
+)
+from fleetlog.engine.runtime.runner import Runner
+from fleetlog.engine.runtime.task import Intake, Task
+
+__all__ = [
+    "DEFAULT_TTL",
+    "ActionResult",
+    "AlreadyStarted",
+    "Busy",
+    "GuardRefused",
+    "Intake",
+    "LeaseSet",
+    "NoSuchResource",
+    "NotInProgress",
+    "Outcome",
+    "PlannedStep",
+    "PluginContext",
+    "Runner",
+    "Stopping",
+    "Task",
+    "new_owner",
+    "owner_is_dead",
+]

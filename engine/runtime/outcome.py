@@ -1,0 +1,56 @@
+"""How a command on a resource ended, and the errors that refuse or stop one.
+
+Shared by the runner's intake, its step loop, ``ensure`` and the fleet operations above
+them, so none of those has to import another to name an outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleetlog.errors import FleetlogError, UsageError
+
+
+class NoSuchResource(UsageError):
+    msg_fmt = "no resource %(resource)r in the journal%(hint)s"
+
+
+class Busy(FleetlogError):
+    msg_fmt = "%(resource)s is busy: %(trigger)s in progress (step %(step)s)"
+    exit_code = 1
+
+
+class GuardRefused(UsageError):
+    msg_fmt = "%(resource)s: %(trigger)s is not allowed: its guard `when %(guard)s` is false"
+
+
+class NotInProgress(UsageError):
+    msg_fmt = "%(resource)s has no transition in progress"
+
+
+class AlreadyStarted(FleetlogError):
+    msg_fmt = "%(resource)s: command %(command_id)s was started by someone else"
+    exit_code = 1
+
+
+class Stopping(Exception):
+    """The runner was asked to stop (a worker's SIGTERM): raised between steps, before
+    the next side effect, so the transition stays in progress for someone to resume.
+    Not a ``FleetlogError``: no step may catch it and journal it as the step's failure."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one command on one resource ended."""
+
+    resource: str
+    trigger: str
+    status: str  # completed | skipped | failed | attention | rejected
+    state: str | None = None
+    step: str | None = None
+    error: str | None = None
+    output: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("completed", "skipped")

@@ -1,0 +1,392 @@
+"""The runner's intake: validate a command, start its transition, resume or resolve one.
+
+The order of effects is fixed: validate (table, guards, params) before anything is
+written; journal ``transition.started`` under the resource's lease; then hand the task
+(``Task``) to the step loop (``steps.drive``), which journals ``step.started`` before each
+side effect and its outcome after. So at any instant the journal says exactly which side
+effects may have happened. Fresh runs and resumed runs share the step loop, which reads
+where the transition stands from the journal (``progress.reconstruct``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fleetlog.dsl import to_text
+from fleetlog.engine.model import events as ev
+from fleetlog.engine.model.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
+from fleetlog.engine.model.params import resolve
+from fleetlog.engine.model.progress import Progress, reconstruct
+from fleetlog.engine.model.records import Resource, split_id
+from fleetlog.engine.model.replay import load_resource
+from fleetlog.engine.model.values import Scope
+from fleetlog.engine.runtime import actions, dryrun, steps
+from fleetlog.engine.runtime.leases import DEFAULT_TTL, LeaseSet, new_owner
+from fleetlog.engine.runtime.outcome import (
+    AlreadyStarted,
+    Busy,
+    GuardRefused,
+    NoSuchResource,
+    NotInProgress,
+    Outcome,
+)
+from fleetlog.engine.runtime.task import Task
+from fleetlog.engine.runtime.writer import JournalWriter
+from fleetlog.journal import ConcurrencyConflict, Event, Journal
+from fleetlog.journal.base import LeaseChanged
+from fleetlog.journal.ids import uuid7
+
+from fleetlog.errors import FleetlogError, UsageError
+
+if TYPE_CHECKING:
+    from fleetlog.engine.backends.base import Backend
+
+
+class Runner:
+    """Fires, resumes and resolves transitions on one journal and one backend."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        registry: KindRegistry,
+        backend: Backend,
+        *,
+        lease_ttl: float = DEFAULT_TTL,
+        lock_wait: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.backend = backend
+        self.lease_ttl = lease_ttl
+        self.lock_wait = lock_wait
+        self.sleep = sleep
+        self.writer = JournalWriter(journal)
+        #: Set to stop every transition this runner drives before its next step.
+        self.stopping = threading.Event()
+
+    def load(self, rid: str) -> Resource:
+        kind_name, _ = split_id(rid)
+        self.registry.get(kind_name)
+        rec = load_resource(self.journal, self.registry, rid)
+        if rec is None:
+            raise NoSuchResource(
+                resource=rid, hint=did_you_mean(rid, self.journal.streams(kind_name + "/"))
+            )
+        return rec
+
+    def scope(self, rec: Resource, params: Mapping[str, Any], trigger: str) -> Scope:
+        kind = self.registry.get(rec.kind)
+        return Scope(
+            record=rec,
+            params={**rec.params, **params},
+            secret_names=tuple(s.name for s in kind.spec.secrets),
+            load_ref=lambda ref_id: load_resource(self.journal, self.registry, ref_id),
+            trigger=trigger,
+        )
+
+    # ------------------------------------------------------------------ validation
+    def validate(
+        self, rid: str, trigger: str, given: Mapping[str, Any]
+    ) -> tuple[Resource, Kind, dict[str, Any], str]:
+        """Everything that can refuse a command, before anything is written."""
+        rec = self.load(rid)
+        kind = self.registry.get(rec.kind)
+        try:
+            t = kind.transition(trigger)
+        except KeyError:
+            raise UsageError(
+                f"{rid}: kind {kind.name} has no trigger {trigger!r}"
+                + did_you_mean(trigger, [x.trigger for x in kind.spec.transitions])
+            ) from None
+        if rec.in_progress is not None:
+            raise Busy(resource=rid, trigger=rec.in_progress.trigger, step=rec.in_progress.step)
+        dest = kind.allowed(rec.state, trigger)
+        if dest is None:
+            allowed = kind.triggers_from(rec.state)
+            raise TriggerNotAllowed(
+                resource=rid,
+                trigger=trigger,
+                state=rec.state,
+                hint=f" (allowed: {', '.join(allowed) or 'none'})",
+            )
+        params = resolve(t.params, given, f"{rid} {trigger}")
+        if t.when is not None and not actions.guard_holds(self.scope(rec, params, trigger), t.when):
+            raise GuardRefused(resource=rid, trigger=trigger, guard=to_text(t.when))
+        return rec, kind, params, dest
+
+    def dry_run(
+        self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
+    ) -> list[dryrun.PlannedStep]:
+        """``fire --dry-run``: validated as ``fire`` would, then judged by read-only
+        probes; nothing is journaled."""
+        rec, kind, params, _dest = self.validate(rid, trigger, dict(given or {}))
+        return dryrun.plan(self.backend, self.scope(rec, params, trigger), kind.transition(trigger))
+
+    # ------------------------------------------------------------------ firing
+    def fire(
+        self,
+        rid: str,
+        trigger: str,
+        given: Mapping[str, Any] | None = None,
+        *,
+        command_id: str | None = None,
+        causation_id: str | None = None,
+        correlation_id: str | None = None,
+        inherited: LeaseSet | None = None,
+        submitted: Event | None = None,
+    ) -> Outcome:
+        """Run ``trigger`` on ``rid``. ``submitted`` is the ``command.accepted`` event a
+        ``fire --submit`` journaled for a worker (``engine.worker``): its transition is
+        started after it, unless another worker already did (``AlreadyStarted``)."""
+        given = dict(given or {})
+        if command_id is not None and submitted is None:
+            prior = self.journal.events_for_command(command_id)
+            if prior:
+                return self._prior_outcome(prior, inherited)
+        rec, kind, params, _dest = self.validate(rid, trigger, given)
+        t = kind.transition(trigger)
+        scope = self.scope(rec, params, trigger)
+        lock_ids = {rid}
+        for name in t.locks:
+            if name != "self":
+                ref = scope.params.get(name)
+                if isinstance(ref, str):
+                    lock_ids.add(ref)
+        # A submitted command named its transition when it was accepted (audit joins
+        # the two by that id).
+        transition_id = (submitted.correlation_id if submitted else None) or uuid7()
+        held_by_parent = set(inherited.held) if inherited is not None else set()
+        leases = LeaseSet(
+            self.journal,
+            new_owner(),
+            lock_ids - held_by_parent,
+            ttl=self.lease_ttl,
+            correlation_id=transition_id,
+        )
+        if self.writer.lease_appends is not None and leases.resources == [rid]:
+            pass  # the resource's own lease is taken by the start's append (_start)
+        else:
+            leases.acquire(wait=self.lock_wait, wait_for=lock_ids - {rid}, defer={rid})
+        try:
+            return self._start(
+                rid,
+                trigger,
+                given,
+                transition_id,
+                leases,
+                sorted(lock_ids),
+                command_id or uuid7(),
+                causation_id,
+                correlation_id,
+                submitted,
+                validated=(rec, kind, params, _dest),
+            )
+        finally:
+            leases.release()
+
+    def _start(
+        self,
+        rid: str,
+        trigger: str,
+        given: Mapping[str, Any],
+        transition_id: str,
+        leases: LeaseSet,
+        lock_ids: list[str],
+        command_id: str,
+        causation_id: str | None,
+        correlation_id: str | None,
+        submitted: Event | None = None,
+        validated: tuple[Resource, Kind, dict[str, Any], str] | None = None,
+    ) -> Outcome:
+        """Journal the start of the transition under its lease, then drive it.
+
+        ``validated`` is what ``validate`` said before the lease was taken. It need not be
+        asked again: the start is appended with the version it was read at as the
+        expected version, so if the resource moved meanwhile the append is refused and
+        the loop validates afresh. (The lease's own ``lock.acquired`` is held back for
+        this append precisely so that taking the lease does not move the resource.)
+        """
+        for _ in range(20):
+            if submitted is not None and any(
+                e.type != "command.accepted" for e in self.journal.events_for_command(command_id)
+            ):
+                raise AlreadyStarted(resource=rid, command_id=command_id)
+            if validated is not None:
+                (rec, kind, params, dest), validated = validated, None
+            else:
+                rec, kind, params, dest = self.validate(rid, trigger, given)
+            t = kind.transition(trigger)
+            scope = self.scope(rec, params, trigger)
+            # The lease this append takes, when the journal can take it in the same
+            # transaction (one round trip through the writer instead of two).
+            claim = None
+            lease_appends = self.writer.lease_appends
+            if lease_appends is not None and rid in leases.resources:
+                if rid not in leases.held:
+                    claim = leases.plan_claim(rid, lease_appends)
+            token = claim.lease.token if claim is not None else leases.token(rid)
+            skip_output = None
+            if t.skip_if is not None:
+                holds, out = actions.probe(self.backend, scope, t.skip_if)
+                if holds:
+                    skip_output = out
+            meta = {
+                "command_id": command_id,
+                "causation_id": causation_id,
+                "correlation_id": transition_id,
+            }
+            failure = None
+            if t.on_failure is not None:
+                failure = {"state": t.on_failure.state, "undo": list(t.on_failure.undo)}
+            events = [
+                ev.new_event(
+                    ev.CommandAccepted(
+                        trigger=trigger, params=dict(given), resource=rid, run=correlation_id
+                    ),
+                    **meta,
+                ),
+                ev.new_event(
+                    ev.TransitionStarted(
+                        trigger=trigger,
+                        source=rec.state,
+                        target=dest,
+                        params=params,
+                        plan=kind.plan_data(trigger),
+                        failure=failure,
+                        definition_hash=kind.spec.definition_hash,
+                        locks=lock_ids,
+                        owner=leases.owner,
+                        token=token,
+                    ),
+                    **meta,
+                ),
+            ]
+            if skip_output is not None:
+                live = replace(rec)
+                kind.fire(live, trigger)
+                skipped = ev.TransitionCompleted(
+                    trigger=trigger,
+                    source=rec.state,
+                    target=live.state,
+                    skipped=f"probe holds: {t.skip_if.command if t.skip_if else ''}",
+                    output=scope.redact(skip_output)[-500:],
+                )
+                events.append(
+                    ev.new_event(skipped, correlation_id=transition_id, causation_id=causation_id)
+                )
+            if submitted is not None:
+                events = events[1:]  # its command.accepted is in the journal already
+            # command.accepted, then the lease (lock.broken?, lock.acquired), then the rest
+            at = 0 if submitted is not None else 1
+            events[at:at] = claim.events if claim is not None else leases.deferred.get(rid, [])
+            try:
+                recorded = self.writer.append(rid, events, expected=rec.version, take=claim)
+            except (ConcurrencyConflict, LeaseChanged):
+                continue  # someone appended, or took or renewed the lease: look again
+            if claim is not None:
+                leases.claimed(rid, claim.lease)
+            leases.journaled(rid)
+            if skip_output is not None:
+                return Outcome(rid, trigger, "skipped", dest, output=skip_output)
+            # We just wrote the whole story so far: no need to read it back.
+            started = next(e for e in recorded if e.type == ev.TRANSITION_STARTED)
+            return self._drive(rid, leases, rec, reconstruct(started, (), plan=t.steps))
+        raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
+
+    def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:
+        """A command submitted again (same command id): report, or continue, the original."""
+        started = next((e for e in prior if e.type == ev.TRANSITION_STARTED), prior[0])
+        rid = started.stream
+        rec = self.load(rid)
+        trigger = str(started.payload.get("trigger"))
+        if rec.in_progress is not None and rec.in_progress.started_seq == started.seq:
+            return self.resume(rid, inherited=inherited)
+        for later in self.journal.read_stream(rid):
+            if later.seq <= started.seq or later.correlation_id != started.correlation_id:
+                continue
+            p = ev.read(later)
+            if isinstance(p, ev.TransitionCompleted):
+                status = "skipped" if p.skipped else "completed"
+                return Outcome(rid, trigger, status, p.target)
+            if isinstance(p, ev.TransitionFailed):
+                return Outcome(rid, trigger, "failed", p.target, p.step, p.error)
+        return Outcome(
+            rid,
+            trigger,
+            "rejected",
+            rec.state,
+            error="command was accepted but its transition cannot be found",
+        )
+
+    # ------------------------------------------------------------------ resume
+    def progress(self, rid: str, rec: Resource | None = None) -> Progress:
+        """Where the transition in progress stands, from its own events only."""
+        rec = rec or self.load(rid)
+        ip = rec.in_progress
+        if ip is None:
+            raise NotInProgress(resource=rid)
+        events = self.journal.read_stream(rid, from_version=max(1, ip.started_version))
+        started = next(e for e in events if e.seq == ip.started_seq)
+        return reconstruct(started, (e for e in events if e.seq > started.seq))
+
+    def resume(self, rid: str, *, inherited: LeaseSet | None = None) -> Outcome:
+        """Continue an interrupted transition from where its journal says it stopped."""
+        prog = self.progress(rid)
+        locks = set(prog.locks or [rid])
+        held_by_parent = set(inherited.held) if inherited is not None else set()
+        leases = LeaseSet(
+            self.journal,
+            new_owner(),
+            locks - held_by_parent,
+            ttl=self.lease_ttl,
+            correlation_id=prog.transition_id,
+        )
+        leases.acquire(wait=self.lock_wait, wait_for=locks - {rid})
+        try:
+            # Read again under the lease: whoever held it may have moved the transition on.
+            rec = self.load(rid)
+            if rec.in_progress is None or rec.in_progress.started_seq != prog.started_seq:
+                raise NotInProgress(resource=rid)
+            return self._drive(rid, leases, rec, self.progress(rid, rec))
+        finally:
+            leases.release()
+
+    def resolve(self, rid: str, step: str, how: str, reason: str) -> Event:
+        """Journal an operator's decision about a step that needs attention."""
+        if how not in ("done", "retry", "abort"):
+            raise UsageError(f"--as {how!r}: choose done, retry or abort")
+        if not reason.strip():
+            raise UsageError("--reason is required: say why, it is journaled")
+        prog = self.progress(rid)
+        if step not in prog.steps:
+            raise UsageError(
+                f"{rid}: the transition in progress has no step {step!r}"
+                + did_you_mean(step, prog.steps)
+            )
+        if prog.attention is None or prog.attention.get("step") != step:
+            raise UsageError(f"{rid}: step {step!r} does not need attention")
+        decision = ev.StepResolved(step=step, how=how, reason=reason)
+        return self.writer.record(rid, decision, prog.transition_id)
+
+    # ------------------------------------------------------------------ the plan
+    def _drive(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
+        task = Task(
+            rid=rid,
+            record=rec,
+            kind=self.registry.get(rec.kind),
+            progress=prog,
+            scope=self.scope(rec, prog.params, prog.trigger),
+            leases=leases,
+            backend=self.backend,
+            writer=self.writer,
+            plugins=self.registry.plugins,
+            intake=self,
+            sleep=self.sleep,
+            stopping=self.stopping,
+        )
+        return steps.drive(task)
