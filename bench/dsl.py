@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fleetlog.dsl.parser import get_parser  # noqa: E402
-
 from fleetlog import dsl  # noqa: E402
+from fleetlog.dsl.parser import get_parser  # noqa: E402
 
 GOAL_MS = 20.0
 

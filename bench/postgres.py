@@ -40,10 +40,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fanout import machine_text  # noqa: E402
 from fleetlog.journal import NewEvent, open_journal  # noqa: E402
 from fleetlog.journal.base import Journal  # noqa: E402
-
-from bench.fanout import machine_text  # noqa: E402
 
 PG = os.environ.get("FLEETLOG_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PAYLOAD = {"host": "node-0042", "step": "drain", "attempt": 1, "ok": True}

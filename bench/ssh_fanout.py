@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fleetlog.engine.backends.ssh import SSHBackend  # noqa: E402
-
 from tests.lab.lab import Lab, start_lab  # noqa: E402
 
 #: Short commands, the same for every tool; each prints one known line.

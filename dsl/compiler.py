@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lark import Token, Tree
+
 from fleetlog.dsl import spec as s
 from fleetlog.dsl.diagnostics import Diagnostic, did_you_mean
 from fleetlog.dsl.errors import TemplateError
@@ -21,7 +23,6 @@ from fleetlog.dsl.interpolate import Placeholder
 from fleetlog.dsl.interpolate import parse as parse_template
 from fleetlog.dsl.literals import decode_string, parse_duration, parse_float, parse_int
 from fleetlog.dsl.sourcemap import Role, Use
-from lark import Token, Tree
 
 SIMPLE_TYPES = ("str", "int", "float", "bool")
 STATE_FLAGS = ("error", "final")

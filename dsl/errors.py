@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from fleetlog.dsl.diagnostics import Diagnostic, sort_key
-
 from fleetlog.errors import FleetlogError
 
 

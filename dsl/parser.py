@@ -6,12 +6,13 @@ message comes from ``dsl.syntax_errors``.
 
 from __future__ import annotations
 
+from lark import Token, Tree
+from lark.exceptions import LarkError, UnexpectedInput
+
 from fleetlog.dsl.diagnostics import Diagnostic
 from fleetlog.dsl.errors import DSLError
 from fleetlog.dsl.lalr import GRAMMAR_PATH, get_parser, parse_raw
 from fleetlog.dsl.syntax_errors import diagnose
-from lark import Token, Tree
-from lark.exceptions import LarkError, UnexpectedInput
 
 __all__ = ["GRAMMAR_PATH", "get_parser", "parse", "parse_raw"]
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from fleetlog.dsl.diagnostics import Diagnostic
-from fleetlog.dsl.lalr import get_parser, parse_raw
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 from lark.parsers.lalr_analysis import Shift
+
+from fleetlog.dsl.diagnostics import Diagnostic
+from fleetlog.dsl.lalr import get_parser, parse_raw
 
 _M = "machine m { "
 _T = "machine m { state a transition t : a -> a { "

@@ -31,7 +31,17 @@ _FACES = {
     "Runner": "fleetlog.engine.runtime",
 }
 
-__all__ = sorted(_FACES)
+__all__ = [
+    "Backend",
+    "KindRegistry",
+    "Outcome",
+    "Runner",
+    "create_resource",
+    "load_registry",
+    "load_resource",
+    "open_backend",
+    "replay_all",
+]
 
 
 def __getattr__(name: str) -> Any:

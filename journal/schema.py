@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
+
 from fleetlog.journal.base import NotAJournal, SchemaTooNew
 
 SCHEMA_VERSION = 1

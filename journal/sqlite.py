@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import sqlite_utils
+
 from fleetlog.journal import schema
 from fleetlog.journal.appender import (
     AppendRequest,

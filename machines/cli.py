@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from fleetlog.engine.cli.registration import add_commands, add_group
 from fleetlog.machines.provisioner_cli import provisioner_app
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import Resource
-
 from fleetlog.errors import FleetlogError, UsageError
 
 #: The contract's stages, in the order a provisioner runs them (setup.yaml order).

@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.session import Session
 from fleetlog.engine.model.records import Resource
-
 from fleetlog.errors import UsageError
 
 provisioner_app = typer.Typer(

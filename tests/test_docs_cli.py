@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import typer
 import typer.main
+
 from fleetlog.engine.cli import app, main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,6 @@ import os
 from collections.abc import Callable
 
 from fleetlog.engine.backends.base import Backend
-
 from fleetlog.errors import UsageError
 
 #: Every backend by name; ``sim`` is the in-process simulated datacenter.

@@ -12,16 +12,16 @@ import os
 import sys
 
 import typer
+
+from fleetlog import packs
+from fleetlog.engine.backends import BACKENDS
 from fleetlog.engine.cli import inventory as inventory_cmds
 from fleetlog.engine.cli import journal as journal_cmds
 from fleetlog.engine.cli import machines as machines_cmds
 from fleetlog.engine.cli import reconcile as reconcile_cmds
 from fleetlog.engine.cli import run as run_cmds
 from fleetlog.engine.cli import worker as worker_cmds
-from fleetlog.engine.backends import BACKENDS
 from fleetlog.engine.cli.session import Session, default_journal_url
-
-from fleetlog import packs
 from fleetlog.errors import FleetlogError
 
 app = typer.Typer(

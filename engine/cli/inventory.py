@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_group
 from fleetlog.engine.cli.session import Session

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
-
 from fleetlog.errors import UsageError
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands, add_group
 from fleetlog.engine.cli.session import Session
@@ -119,9 +120,8 @@ def check(
 ) -> None:
     """Compile FILES with every static check; print each error as file:line:col with a
     caret. Exit 2 when any file has an error."""
-    from fleetlog.engine.model.loader import compile_files, discover_plugins, machine_files
-
     from fleetlog import dsl
+    from fleetlog.engine.model.loader import compile_files, discover_plugins, machine_files
 
     plugins = discover_plugins()
     missing = [f for f in files if not f.is_file()]

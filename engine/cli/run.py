@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
-
 from fleetlog.errors import UsageError
 
 if TYPE_CHECKING:

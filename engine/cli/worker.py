@@ -14,6 +14,7 @@ import sys
 import threading
 
 import typer
+
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session

@@ -11,7 +11,6 @@ from typing import Any
 
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.model.kinds import machine_kwargs
-
 from fleetlog.errors import FleetlogError, UsageError
 
 FORMATS = ("mermaid", "dot", "svg", "png")

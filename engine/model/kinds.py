@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fleetlog.dsl.spec import MachineSpec, TransitionSpec, step_to_data
-
 from fleetlog.errors import FleetlogError
 
 if TYPE_CHECKING:

@@ -22,11 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fleetlog import dsl, packs
 from fleetlog.dsl import Diagnostic, DSLError
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.model.kinds import Kind, KindRegistry
-
-from fleetlog import dsl, packs
 
 
 def _env_dirs() -> list[Path]:

@@ -11,7 +11,6 @@ from typing import Any
 
 from fleetlog.dsl.spec import ParamSpec
 from fleetlog.engine.model.kinds import did_you_mean
-
 from fleetlog.errors import UsageError
 
 

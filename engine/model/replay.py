@@ -21,9 +21,8 @@ from typing import Any
 
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import InProgress, Resource, split_id
-from fleetlog.journal.base import Event, Journal
-
 from fleetlog.errors import FleetlogError
+from fleetlog.journal.base import Event, Journal
 
 SNAPSHOT_EVERY = 64
 

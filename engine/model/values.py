@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetlog.engine.model.records import Resource
-
 from fleetlog.errors import FleetlogError
 
 OUTPUT_CAP = 4096

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from fleetlog.engine.model.patterns import fold_names, natural_key
 from fleetlog.engine.runtime import Outcome
-
 from fleetlog.errors import FleetlogError
 
 

@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from fleetlog import packs
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.records import split_id
-from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
-
-from fleetlog import packs
 from fleetlog.errors import FleetlogError, UsageError
+from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
 
 MAX_MESSAGE_CHARS = 1 << 20
 _OPEN = {"{": "}", "[": "]", "(": ")"}

@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetlog import packs
 from fleetlog.dsl.spec import ParamSpec
 from fleetlog.engine.model.kinds import KindRegistry, UnknownKind, did_you_mean
 from fleetlog.engine.model.params import ParamError, coerce, resolve
-from fleetlog.journal.base import Journal
-
-from fleetlog import packs
 from fleetlog.errors import UsageError
+from fleetlog.journal.base import Journal
 
 DEFAULTS_TABLE = "defaults"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

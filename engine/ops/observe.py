@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from fleetlog.engine.model.kinds import Kind
 from fleetlog.engine.model.records import Resource
 from fleetlog.engine.model.values import host_of
-
 from fleetlog.errors import FleetlogError
 
 if TYPE_CHECKING:

@@ -37,9 +37,8 @@ from fleetlog.engine.model.records import Resource, split_id
 from fleetlog.engine.model.replay import load_resource, replay_all
 from fleetlog.engine.model.values import host_of
 from fleetlog.engine.ops.observe import Listing, Observation, Unobserved, resource_host, source_for
-from fleetlog.journal.base import ConcurrencyConflict, Event, Journal, NewEvent
-
 from fleetlog.errors import FleetlogError, UsageError
+from fleetlog.journal.base import ConcurrencyConflict, Event, Journal, NewEvent
 
 if TYPE_CHECKING:
     pass

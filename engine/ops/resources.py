@@ -13,9 +13,8 @@ from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.params import resolve
 from fleetlog.engine.model.records import Resource, split_id
 from fleetlog.engine.model.replay import apply
-from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
-
 from fleetlog.errors import UsageError
+from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
 
 
 class ResourceExists(UsageError):

@@ -48,10 +48,9 @@ from fleetlog.engine.runtime import (
     Stopping,
     owner_is_dead,
 )
+from fleetlog.errors import UsageError
 from fleetlog.journal.base import ConcurrencyConflict, Event, Journal, LeaseHeld
 from fleetlog.journal.ids import uuid7
-
-from fleetlog.errors import UsageError
 
 #: Validation failures that make a submitted command impossible, not just early.
 _REJECTED = (UsageError, TriggerNotAllowed, UnknownKind)

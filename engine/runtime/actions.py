@@ -17,7 +17,6 @@ from fleetlog.dsl import evaluate, render
 from fleetlog.dsl.spec import CallAction, ProbeSpec, RunAction, WaitAction
 from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
 from fleetlog.engine.model.values import Scope, cap, host_of
-
 from fleetlog.errors import FleetlogError
 
 if TYPE_CHECKING:

@@ -20,9 +20,8 @@ from fleetlog.engine.runtime.actions import ActionResult
 from fleetlog.engine.runtime.leases import owner_is_dead
 from fleetlog.engine.runtime.outcome import Busy, NotInProgress
 from fleetlog.engine.runtime.task import Task
-from fleetlog.journal.base import LeaseHeld
-
 from fleetlog.errors import FleetlogError
+from fleetlog.journal.base import LeaseHeld
 
 POLL = 0.05
 DEFAULT_TIMEOUT = 3600.0

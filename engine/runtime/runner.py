@@ -36,11 +36,10 @@ from fleetlog.engine.runtime.outcome import (
 )
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.writer import JournalWriter
+from fleetlog.errors import FleetlogError, UsageError
 from fleetlog.journal import ConcurrencyConflict, Event, Journal
 from fleetlog.journal.base import LeaseChanged
 from fleetlog.journal.ids import uuid7
-
-from fleetlog.errors import FleetlogError, UsageError
 
 if TYPE_CHECKING:
     from fleetlog.engine.backends.base import Backend

@@ -21,9 +21,8 @@ from fleetlog.engine.runtime.ensure import ensure
 from fleetlog.engine.runtime.outcome import Outcome, Stopping
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.undo import fail_transition
-from fleetlog.journal import Event, LeaseHeld
-
 from fleetlog.errors import FleetlogError
+from fleetlog.journal import Event, LeaseHeld
 
 
 def drive(task: Task) -> Outcome:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+
 from fleetlog.journal.base import JournalError, Lease
 from fleetlog.journal.leases import LeaseRow
 from fleetlog.journal.postgres.conninfo import first_line

@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import psycopg
 import psycopg_pool
+from psycopg import errors as pg_errors
+
 from fleetlog.journal.appender import AppendRequest, events_from_rows, prepare_events
 from fleetlog.journal.base import (
     ConcurrencyConflict,
@@ -49,7 +51,6 @@ from fleetlog.journal.postgres.conninfo import first_line, redacted, split_url
 from fleetlog.journal.postgres.leases import lease_change
 from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter
 from fleetlog.journal.sql_journal import SQLJournal
-from psycopg import errors as pg_errors
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fleetlog.dsl import Diagnostic, DSLError
-from fleetlog.dsl.spec import MachineSpec
 
 from fleetlog import dsl
+from fleetlog.dsl import Diagnostic, DSLError
+from fleetlog.dsl.spec import MachineSpec
 
 PLUGINS = frozenset({"exascale.setup_wallet"})
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleetlog.dsl import DSLError
-
 from fleetlog import dsl
+from fleetlog.dsl import DSLError
 from fleetlog.errors import FleetlogError
 from tests.dsl.helpers import PLUGINS, assert_points_at, compile_ok, diag, failure, machine
 

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from fleetlog.dsl.spec import MachineSpec
 
 from fleetlog import dsl
+from fleetlog.dsl.spec import MachineSpec
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "dsl.md"
 BLOCKS = re.findall(r"^```fsm\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)

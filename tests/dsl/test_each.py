@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleetlog.dsl.spec import EnsureAction, step_from_data, step_to_data
-
 from fleetlog import dsl
+from fleetlog.dsl.spec import EnsureAction, step_from_data, step_to_data
 from tests.dsl.helpers import assert_points_at, compile_ok, diag, machine
 
 HOST = """machine kvm_host {

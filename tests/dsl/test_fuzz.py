@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fleetlog.dsl import DSLError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleetlog import dsl
+from fleetlog.dsl import DSLError
 
 MACHINES = Path(__file__).resolve().parents[2] / "machines"
 SHIPPED = [p.read_text() for p in sorted(MACHINES.glob("*.fsm"))]

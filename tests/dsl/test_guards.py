@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from fleetlog.dsl import GuardError, evaluate, holds
 from fleetlog.dsl.guards import names
-
 from tests.dsl.helpers import compile_ok, machine
 
 VALUES: dict[tuple[str, str | None], Any] = {

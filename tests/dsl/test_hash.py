@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fleetlog.dsl.spec import definition_hash, step_from_data, step_to_data
-
 from fleetlog import dsl
+from fleetlog.dsl.spec import definition_hash, step_from_data, step_to_data
 from tests.dsl.helpers import compile_ok
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import shlex
 from typing import Any
 
 import pytest
+
 from fleetlog.dsl import TemplateError, placeholders, render
 from fleetlog.dsl.interpolate import to_text
 

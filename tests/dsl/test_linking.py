@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleetlog.dsl.spec import MachineSpec
-
 from fleetlog import dsl
+from fleetlog.dsl.spec import MachineSpec
 from tests.dsl.helpers import compile_ok
 
 HOST = """machine kvm_host {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.dsl.literals import decode_string, parse_duration, parse_int
 from fleetlog.dsl.spec import (
     CallAction,
@@ -12,7 +13,6 @@ from fleetlog.dsl.spec import (
     RunAction,
     WaitAction,
 )
-
 from tests.dsl.helpers import compile_ok, failure, machine
 
 STATES = "initial state a\nstate b\nstate f : error\nstate gone : final\n"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleetlog.dsl.spec import CallAction, EnsureAction, MachineSpec, RunAction, WaitAction
-
 from fleetlog import dsl
+from fleetlog.dsl.spec import CallAction, EnsureAction, MachineSpec, RunAction, WaitAction
 from tests.dsl.helpers import PLUGINS
 
 MACHINES = Path(__file__).resolve().parents[2] / "machines"

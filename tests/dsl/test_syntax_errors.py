@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fleetlog.dsl import DSLError
-from fleetlog.dsl.syntax_errors import EXACT_EXAMPLES, EXAMPLES
 
 from fleetlog import dsl
+from fleetlog.dsl import DSLError
+from fleetlog.dsl.syntax_errors import EXACT_EXAMPLES, EXAMPLES
 from tests.dsl.helpers import failure
 
 CASES = [(message, text) for message, texts in EXAMPLES + EXACT_EXAMPLES for text in texts]

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fleetlog import dsl
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.loader import discover_plugins
@@ -25,8 +27,6 @@ from fleetlog.engine.ops.resources import create_resource
 from fleetlog.engine.runtime.runner import Runner
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Event, Journal
-
-from fleetlog import dsl
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

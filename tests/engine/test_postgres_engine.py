@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Journal
-
+from tests.engine.conftest import CLI_ARGV, CRASH_ENV, Fleet, Rig, rig_maker
 from tests.engine.model import test_replay
 from tests.engine.runtime import test_ensure, test_resume
 from tests.engine.runtime import test_runner as test_executor
-from tests.engine.conftest import CLI_ARGV, CRASH_ENV, Fleet, Rig, rig_maker
 from tests.journal.pg import Schemas
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from fleetlog.journal import Journal
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.journal.pg import Schemas
 
 JournalFactory = Callable[[], Journal]

@@ -8,11 +8,12 @@ import re
 import threading
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fleetlog.journal.canonical import HASHED_COLUMNS, canonical_json, event_hash, hash_row
 from fleetlog.journal.clock import iso_from_us, us_from_iso
 from fleetlog.journal.ids import uuid7, uuid7_int
-from hypothesis import given
-from hypothesis import strategies as st
 
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
 optional = st.none() | texts

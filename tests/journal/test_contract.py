@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from fleetlog.journal import (
     GENESIS_HASH,
     ConcurrencyConflict,
@@ -18,7 +19,6 @@ from fleetlog.journal import (
     NewEvent,
 )
 from fleetlog.journal.canonical import event_hash
-
 from tests.journal.conftest import JournalFactory
 from tests.journal.helpers import accepted, ev
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.journal import ConcurrencyConflict, Journal, NewEvent, open_journal
 from fleetlog.journal.base import NotAJournal, SchemaTooNew
 from fleetlog.journal.postgres import PostgresJournal
 from fleetlog.journal.postgres.schema import SCHEMA_VERSION
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.journal import _workers
 from tests.journal.helpers import accepted, ev
 from tests.journal.pg import PG_URL, Schemas, require_postgres
@@ -35,6 +35,7 @@ def schemas() -> Iterator[Schemas]:
 
 def _raw(url: str) -> Any:
     import psycopg
+
     from fleetlog.journal.postgres.conninfo import split_url
 
     conninfo, schema = split_url(url)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.journal import ConcurrencyConflict, NewEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleetlog.journal import ConcurrencyConflict, NewEvent
 from tests.journal.conftest import JournalFactory
 
 json_values = st.recursive(

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from fleetlog.journal import JournalError, NewEvent, open_journal
 from fleetlog.journal.base import (
     ConcurrencyConflict,
@@ -22,7 +23,6 @@ from fleetlog.journal.base import (
 )
 from fleetlog.journal.schema import SCHEMA_VERSION
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.journal import _workers
 from tests.journal.helpers import ev
 
@@ -394,7 +394,8 @@ def test_a_second_journal_on_the_same_file_keeps_the_first_one_s_locks(tmp_path:
     first = _filled(path, 3)
     SQLiteJournal(path).close()
     other = (
-        "import sys; from fleetlog.journal.sqlite import SQLiteJournal; SQLiteJournal(sys.argv[1]).close()"
+        "import sys; from fleetlog.journal.sqlite import SQLiteJournal; "
+        "SQLiteJournal(sys.argv[1]).close()"
     )
     import subprocess
     import sys

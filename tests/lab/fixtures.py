@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fleetlog import dsl
 from fleetlog.engine.backends.ssh import SSHBackend
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.loader import discover_plugins
@@ -26,8 +28,6 @@ from fleetlog.engine.ops.resources import create_resource
 from fleetlog.engine.runtime.runner import Runner
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Event, Journal
-
-from fleetlog import dsl
 from tests.lab.lab import Lab, LabUnavailable, start_lab
 
 LAB_HOSTS = 20

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model.kinds import KindRegistry

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from fleetlog.machines.sim.scenarios import flaky_service
 from fleetlog.machines.sim.tools import cell_state
-
 from tests.machines.conftest import Lab, step_events
 
 VALIDATIONS = {"celldisks", "ready", "space"}

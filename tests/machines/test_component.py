@@ -8,8 +8,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-from fleetlog.machines.provisioner import check_idempotent, stages_of
 
+from fleetlog.machines.provisioner import check_idempotent, stages_of
 from tests.machines.twin import Twin, twin_fixture  # noqa: F401
 
 URL = "json:///tmp/exampleV2.json"

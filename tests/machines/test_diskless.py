@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine.backends.sim import Fault
 from fleetlog.engine.ops.fanout import run_many
 from fleetlog.engine.ops.resources import created_event
 from fleetlog.journal.ids import uuid7
 from fleetlog.machines.sim.tools.diskless import CLOUD_INIT_ERRORS, diskless_site
-
 from tests.machines.twin import Twin, twin_fixture  # noqa: F401
 
 IMAGE = "diskless_image/compute_img-2020-01-14"

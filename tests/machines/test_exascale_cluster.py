@@ -6,10 +6,10 @@ full rack (14 cells, 8 KVM hosts): the member lists have no fixed size."""
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.engine.backends.sim import Fault
 from fleetlog.machines.exascale_inventory import egs_placement
 from fleetlog.machines.sim.scenarios import exascale_rack
-
 from tests.machines.conftest import CLUSTER_TOML, Lab, step_events
 
 CHILDREN = [

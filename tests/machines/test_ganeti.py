@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.machines.ganeti import ganeti_instance_status, ganeti_messages
 
 

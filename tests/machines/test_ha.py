@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fleetlog.machines.sim.tools.xcat import ha_site
 
+from fleetlog.machines.sim.tools.xcat import ha_site
 from tests.machines.twin import Twin, twin_fixture  # noqa: F401
 
 VIP = "10.0.0.100"

@@ -5,9 +5,9 @@ a service that needs two tries; unconfigure."""
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.engine.runtime.runner import GuardRefused
 from fleetlog.machines.sim.scenarios import flaky_service
-
 from tests.machines.conftest import Lab, step_events
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from fleetlog import dsl
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import Resource
+from fleetlog.errors import UsageError
 from fleetlog.machines.provisioner import (
     IdempotencyReport,
     NotIdempotent,
@@ -18,9 +21,6 @@ from fleetlog.machines.provisioner import (
     stages_of,
     yaml_scalar,
 )
-
-from fleetlog import dsl
-from fleetlog.errors import UsageError
 
 STAGED = """
 machine staged "stages" {

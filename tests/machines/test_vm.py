@@ -5,13 +5,13 @@ the observe map for Ganeti statuses."""
 from __future__ import annotations
 
 import pytest
+
+from fleetlog import dsl
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.ops.fanout import run_many
 from fleetlog.engine.runtime.runner import GuardRefused
 from fleetlog.machines.sim.scenarios import ganeti_flip
 from fleetlog.machines.sim.tools.vm_maker import not_configured_error
-
-from fleetlog import dsl
 from tests.machines.conftest import REPO, Lab, observed_state, step_events
 
 CLONE = {"source": "exa1_vm1", "target": "node3"}

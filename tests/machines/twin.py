@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.loader import load_registry

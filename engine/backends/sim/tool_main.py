@@ -1,4 +1,5 @@
-"""Run one fake tool as a real process: ``python -m fleetlog.engine.backends.sim.tool_main TOOL ARGS...``.
+"""Run one fake tool as a real process:
+``python -m fleetlog.engine.backends.sim.tool_main TOOL ARGS...``.
 
 The SSH lab puts these behind a real sshd, so the ssh backend is tested against exactly
 the tools (and the world) the sim backend uses. The world and host come from the
@@ -29,7 +30,8 @@ ENV_SEED = "FLEETLOG_SIM_SEED"
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m fleetlog.engine.backends.sim.tool_main TOOL [ARGS...]", file=sys.stderr)
+        usage = "usage: python -m fleetlog.engine.backends.sim.tool_main TOOL [ARGS...]"
+        print(usage, file=sys.stderr)
         return 2
     world = os.environ.get(ENV_WORLD)
     if not world:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import paramiko
+
 from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
 from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer
 from fleetlog.engine.backends.ssh.config import Target, load_config, resolve, resolve_hop

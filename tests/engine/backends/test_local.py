@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fleetlog.engine.backends.base import Backend, BackendError, CommandTimeout
-from fleetlog.engine.backends.local import LocalBackend
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fleetlog.engine.backends.base import Backend, BackendError, CommandTimeout
+from fleetlog.engine.backends.local import LocalBackend
 
 PY = shlex.quote(sys.executable)
 ARGV_DUMP = f"{PY} -c 'import sys,json;print(json.dumps(sys.argv[1:]))'"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fleetlog.engine.backends.output import TailBuffer, cap_text
 from hypothesis import given
 from hypothesis import strategies as st
+
+from fleetlog.engine.backends.output import TailBuffer, cap_text
 
 
 def test_small_output_is_untouched() -> None:

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine.cli import main
 from fleetlog.machines.sim.scenarios import exascale_rack
-
 from tests.lab.lab import Lab
 
 pytest_plugins = ["tests.lab.fixtures"]

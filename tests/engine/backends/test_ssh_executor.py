@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from fleetlog.engine.backends.sim import Fault
 from fleetlog.engine.backends.ssh import SSHBackend
-
 from tests.lab.lab import Lab, _processes
 
 if TYPE_CHECKING:  # importing the plugin module itself would defeat assert rewriting

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine.cli import main
 from fleetlog.journal import NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.engine.cli.clirun import run
 
 # -- helpers ---------------------------------------------------------------------------

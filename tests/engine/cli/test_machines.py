@@ -14,11 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from fleetlog.dsl import compile_file
 from fleetlog.engine.cli import main
 from fleetlog.journal import NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.engine.cli.clirun import run
 
 ROOT = Path(__file__).resolve().parents[3]

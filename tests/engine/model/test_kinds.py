@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 
 import pytest
-from fleetlog.dsl.spec import MachineSpec, StateSpec, TransitionSpec
-from fleetlog.engine.model.kinds import Kind, KindRegistry, UnknownKind
-from fleetlog.engine.model.records import Resource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transitions import MachineError
+
+from fleetlog.dsl.spec import MachineSpec, StateSpec, TransitionSpec
+from fleetlog.engine.model.kinds import Kind, KindRegistry, UnknownKind
+from fleetlog.engine.model.records import Resource
 
 
 @st.composite

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from fleetlog.dsl import DSLError
 from fleetlog.engine.model.loader import discover_plugins, load_registry, machine_dirs
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.dsl.spec import ParamSpec
 from fleetlog.engine.model.params import ParamError, coerce, parse_assignments, resolve
 

@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fleetlog.dsl import compile_source
 from fleetlog.engine.cli import main
 from fleetlog.engine.model.kinds import Kind, KindRegistry
@@ -33,8 +36,6 @@ from fleetlog.engine.model.replay import SNAPSHOT_EVERY, ReplayError, load_resou
 from fleetlog.engine.ops.resources import create_resource
 from fleetlog.journal import Journal, NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 BOX = """
 machine box "Test box" {

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine import cli
 from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.ops.audit_html import render_html
-
 from tests.engine.conftest import Fleet, clone_onto_unconfigured_host
 
 KVM_STEPS = [

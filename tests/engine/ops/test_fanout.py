@@ -4,9 +4,9 @@ summaries and the JSON output."""
 from __future__ import annotations
 
 import pytest
+
 from fleetlog.engine.model.loader import load_registry
 from fleetlog.engine.ops.resources import create_resource
-
 from tests.engine.conftest import Fleet
 
 FAN = """

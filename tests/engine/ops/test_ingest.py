@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine import cli
 from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.model.loader import load_registry
@@ -17,7 +18,6 @@ from fleetlog.engine.ops.ingest import (
     frame,
     read_messages,
 )
-
 from tests.engine.conftest import FIXTURES, Fleet
 
 SEED = FIXTURES / "ganeti_query_data.txt"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.loader import load_registry
 from fleetlog.engine.ops.inventory import InventoryError, load

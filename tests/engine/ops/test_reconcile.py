@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine import cli
 from fleetlog.engine.backends.sim import Fault, SimBackend
 from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.model.loader import load_registry
 from fleetlog.engine.model.replay import load_resource, replay_all
 from fleetlog.engine.ops.reconcile import Reconciler, map_status, parse_fix
+from fleetlog.errors import UsageError
 from fleetlog.journal.base import NewEvent
 from fleetlog.machines.sim.scenarios import exascale_rack
-
-from fleetlog.errors import UsageError
 from tests.engine.conftest import PROJECT_ROOT, Fleet, clone_onto_unconfigured_host, compile_kinds
 
 #: The CLI with this module's commands, whether or not engine/cli.py registers them yet.

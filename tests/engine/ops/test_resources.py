@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine.cli import main
 from fleetlog.engine.model.loader import load_registry
 from fleetlog.engine.model.replay import replay_all

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model.loader import load_registry
 from fleetlog.engine.ops.resources import create_resource
 from fleetlog.journal.base import Event, Journal
-
 from tests.engine.conftest import CRASH_ENV, FIXTURES, CliDriver
 from tests.journal.pg import Schemas
 

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetlog.engine.backends.sim import Fault, SimBackend
 from fleetlog.journal import open_journal
-
 from tests.engine.conftest import CLI_ARGV, CRASH_ENV, FIXTURES, PROJECT_ROOT, Fleet
 
 MACHINES = FIXTURES / "crash"

@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fleetlog.machines.sim.scenarios import exascale_rack
 
+from fleetlog.machines.sim.scenarios import exascale_rack
 from tests.engine.conftest import PROJECT_ROOT, Fleet
 
 SEED_ERROR = "Exascale is not configured on this KVM host"

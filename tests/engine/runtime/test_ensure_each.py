@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fleetlog.engine.backends.sim import Fault
 
+from fleetlog.engine.backends.sim import Fault
 from tests.engine.conftest import Fleet
 
 NODE = """

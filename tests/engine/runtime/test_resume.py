@@ -12,9 +12,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from fleetlog.engine.backends.sim import Fault
 
 from fleetlog import dsl
+from fleetlog.engine.backends.sim import Fault
 from tests.engine.conftest import CRASH_ENV, Fleet
 
 RS = """

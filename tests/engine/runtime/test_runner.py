@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from fleetlog.engine.backends.sim import Fault
 from fleetlog.engine.model.kinds import TriggerNotAllowed
 from fleetlog.engine.runtime.leases import LeaseSet, new_owner
 from fleetlog.engine.runtime.runner import GuardRefused, Runner
 from fleetlog.journal.base import Lease, LeaseHeld
 from fleetlog.journal.sqlite import SQLiteJournal
-
 from tests.engine.conftest import Fleet, Rig
 
 # A small machine over the sim's generic tools; every transition lands in `done` and every

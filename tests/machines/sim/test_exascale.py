@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.machines.sim.scenarios import exascale_rack
 from fleetlog.machines.sim.tools.vm_maker import not_configured_error

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetlog.engine.backends.sim import SimBackend
 
 from fleetlog import engine
+from fleetlog.engine.backends.sim import SimBackend
 
 PROJECT_ROOT = Path(engine.__file__).resolve().parent.parent
 

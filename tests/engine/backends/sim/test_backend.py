@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fleetlog.engine.backends.base import Backend, BackendError, CommandTimeout
 from fleetlog.engine.backends.sim import (
     SimBackend,
@@ -19,8 +22,6 @@ from fleetlog.engine.backends.sim import (
     sim_tool,
     tool_names,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @sim_tool("test_setpair")

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+
 from fleetlog.engine.backends.base import BackendError, CommandTimeout
 from fleetlog.engine.backends.sim import Fault, SimBackend
-
 from fleetlog.errors import UsageError
 
 

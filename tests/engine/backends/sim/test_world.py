@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+
 from fleetlog.engine.backends.base import BackendError
 from fleetlog.engine.backends.sim import SimBackend
 
