@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fleetlog.engine.model import events as ev
 from fleetlog.errors import UsageError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "exascale.toml"
@@ -236,8 +237,9 @@ class Demo:
         journal = open_journal(str(self.journal))
         try:
             for e in journal.read_stream(rid):
-                if e.type == "step.succeeded" and e.payload.get("step") == step:
-                    return str(e.payload.get("output", "")).strip()
+                p = ev.read(e)
+                if isinstance(p, ev.StepSucceeded) and p.step == step:
+                    return str(p.output or "").strip()
             return "?"
         finally:
             journal.close()
@@ -253,8 +255,8 @@ class Demo:
                 (
                     e
                     for e in events
-                    if e.type == "command.accepted"
-                    and e.payload.get("trigger") == "configure_exascale"
+                    if e.type == ev.COMMAND_ACCEPTED
+                    and ev.CommandAccepted.from_payload(e.payload).trigger == "configure_exascale"
                 ),
                 None,
             )

@@ -13,7 +13,9 @@ import typer
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
+from fleetlog.engine.model import events as ev
 from fleetlog.errors import UsageError
+from fleetlog.journal import Event
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 AT = typer.Option(
@@ -185,16 +187,10 @@ def _short_time(recorded_at: str) -> str:
     return recorded_at[:23].replace("T", " ")
 
 
-def _summary(ev: Any) -> str:
-    p = ev.payload
-    t = ev.type
-    if t in (
-        "transition.started",
-        "transition.completed",
-        "transition.failed",
-        "state.reconciled",
-        "transition.aborted",
-    ):
+def _summary(event: Event) -> str:
+    p = event.payload
+    t = event.type
+    if t in ev.MOVES:
         s = f"{p.get('trigger', '')} {p.get('from')} -> {p.get('to')}".strip()
         return s + (f": {p['error']}" if p.get("error") else "")
     if t.startswith("step."):
@@ -208,9 +204,9 @@ def _summary(ev: Any) -> str:
         if p.get("error"):
             s += f": {p['error']}"
         return s
-    if t == "resource.created":
+    if t == ev.RESOURCE_CREATED:
         return f"in {p.get('state')}"
-    if t == "command.accepted":
+    if t == ev.COMMAND_ACCEPTED:
         return f"{p.get('trigger')}"
     compact = ", ".join(f"{k}={v}" for k, v in p.items() if not isinstance(v, dict | list))
     return compact[:120]

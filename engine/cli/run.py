@@ -10,6 +10,7 @@ import typer
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
+from fleetlog.engine.model import events
 from fleetlog.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def targets(session: Session, pattern: str, resources: Iterable[str] | None = No
         resources = (
             row[1]
             for row in session.journal.read_all_rows(
-                types=("resource.created",), columns=("seq", "stream")
+                types=(events.RESOURCE_CREATED,), columns=("seq", "stream")
             )
         )
     existing = sorted({rid for rid in resources if rid.startswith(kind + "/")})

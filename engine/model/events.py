@@ -15,9 +15,8 @@ readers that care (replay) check what they use and say which event is wrong.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
@@ -68,27 +67,31 @@ class Payload:
 
     def to_payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if value is None and f.name in self.OPTIONAL:
+        for name, key, _default in _layout(type(self)):
+            value = getattr(self, name)
+            if value is None and name in self.OPTIONAL:
                 continue
-            out[self.KEYS.get(f.name, f.name)] = value
+            out[key] = value
         return out
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Self:
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            key = cls.KEYS.get(f.name, f.name)
-            if key in payload:
-                values[f.name] = payload[key]
-            elif f.default is not dataclasses.MISSING:
-                values[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                values[f.name] = f.default_factory()
-            else:
-                values[f.name] = None
-        return cls(**values)
+        return cls(**{name: payload.get(key, default) for name, key, default in _layout(cls)})
+
+
+_LAYOUTS: dict[type[Payload], tuple[tuple[str, str, Any], ...]] = {}
+
+
+def _layout(cls: type[Payload]) -> tuple[tuple[str, str, Any], ...]:
+    """(field, payload key, value when absent) of a payload class, worked out once:
+    replay reads a payload per folded event."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = tuple(
+            (f.name, cls.KEYS.get(f.name, f.name), None if f.default is MISSING else f.default)
+            for f in fields(cls)  # type: ignore[arg-type]
+        )
+    return layout
 
 
 # ------------------------------------------------------------------ resources, commands
@@ -135,7 +138,7 @@ class CommandRejected(Payload):
 class FailurePlan:
     """``on failure -> STATE undo [steps]`` as ``transition.started`` records it."""
 
-    state: str
+    state: str | None
     undo: list[str]
 
 
@@ -163,7 +166,7 @@ class TransitionStarted(Payload):
         f = self.failure or None
         if f is None:
             return None
-        return FailurePlan(f.get("state") or "", list(f.get("undo") or []))
+        return FailurePlan(f.get("state"), list(f.get("undo") or []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,11 +264,12 @@ class StepFailed(Payload):
 class StepSkipped(Payload):
     TYPE = STEP_SKIPPED
     FOLDED = True
-    OPTIONAL = frozenset({"output"})
+    OPTIONAL = frozenset({"output", "undo"})
 
     step: str
     reason: str  # when | check
     output: str | None = None
+    undo: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fleetlog.dsl.spec import StepSpec, step_from_data
+from fleetlog.engine.model import events as ev
 from fleetlog.journal.base import Event
 
 StepStatus = Literal["pending", "in_doubt", "succeeded", "skipped", "failed"]
@@ -63,80 +64,76 @@ def reconstruct(
     ``plan``: the steps ``started`` recorded, when the caller has them as specs (it just
     recorded them); otherwise they are rebuilt from the event.
     """
-    p = started.payload
-    failure = p.get("failure") or {}
+    p = ev.TransitionStarted.from_payload(started.payload)
+    failure = p.failure_plan
     prog = Progress(
         resource=started.stream,
         transition_id=started.correlation_id or started.event_id,
-        trigger=p["trigger"],
-        source=p["from"],
-        target=p["to"],
-        params=dict(p.get("params") or {}),
-        plan=list(plan) if plan is not None else [step_from_data(s) for s in p.get("plan", [])],
-        failure_state=failure.get("state"),
-        undo=list(failure.get("undo") or []),
+        trigger=p.trigger,
+        source=p.source,
+        target=p.target,
+        params=dict(p.params or {}),
+        plan=list(plan) if plan is not None else [step_from_data(s) for s in p.plan or []],
+        failure_state=failure.state if failure else None,
+        undo=list(failure.undo) if failure else [],
         started_seq=started.seq,
         started_event_id=started.event_id,
         command_id=started.command_id,
         causation_id=started.causation_id,
-        definition_hash=p.get("definition_hash", ""),
-        locks=list(p.get("locks") or []),
+        definition_hash=p.definition_hash or "",
+        locks=list(p.locks or []),
     )
     prog.steps = {s.name: StepState() for s in prog.plan}
-    for ev in later:
-        _apply(prog, ev)
+    for event in later:
+        _apply(prog, event)
     return prog
 
 
-def _apply(prog: Progress, ev: Event) -> None:
-    t = ev.type
-    p = ev.payload
-    name = p.get("step")
-    book = prog.compensations if p.get("undo") else prog.steps
-    if t == "step.started" and name is not None:
-        st = book.setdefault(name, StepState())
+def _apply(prog: Progress, event: Event) -> None:
+    p = ev.read(event)
+    if isinstance(p, ev.StepStarted):
+        st = (prog.compensations if p.undo else prog.steps).setdefault(p.step, StepState())
         st.status = "in_doubt"
-        st.attempts = max(st.attempts, int(p.get("attempt", st.attempts + 1)))
-        st.started_event_id = ev.event_id
-    elif t == "step.succeeded" and name is not None:
-        st = book.setdefault(name, StepState())
+        st.attempts = max(st.attempts, int(p.attempt or st.attempts + 1))
+        st.started_event_id = event.event_id
+    elif isinstance(p, ev.StepSucceeded):
+        st = (prog.compensations if p.undo else prog.steps).setdefault(p.step, StepState())
         st.status = "succeeded"
-        st.output = p.get("output", "")
-    elif t == "step.skipped" and name is not None:
-        st = book.setdefault(name, StepState())
+        st.output = p.output or ""
+    elif isinstance(p, ev.StepSkipped):
+        st = prog.steps.setdefault(p.step, StepState())
         st.status = "skipped"
-        st.output = p.get("output", "")
-    elif t == "step.failed" and name is not None:
-        st = book.setdefault(name, StepState())
-        if p.get("will_retry"):
+        st.output = p.output or ""
+    elif isinstance(p, ev.StepFailed):
+        st = (prog.compensations if p.undo else prog.steps).setdefault(p.step, StepState())
+        if p.will_retry:
             st.status = "pending"
         else:
             st.status = "failed"
-            if not p.get("undo"):
-                prog.failed_step = name
-                prog.error = p.get("error")
-    elif t == "attention.required":
-        prog.attention = {"step": name, "reason": p.get("reason"), "seq": ev.seq}
+            if not p.undo:
+                prog.failed_step = p.step
+                prog.error = p.error
+    elif isinstance(p, ev.AttentionRequired):
+        prog.attention = {"step": p.step, "reason": p.reason, "seq": event.seq}
         prog.resolution = None
-    elif t == "step.resolved" and name is not None:
+    elif isinstance(p, ev.StepResolved):
         prog.attention = None
         prog.resolution = {
-            "step": name,
-            "as": p.get("as"),
-            "reason": p.get("reason"),
-            "actor": ev.actor,
+            "step": p.step,
+            "as": p.how,
+            "reason": p.reason,
+            "actor": event.actor,
             "applied": False,
         }
-        st = prog.steps.setdefault(name, StepState())
-        how = p.get("as")
-        if how == "done":
+        st = prog.steps.setdefault(p.step, StepState())
+        if p.how == "done":
             st.status = "succeeded"
-            st.output = f"resolved as done by {ev.actor}: {p.get('reason')}"
-        elif how == "retry":
+            st.output = f"resolved as done by {event.actor}: {p.reason}"
+        elif p.how == "retry":
             st.status = "pending"
-        elif how == "abort":
+        elif p.how == "abort":
             st.status = "failed"
-            prog.failed_step = name
-            prog.error = f"aborted by {ev.actor}: {p.get('reason')}"
-    elif t in ("transition.completed", "transition.failed", "transition.aborted"):
-        prog.finished = t
+            prog.failed_step = p.step
+            prog.error = f"aborted by {event.actor}: {p.reason}"
+    elif event.type in ev.TRANSITION_ENDS:
+        prog.finished = event.type

@@ -19,30 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from fleetlog.engine.model import events as ev
+from fleetlog.engine.model.events import FOLDED_TYPES
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import InProgress, Resource, split_id
 from fleetlog.errors import FleetlogError
 from fleetlog.journal.base import Event, Journal
 
 SNAPSHOT_EVERY = 64
-
-# Event types that change a record. Everything else (locks, outputs of probes,
-# drift findings, commands) is history only.
-FOLDED_TYPES: tuple[str, ...] = (
-    "resource.created",
-    "transition.started",
-    "step.started",
-    "step.succeeded",
-    "step.failed",
-    "step.skipped",
-    "step.resolved",
-    "attention.required",
-    "transition.completed",
-    "transition.failed",
-    "transition.aborted",
-    "state.reconciled",
-    "backend.observed",
-)
 
 
 class ReplayError(FleetlogError):
@@ -56,73 +40,70 @@ class ReplayError(FleetlogError):
     problem: str
 
 
-def _problem(ev: Event, problem: str) -> ReplayError:
-    return ReplayError(stream=ev.stream, version=ev.version, seq=ev.seq, problem=problem)
+def _problem(event: Event, problem: str) -> ReplayError:
+    return ReplayError(stream=event.stream, version=event.version, seq=event.seq, problem=problem)
 
 
-def _check_state(kind: Kind, ev: Event, state: Any, what: str) -> str:
+def _check_state(kind: Kind, event: Event, state: Any, what: str) -> str:
     if not isinstance(state, str) or state not in kind.state_set:
         raise _problem(
-            ev,
+            event,
             f"{what} state {state!r} is not a state of kind {kind.name!r} "
             f"(states: {', '.join(kind.spec.state_names)})",
         )
     return state
 
 
-def _check_from(rec: Resource, ev: Event) -> None:
-    recorded = ev.payload.get("from")
+def _check_from(rec: Resource, event: Event, recorded: Any) -> None:
     if recorded != rec.state:
         raise _problem(
-            ev,
-            f"{ev.type} recorded from state {recorded!r}, but replay has {rec.id} "
+            event,
+            f"{event.type} recorded from state {recorded!r}, but replay has {rec.id} "
             f"in state {rec.state!r}",
         )
 
 
-def apply(rec: Resource | None, ev: Event, registry: KindRegistry) -> Resource:
+def apply(rec: Resource | None, event: Event, registry: KindRegistry) -> Resource:
     """Apply one event to a record (None before ``resource.created``)."""
-    p = ev.payload
+    p = ev.read(event)
     if rec is None:
-        if ev.type != "resource.created":
-            raise _problem(ev, f"{ev.type} before resource.created")
-        kind_name, name = split_id(ev.stream)
+        if not isinstance(p, ev.ResourceCreated):
+            raise _problem(event, f"{event.type} before resource.created")
+        kind_name, name = split_id(event.stream)
         if kind_name not in registry:
-            raise _problem(ev, f"kind {kind_name!r} is not loaded")
+            raise _problem(event, f"kind {kind_name!r} is not loaded")
         kind = registry.get(kind_name)
-        state = _check_state(kind, ev, p.get("state"), "initial")
+        state = _check_state(kind, event, p.state, "initial")
         return Resource(
-            id=ev.stream,
+            id=event.stream,
             kind=kind_name,
             name=name,
             state=state,
-            params=dict(p.get("params") or {}),
-            version=ev.version,
-            last_seq=ev.seq,
-            updated_at=ev.recorded_at,
+            params=dict(p.params or {}),
+            version=event.version,
+            last_seq=event.seq,
+            updated_at=event.recorded_at,
         )
     kind = registry.get(rec.kind)
-    t = ev.type
-    if t == "resource.created":
-        raise _problem(ev, "resource.created for a resource that already exists")
-    elif t == "transition.started":
+    if isinstance(p, ev.ResourceCreated):
+        raise _problem(event, "resource.created for a resource that already exists")
+    elif isinstance(p, ev.TransitionStarted):
         if rec.in_progress is not None:
             raise _problem(
-                ev,
-                f"transition {p.get('trigger')!r} started while {rec.in_progress.trigger!r} "
+                event,
+                f"transition {p.trigger!r} started while {rec.in_progress.trigger!r} "
                 "is still in progress",
             )
-        _check_from(rec, ev)
-        target = _check_state(kind, ev, p.get("to"), "target")
-        trigger = str(p.get("trigger"))
+        _check_from(rec, event, p.source)
+        target = _check_state(kind, event, p.target, "target")
+        trigger = str(p.trigger)
         # The table that decided this transition is the one it recorded: a destination
         # edited since then changes what is fired from now on, not what was started.
-        recorded_under = p.get("definition_hash")
-        same_definition = recorded_under in (None, kind.spec.definition_hash)
+        same_definition = p.definition_hash in (None, kind.spec.definition_hash)
         expected = kind.allowed(rec.state, trigger) if same_definition else target
         if expected != target:
             raise _problem(
-                ev,
+                event,
                 f"trigger {trigger!r} from {rec.state!r} leads to {expected!r} in the "
                 f"definition, but the journal recorded {target!r}",
             )
@@ -130,56 +111,55 @@ def apply(rec: Resource | None, ev: Event, registry: KindRegistry) -> Resource:
             trigger=trigger,
             source=rec.state,
             target=target,
-            transition_id=ev.correlation_id or ev.event_id,
-            command_id=ev.command_id,
-            started_seq=ev.seq,
-            started_version=ev.version,
+            transition_id=event.correlation_id or event.event_id,
+            command_id=event.command_id,
+            started_seq=event.seq,
+            started_version=event.version,
         )
         rec.attention = None
-    elif t in ("step.started", "step.succeeded", "step.failed", "step.skipped", "step.resolved"):
-        if rec.in_progress is not None and not p.get("undo"):
-            rec.in_progress.step = p.get("step")
-        if t == "step.resolved":
-            rec.attention = None
-    elif t == "attention.required":
-        rec.attention = {"step": p.get("step"), "reason": p.get("reason"), "seq": ev.seq}
-    elif t in ("transition.completed", "transition.failed", "transition.aborted"):
+    elif isinstance(p, ev.StepStarted | ev.StepSucceeded | ev.StepFailed | ev.StepSkipped):
+        if rec.in_progress is not None and not p.undo:
+            rec.in_progress.step = p.step
+    elif isinstance(p, ev.StepResolved):
+        if rec.in_progress is not None:
+            rec.in_progress.step = p.step
+        rec.attention = None
+    elif isinstance(p, ev.AttentionRequired):
+        rec.attention = {"step": p.step, "reason": p.reason, "seq": event.seq}
+    elif isinstance(p, ev.TransitionCompleted | ev.TransitionFailed | ev.TransitionAborted):
         if rec.in_progress is None:
-            raise _problem(ev, f"{t} with no transition in progress")
-        _check_from(rec, ev)
-        to = _check_state(kind, ev, p.get("to"), "destination")
-        if t == "transition.completed" and to != rec.in_progress.target:
+            raise _problem(event, f"{event.type} with no transition in progress")
+        _check_from(rec, event, p.source)
+        to = _check_state(kind, event, p.target, "destination")
+        if isinstance(p, ev.TransitionCompleted) and to != rec.in_progress.target:
             raise _problem(
-                ev,
+                event,
                 f"completed into {to!r}, but the transition in progress targets "
                 f"{rec.in_progress.target!r}",
             )
         rec.state = to
         rec.in_progress = None
         rec.attention = None
-    elif t == "state.reconciled":
-        _check_from(rec, ev)
-        rec.state = _check_state(kind, ev, p.get("to"), "reconciled")
-    elif t == "backend.observed":
-        rec.observed = p.get("status")
-        rec.observed_at = p.get("event_time") or ev.recorded_at
-    rec.version = ev.version
-    rec.last_seq = ev.seq
-    rec.updated_at = ev.recorded_at
+    elif isinstance(p, ev.StateReconciled):
+        _check_from(rec, event, p.source)
+        rec.state = _check_state(kind, event, p.target, "reconciled")
+    elif isinstance(p, ev.BackendObserved):
+        rec.observed = p.status
+        rec.observed_at = p.event_time or event.recorded_at
+    rec.version = event.version
+    rec.last_seq = event.seq
+    rec.updated_at = event.recorded_at
     return rec
 
 
 def fold(events: Iterable[Event], registry: KindRegistry) -> dict[str, Resource]:
     records: dict[str, Resource] = {}
-    for ev in events:
-        records[ev.stream] = apply(records.get(ev.stream), ev, registry)
+    for event in events:
+        records[event.stream] = apply(records.get(event.stream), event, registry)
     return records
 
 
 _ROW_COLUMNS = Event.COLUMNS[:12]  # everything but the hashes
-_STEP_TYPES = frozenset(
-    ("step.started", "step.succeeded", "step.failed", "step.skipped", "step.resolved")
-)
 
 
 def replay_all(
@@ -202,12 +182,12 @@ def replay_all(
     for row in journal.read_all_rows(to_seq=to_seq, types=FOLDED_TYPES, columns=_ROW_COLUMNS):
         stream = row[2]
         rec = records.get(stream)
-        if rec is not None and row[4] in _STEP_TYPES:
+        if rec is not None and row[4] in ev.STEP_TYPES:
             deferred.setdefault(stream, []).append(row)
             continue
         if rec is not None and stream in deferred:
             _apply_steps(rec, deferred.pop(stream))
-        ev = Event(
+        event = Event(
             row[0],
             row[1],
             stream,
@@ -223,7 +203,7 @@ def replay_all(
             "",
             "",
         )
-        records[stream] = apply(rec, ev, registry)
+        records[stream] = apply(rec, event, registry)
     for stream, rows in deferred.items():
         _apply_steps(records[stream], rows)
     for stream, version in journal.stream_heads(to_seq).items():
@@ -240,13 +220,13 @@ def _apply_steps(rec: Resource, rows: list[tuple[Any, ...]]) -> None:
 
     last = rows[-1]
     rec.version, rec.last_seq, rec.updated_at = last[3], last[0], last[10]
-    if any(r[4] == "step.resolved" for r in rows):
+    if any(r[4] == ev.STEP_RESOLVED for r in rows):
         rec.attention = None
     if rec.in_progress is None:
         return
     for row in reversed(rows):
         payload = json.loads(row[11])
-        if not payload.get("undo"):
+        if not payload.get("undo"):  # every step event's payload has ``step`` and ``undo``
             rec.in_progress.step = payload.get("step")
             return
 
@@ -270,12 +250,12 @@ def load_resource(
             from_version = snap[0] + 1
     events = journal.read_stream(resource_id, from_version=from_version, to_seq=to_seq)
     folded = 0
-    for ev in events:
-        if ev.type not in FOLDED_TYPES:
+    for event in events:
+        if event.type not in FOLDED_TYPES:
             if rec is not None:
-                rec.version = ev.version
+                rec.version = event.version
             continue
-        rec = apply(rec, ev, registry)
+        rec = apply(rec, event, registry)
         folded += 1
     if rec is not None and use_snapshots and to_seq is None and folded >= SNAPSHOT_EVERY:
         journal.put_snapshot(

@@ -14,26 +14,26 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.records import Resource
 from fleetlog.engine.model.replay import replay_all
+from fleetlog.engine.ops.ingest import iso_time
+from fleetlog.errors import UsageError
 from fleetlog.journal.base import Event, Journal
 
-TRANSITION_END = ("transition.completed", "transition.failed", "transition.aborted")
 #: Events that belong to a transition (grouped under it by correlation id).
-TRANSITION_PARTS = (
-    "command.accepted",
-    "transition.started",
-    "step.started",
-    "step.succeeded",
-    "step.failed",
-    "step.skipped",
-    "step.resolved",
-    "attention.required",
-    "lock.acquired",
-    "lock.released",
-    "lock.broken",
-    *TRANSITION_END,
+TRANSITION_PARTS = frozenset(
+    (
+        ev.COMMAND_ACCEPTED,
+        ev.TRANSITION_STARTED,
+        *ev.STEP_TYPES,
+        ev.ATTENTION_REQUIRED,
+        ev.LOCK_ACQUIRED,
+        ev.LOCK_RELEASED,
+        ev.LOCK_BROKEN,
+        *ev.TRANSITION_ENDS,
+    )
 )
 OUTPUT_EXCERPT = 300
 
@@ -48,8 +48,8 @@ def _duration(start: str | None, end: str | None) -> float | None:
     return round((_ts(end) - _ts(start)).total_seconds(), 6)
 
 
-def _who(ev: Event) -> dict[str, Any]:
-    return {"actor": ev.actor, "host": ev.host, "at": ev.recorded_at, "seq": ev.seq}
+def _who(event: Event) -> dict[str, Any]:
+    return {"actor": event.actor, "host": event.host, "at": event.recorded_at, "seq": event.seq}
 
 
 class _Index:
@@ -60,14 +60,15 @@ class _Index:
         self.transitions: dict[str, Event] = {}
         self.commands: dict[str, Event] = {}
         self.by_id: dict[str, Event] = {}
-        types = ("command.accepted", "transition.started", "step.started", "drift.detected")
-        for ev in journal.read_all(to_seq=to_seq, types=types):
-            self.by_id[ev.event_id] = ev
-            if ev.type == "step.started":
-                self.steps[ev.event_id] = ev
-            elif ev.correlation_id is not None:
-                table = self.transitions if ev.type == "transition.started" else self.commands
-                table.setdefault(ev.correlation_id, ev)
+        types = (ev.COMMAND_ACCEPTED, ev.TRANSITION_STARTED, ev.STEP_STARTED, ev.DRIFT_DETECTED)
+        for event in journal.read_all(to_seq=to_seq, types=types):
+            self.by_id[event.event_id] = event
+            if event.type == ev.STEP_STARTED:
+                self.steps[event.event_id] = event
+            elif event.correlation_id is not None:
+                started = event.type == ev.TRANSITION_STARTED
+                table = self.transitions if started else self.commands
+                table.setdefault(event.correlation_id, event)
 
     def chain(self, started: Event) -> list[dict[str, Any]]:
         """Why a transition ran: parent step, its transition and that one's command, up
@@ -87,18 +88,17 @@ class _Index:
                 break
             parent = self.transitions.get(step.correlation_id or "")
             command = self.commands.get(step.correlation_id or "")
+            sp = ev.StepStarted.from_payload(step.payload)
             link: dict[str, Any] = {
                 "resource": step.stream,
-                "step": step.payload.get("step"),
-                "attempt": step.payload.get("attempt"),
+                "step": sp.step,
+                "attempt": sp.attempt,
                 "step_seq": step.seq,
                 "transition_id": step.correlation_id,
             }
             if parent is not None:
-                link.update(
-                    trigger=parent.payload.get("trigger"),
-                    **{"from": parent.payload.get("from"), "to": parent.payload.get("to")},
-                )
+                tp = ev.TransitionStarted.from_payload(parent.payload)
+                link.update(trigger=tp.trigger, **{"from": tp.source, "to": tp.target})
             if command is not None:
                 link["command"] = {"command_id": command.command_id, **_who(command)}
             links.append(link)
@@ -108,9 +108,10 @@ class _Index:
         return links
 
 
-def _step_entry(steps: dict[tuple[str, bool], dict[str, Any]], ev: Event) -> dict[str, Any]:
-    p = ev.payload
-    key = (str(p.get("step")), bool(p.get("undo")))
+def _step_entry(
+    steps: dict[tuple[str, bool], dict[str, Any]], step: str, undo: bool | None
+) -> dict[str, Any]:
+    key = (str(step), bool(undo))
     if key not in steps:
         steps[key] = {
             "step": key[0],
@@ -123,65 +124,67 @@ def _step_entry(steps: dict[tuple[str, bool], dict[str, Any]], ev: Event) -> dic
 
 
 def _transition(events: list[Event], index: _Index) -> dict[str, Any]:
-    started = next((e for e in events if e.type == "transition.started"), None)
-    command = next((e for e in events if e.type == "command.accepted"), None)
+    started = next((e for e in events if e.type == ev.TRANSITION_STARTED), None)
+    command = next((e for e in events if e.type == ev.COMMAND_ACCEPTED), None)
     head = started or events[0]
-    p = head.payload
+    p = ev.TransitionStarted.from_payload(head.payload)
     steps: dict[tuple[str, bool], dict[str, Any]] = {}
     attention: list[dict[str, Any]] = []
     locks: list[dict[str, Any]] = []
     end: Event | None = None
-    for ev in events:
-        t = ev.type
-        if t == "step.started":
-            st = _step_entry(steps, ev)
+    for event in events:
+        q = ev.read(event)
+        if isinstance(q, ev.StepStarted):
+            st = _step_entry(steps, q.step, q.undo)
             st["attempts"].append(
                 {
-                    "attempt": ev.payload.get("attempt"),
-                    "started_at": ev.recorded_at,
-                    "started_seq": ev.seq,
+                    "attempt": q.attempt,
+                    "started_at": event.recorded_at,
+                    "started_seq": event.seq,
                     "ended_at": None,
                     "outcome": "in_doubt",
                 }
             )
             st["status"] = "running"
-        elif t in ("step.succeeded", "step.failed"):
-            st = _step_entry(steps, ev)
-            q = ev.payload
-            attempt = next(
-                (a for a in reversed(st["attempts"]) if a["attempt"] == q.get("attempt")), None
-            )
+        elif isinstance(q, ev.StepSucceeded | ev.StepFailed):
+            st = _step_entry(steps, q.step, q.undo)
+            attempt = next((a for a in reversed(st["attempts"]) if a["attempt"] == q.attempt), None)
             if attempt is None:
-                attempt = {"attempt": q.get("attempt"), "started_at": None}
+                attempt = {"attempt": q.attempt, "started_at": None}
                 st["attempts"].append(attempt)
-            outcome = "succeeded" if t == "step.succeeded" else "failed"
+            outcome = "succeeded" if isinstance(q, ev.StepSucceeded) else "failed"
+            duration = q.duration if isinstance(q, ev.StepSucceeded) else None
             attempt.update(
-                ended_at=ev.recorded_at,
+                ended_at=event.recorded_at,
                 outcome=outcome,
-                duration=q.get("duration", _duration(attempt.get("started_at"), ev.recorded_at)),
-                exit_code=q.get("exit_code"),
-                error=q.get("error"),
-                output=str(q.get("output") or "")[-OUTPUT_EXCERPT:],
-                via=q.get("via"),
-                command=q.get("command"),
+                duration=duration
+                if duration is not None
+                else _duration(attempt.get("started_at"), event.recorded_at),
+                exit_code=q.exit_code,
+                error=q.error,
+                output=str(q.output or "")[-OUTPUT_EXCERPT:],
+                via=q.via if isinstance(q, ev.StepSucceeded) else None,
+                command=q.command,
             )
             st["status"] = outcome
-        elif t == "step.skipped":
-            st = _step_entry(steps, ev)
+        elif isinstance(q, ev.StepSkipped):
+            st = _step_entry(steps, q.step, q.undo)
             st["status"] = "skipped"
-            st["skipped"] = ev.payload.get("reason")
-        elif t in ("attention.required", "step.resolved"):
-            attention.append({"type": t, **ev.payload, **_who(ev)})
-        elif t.startswith("lock."):
-            locks.append({"type": t, **_who(ev), **ev.payload})
-        elif t in TRANSITION_END:
-            end = ev
+            st["skipped"] = q.reason
+        elif isinstance(q, ev.AttentionRequired | ev.StepResolved):
+            attention.append({"type": event.type, **event.payload, **_who(event)})
+        elif isinstance(q, ev.LockAcquired | ev.LockReleased | ev.LockBroken):
+            locks.append({"type": event.type, **_who(event), **event.payload})
+        elif event.type in ev.TRANSITION_ENDS:
+            end = event
+    ended = _end(end)
     if end is None:
         outcome = "in_progress"
-    elif end.type == "transition.completed":
-        outcome = "skipped" if end.payload.get("skipped") else "completed"
+    elif isinstance(ended, ev.TransitionCompleted):
+        outcome = "skipped" if ended.skipped else "completed"
     else:
         outcome = end.type.split(".", 1)[1]
+    accepted = ev.CommandAccepted.from_payload(command.payload) if command else None
     entry: dict[str, Any] = {
         "kind": "transition",
         "seq": head.seq,
@@ -189,91 +192,94 @@ def _transition(events: list[Event], index: _Index) -> dict[str, Any]:
         "last_seq": events[-1].seq,
         "last_at": events[-1].recorded_at,
         "transition_id": head.correlation_id,
-        "trigger": p.get("trigger"),
-        "from": p.get("from"),
-        "to": p.get("to"),
+        "trigger": p.trigger,
+        "from": p.source,
+        "to": p.target,
         "outcome": outcome,
-        "state_after": end.payload.get("to") if end else None,
+        "state_after": ended.target if ended else None,
         "ended_at": end.recorded_at if end else None,
         "duration": _duration(head.recorded_at, end.recorded_at) if end else None,
-        "error": end.payload.get("error") if end else None,
-        "failed_step": end.payload.get("step") if end else None,
-        "params": p.get("params"),
-        "definition_hash": p.get("definition_hash"),
+        "error": getattr(ended, "error", None),
+        "failed_step": getattr(ended, "step", None),
+        "params": p.params,
+        "definition_hash": p.definition_hash,
         "command": None
-        if command is None
-        else {
-            "command_id": command.command_id,
-            "params": command.payload.get("params"),
-            **_who(command),
-        },
+        if command is None or accepted is None
+        else {"command_id": command.command_id, "params": accepted.params, **_who(command)},
         "cause": index.chain(started) if started is not None else [],
         "steps": list(steps.values()),
         "attention": attention,
         "locks": locks,
     }
-    if end is not None and end.payload.get("skipped"):
-        entry["skipped"] = end.payload.get("skipped")
+    if isinstance(ended, ev.TransitionCompleted) and ended.skipped:
+        entry["skipped"] = ended.skipped
     return entry
 
 
-def _single(ev: Event, by_cause: dict[str, Event]) -> dict[str, Any]:
-    p = ev.payload
+def _end(
+    end: Event | None,
+) -> ev.TransitionCompleted | ev.TransitionFailed | ev.TransitionAborted | None:
+    p = ev.read(end) if end is not None else None
+    if isinstance(p, ev.TransitionCompleted | ev.TransitionFailed | ev.TransitionAborted):
+        return p
+    return None
+
+
+def _single(event: Event, by_cause: dict[str, Event]) -> dict[str, Any]:
+    p = ev.read(event)
     base: dict[str, Any] = {
-        "seq": ev.seq,
-        "at": ev.recorded_at,
-        "last_seq": ev.seq,
-        "last_at": ev.recorded_at,
-        **{"actor": ev.actor, "host": ev.host},
+        "seq": event.seq,
+        "at": event.recorded_at,
+        "last_seq": event.seq,
+        "last_at": event.recorded_at,
+        **{"actor": event.actor, "host": event.host},
     }
-    t = ev.type
-    if t == "resource.created":
+    if isinstance(p, ev.ResourceCreated):
         return {
             **base,
             "kind": "created",
-            "state": p.get("state"),
-            "params": p.get("params"),
-            "finding": p.get("finding"),
+            "state": p.state,
+            "params": p.params,
+            "finding": p.finding,
         }
-    if t == "backend.observed":
+    if isinstance(p, ev.BackendObserved):
         return {
             **base,
             "kind": "observation",
-            "status": p.get("status"),
-            "event_time": p.get("event_time"),
-            "message_id": p.get("message_id"),
-            "source": p.get("source"),
-            "job": p.get("job"),
+            "status": p.status,
+            "event_time": p.event_time,
+            "message_id": p.message_id,
+            "source": p.source,
+            "job": p.job,
         }
-    if t == "drift.detected":
-        fix = by_cause.get(ev.event_id)
+    if isinstance(p, ev.DriftDetected):
+        fix = by_cause.get(event.event_id)
         return {
             **base,
             "kind": "drift",
-            "class": p.get("class"),
-            "evidence": p.get("evidence"),
-            "unfixable": p.get("unfixable"),
-            "event_id": ev.event_id,
-            "fixed_by": None
-            if fix is None
-            else {
-                "seq": fix.seq,
-                "type": fix.type,
-                "to": fix.payload.get("to", fix.payload.get("state")),
-                **_who(fix),
-            },
+            "class": p.cls,
+            "evidence": p.evidence,
+            "unfixable": p.unfixable,
+            "event_id": event.event_id,
+            "fixed_by": None if fix is None else {**_fix(fix), **_who(fix)},
         }
-    if t == "state.reconciled":
-        finding = p.get("finding") or {}
+    if isinstance(p, ev.StateReconciled):
         return {
             **base,
             "kind": "reconciled",
-            "from": p.get("from"),
-            "to": p.get("to"),
-            "finding": finding,
+            "from": p.source,
+            "to": p.target,
+            "finding": p.finding or {},
         }
-    detail = {k: v for k, v in p.items() if not isinstance(v, dict | list)}
-    return {**base, "kind": "event", "type": t, "detail": detail}
+    detail = {k: v for k, v in event.payload.items() if not isinstance(v, dict | list)}
+    return {**base, "kind": "event", "type": event.type, "detail": detail}
+
+
+def _fix(fix: Event) -> dict[str, Any]:
+    """What a fix event did: the state it put the resource in."""
+    p = ev.read(fix)
+    to = p.target if isinstance(p, ev.StateReconciled) else getattr(p, "state", None)
+    return {"seq": fix.seq, "type": fix.type, "to": to}
 
 
 def resource_timeline(
@@ -285,22 +291,22 @@ def resource_timeline(
     by_cause = {
         e.causation_id: e
         for e in events
-        if e.causation_id and e.type in ("state.reconciled", "resource.created")
+        if e.causation_id and e.type in (ev.STATE_RECONCILED, ev.RESOURCE_CREATED)
     }
-    for ev in events:
-        corr = ev.correlation_id
-        if ev.type in TRANSITION_PARTS and corr is not None:
+    for event in events:
+        corr = event.correlation_id
+        if event.type in TRANSITION_PARTS and corr is not None:
             if corr not in groups:
                 groups[corr] = []
-                order.append((ev.seq, "t", corr))
-            groups[corr].append(ev)
+                order.append((event.seq, "t", corr))
+            groups[corr].append(event)
         else:
-            order.append((ev.seq, "e", ev))
+            order.append((event.seq, "e", event))
     entries: list[dict[str, Any]] = []
     for _seq, what, item in order:
         if what == "t":
             grp = groups[item]
-            if not any(e.type == "transition.started" for e in grp):
+            if not any(e.type == ev.TRANSITION_STARTED for e in grp):
                 # Only lock events (a lock taken for a transition that never started):
                 # history, shown as plain events.
                 entries.extend(_single(e, by_cause) for e in grp)
@@ -325,13 +331,9 @@ def since_bound(since: str | None) -> str | None:
         return None
     if since.isdigit():
         return f"seq:{since}"
-    from fleetlog.engine.ops.ingest import iso_time
-
     try:
         return iso_time(since)
     except ValueError:
-        from fleetlog.errors import UsageError
-
         raise UsageError(f"--since {since!r}: expected a seq number or an ISO time") from None
 
 

@@ -33,10 +33,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from fleetlog import packs
+from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.records import split_id
 from fleetlog.errors import FleetlogError, UsageError
-from fleetlog.journal.base import ConcurrencyConflict, Journal, NewEvent
+from fleetlog.journal.base import ConcurrencyConflict, Journal
 
 MAX_MESSAGE_CHARS = 1 << 20
 _OPEN = {"{": "}", "[": "]", "(": ")"}
@@ -323,15 +324,15 @@ def _view(journal: Journal, rid: str) -> _StreamView:
     events = journal.read_stream(rid)
     ids: set[str] = set()
     last: str | None = None
-    for ev in events:
-        if ev.type == "backend.observed":
-            p = ev.payload
-            if p.get("message_id") is not None:
-                ids.add(str(p["message_id"]))
-            t = p.get("event_time")
+    for event in events:
+        if event.type == ev.BACKEND_OBSERVED:
+            p = ev.BackendObserved.from_payload(event.payload)
+            if p.message_id is not None:
+                ids.add(str(p.message_id))
+            t = p.event_time
             if isinstance(t, str) and (last is None or t > last):
                 last = t
-    exists = any(ev.type == "resource.created" for ev in events)
+    exists = any(event.type == ev.RESOURCE_CREATED for event in events)
     version = events[-1].version if events else 0
     return _StreamView(version, ids, last, exists)
 
@@ -352,27 +353,24 @@ def apply_messages(journal: Journal, messages: list[Message], report: IngestRepo
             if view.last_time is not None and m.event_time <= view.last_time:
                 report.out_of_order += 1
                 break
-            payload: dict[str, Any] = {
-                "status": m.status,
-                "event_time": m.event_time,
-                "message_id": m.message_id,
-                "source": m.source,
-            }
-            if m.job is not None:
-                payload["job"] = m.job
+            observed = ev.BackendObserved(
+                status=m.status,
+                event_time=m.event_time,
+                message_id=m.message_id,
+                source=m.source,
+                job=m.job,
+            )
             try:
-                ev = journal.append(
-                    m.resource,
-                    [NewEvent("backend.observed", payload)],
-                    expected_version=view.version,
+                recorded = journal.append(
+                    m.resource, [ev.new_event(observed)], expected_version=view.version
                 )[0]
             except ConcurrencyConflict:
                 views.pop(m.resource)  # someone appended meanwhile: look again
                 continue
-            view.version, view.last_time = ev.version, m.event_time
+            view.version, view.last_time = recorded.version, m.event_time
             view.ids.add(m.message_id)
             report.applied += 1
-            report.applied_seqs.append(ev.seq)
+            report.applied_seqs.append(recorded.seq)
             break
     return report
 

@@ -29,19 +29,17 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fleetlog.dsl.spec import MachineSpec
+from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import Resource, split_id
 from fleetlog.engine.model.replay import load_resource, replay_all
 from fleetlog.engine.model.values import host_of
 from fleetlog.engine.ops.observe import Listing, Observation, Unobserved, resource_host, source_for
 from fleetlog.errors import FleetlogError, UsageError
-from fleetlog.journal.base import ConcurrencyConflict, Event, Journal, NewEvent
-
-if TYPE_CHECKING:
-    pass
+from fleetlog.journal.base import ConcurrencyConflict, Event, Journal
 
 FINDING_CLASSES: tuple[str, ...] = ("stale", "orphan", "unsynced", "build_error")
 #: ``--fix`` values: the classes, and ``all``.
@@ -162,9 +160,9 @@ class PassReport:
 
 
 def _last_transition_from(events: list[Event]) -> str | None:
-    for ev in reversed(events):
-        if ev.type == "transition.started":
-            return str(ev.payload.get("from"))
+    for event in reversed(events):
+        if event.type == ev.TRANSITION_STARTED:
+            return str(ev.TransitionStarted.from_payload(event.payload).source)
     return None
 
 
@@ -397,20 +395,22 @@ class Reconciler:
     def _record(self, f: Finding, version: int) -> Finding:
         """Journal the finding (unless the stream's last event already is this very
         finding), then fix it when its class was asked for."""
-        payload = {"class": f.cls, "resource": f.resource, "evidence": f.evidence}
-        if f.fix_to is not None and f.unfixable is None:
-            payload["fix"] = {"to": f.fix_to}
-        if f.unfixable is not None:
-            payload["unfixable"] = f.unfixable
+        drift = ev.DriftDetected(
+            cls=f.cls,
+            resource=f.resource,
+            evidence=f.evidence,
+            fix={"to": f.fix_to} if f.fix_to is not None and f.unfixable is None else None,
+            unfixable=f.unfixable,
+        )
         prior = self._same_finding(f, version)
         if prior is not None:
             f.new, f.detected_seq, f.detected_id = False, prior.seq, prior.event_id
             at = version
         else:
-            ev = self.journal.append(
-                f.resource, [NewEvent("drift.detected", payload)], expected_version=version
+            recorded = self.journal.append(
+                f.resource, [ev.new_event(drift)], expected_version=version
             )[0]
-            f.detected_seq, f.detected_id, at = ev.seq, ev.event_id, ev.version
+            f.detected_seq, f.detected_id, at = recorded.seq, recorded.event_id, recorded.version
         if f.cls in self.fix and f.unfixable is None and f.fix_to is not None:
             self._fix(f, at)
         return f
@@ -423,45 +423,39 @@ class Reconciler:
             raise ConcurrencyConflict(
                 stream=f.resource, expected=version, actual=last[-1].version if last else 0
             )
-        ev = last[-1]
-        if ev.type != "drift.detected":
+        event = last[-1]
+        p = ev.read(event)
+        if not isinstance(p, ev.DriftDetected):
             return None
-        p = ev.payload
-        old = p.get("evidence") or {}
+        old = p.evidence or {}
         same = (
-            p.get("class") == f.cls
+            p.cls == f.cls
             and old.get("observed") == f.observed
             and old.get("raw_sha256") == f.evidence["raw_sha256"]
             and old.get("journal_state") == f.journal_state
         )
-        return ev if same else None
+        return event if same else None
 
     def _fix(self, f: Finding, version: int) -> None:
         assert f.fix_to is not None and f.detected_id is not None
         finding = {"id": f.detected_id, "class": f.cls, "observed": f.observed}
+        fix: ev.Payload
         if f.cls == "orphan":
             kind = self.registry.get(split_id(f.resource)[0])
-            event = NewEvent(
-                "resource.created",
-                {
-                    "kind": kind.name,
-                    "params": f.params or {},
-                    "state": f.fix_to,
-                    "definition_hash": kind.spec.definition_hash,
-                    "finding": finding,
-                },
-                causation_id=f.detected_id,
+            fix = ev.ResourceCreated(
+                kind=kind.name,
+                params=f.params or {},
+                state=f.fix_to,
+                definition_hash=kind.spec.definition_hash,
+                finding=finding,
             )
         else:
-            event = NewEvent(
-                "state.reconciled",
-                {"from": f.journal_state, "to": f.fix_to, "finding": finding},
-                causation_id=f.detected_id,
-            )
+            fix = ev.StateReconciled(source=f.journal_state, target=f.fix_to, finding=finding)
         # A ConcurrencyConflict here leaves the finding standing (it was true when seen)
         # and the fix unapplied: the resource moved, and the caller re-checks it.
-        ev = self.journal.append(f.resource, [event], expected_version=version)[0]
-        f.fixed, f.fix_seq = True, ev.seq
+        event = ev.new_event(fix, causation_id=f.detected_id)
+        recorded = self.journal.append(f.resource, [event], expected_version=version)[0]
+        f.fixed, f.fix_seq = True, recorded.seq
 
 
 def summary_line(report: PassReport) -> str:

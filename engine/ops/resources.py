@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.params import resolve
 from fleetlog.engine.model.records import Resource, split_id
@@ -52,14 +53,13 @@ def created_event(registry: KindRegistry, resource_id: str, given: Mapping[str, 
     kind_name, _name = split_id(resource_id)
     kind = registry.get(kind_name)
     params = resolve(kind.spec.params, given, resource_id)
-    return NewEvent(
-        type="resource.created",
-        payload={
-            "kind": kind_name,
-            "params": params,
-            "state": kind.spec.initial,
-            "definition_hash": kind.spec.definition_hash,
-        },
+    return ev.new_event(
+        ev.ResourceCreated(
+            kind=kind_name,
+            params=params,
+            state=kind.spec.initial,
+            definition_hash=kind.spec.definition_hash,
+        )
     )
 
 
@@ -71,7 +71,7 @@ class MissingReference(UsageError):
 
 
 def _exists(journal: Journal, resource_id: str) -> bool:
-    return any(e.type == "resource.created" for e in journal.read_stream(resource_id))
+    return any(e.type == ev.RESOURCE_CREATED for e in journal.read_stream(resource_id))
 
 
 def create_resource(
@@ -100,7 +100,7 @@ def create_resource(
     # backend reported. Adopting the orphan continues that stream.
     expected = 0
     prior = journal.read_stream(resource_id)
-    if prior and not any(e.type == "resource.created" for e in prior):
+    if prior and not any(e.type == ev.RESOURCE_CREATED for e in prior):
         expected = prior[-1].version
     try:
         recorded = journal.append(resource_id, [event], expected_version=expected)

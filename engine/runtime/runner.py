@@ -212,7 +212,7 @@ class Runner:
         """
         for _ in range(20):
             if submitted is not None and any(
-                e.type != "command.accepted" for e in self.journal.events_for_command(command_id)
+                e.type != ev.COMMAND_ACCEPTED for e in self.journal.events_for_command(command_id)
             ):
                 raise AlreadyStarted(resource=rid, command_id=command_id)
             if validated is not None:
