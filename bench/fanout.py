@@ -102,12 +102,10 @@ def run(
     (machines / "box.fsm").write_text(machine_text(steps))
     os.environ["FLEETLOG_MACHINES"] = str(machines)
 
-    from fleetlog.engine.backends.sim import SimBackend
-    from fleetlog.engine.backends.sim.registry import load_tools
-    from fleetlog.engine.model.loader import load_registry
-    from fleetlog.engine.ops.fanout import run_many
-    from fleetlog.engine.ops.resources import created_event
-    from fleetlog.engine.runtime.runner import Runner
+    from fleetlog.engine.backends.sim import SimBackend, load_tools
+    from fleetlog.engine.model import load_registry
+    from fleetlog.engine.ops import created_event, run_many
+    from fleetlog.engine.runtime import Runner
     from fleetlog.journal.sqlite import SQLiteJournal
 
     registry = load_registry()

@@ -297,8 +297,7 @@ def build_fleet(path: str, resources: int) -> tuple[SQLiteJournal, int]:
 
 def bench_engine_replay(j: SQLiteJournal, resources: int) -> tuple[float, float]:
     """The engine's own fold (checks included): the whole fleet, and one resource."""
-    from fleetlog.engine.model.loader import load_registry
-    from fleetlog.engine.model.replay import load_resource, replay_all
+    from fleetlog.engine.model import load_registry, load_resource, replay_all
 
     registry = load_registry()
     start = time.perf_counter()

@@ -130,10 +130,9 @@ def fanout(
     machines: Path,
 ) -> dict[str, Any]:
     from fleetlog.engine.backends.sim import SimBackend
-    from fleetlog.engine.model.loader import load_registry
-    from fleetlog.engine.ops.resources import created_event
-    from fleetlog.engine.ops.worker import submit_many
-    from fleetlog.engine.runtime.runner import Runner
+    from fleetlog.engine.model import load_registry
+    from fleetlog.engine.ops import created_event, submit_many
+    from fleetlog.engine.runtime import Runner
 
     url = backend.url()
     world = str(backend.tmp / f"world{uuid.uuid4().hex[:8]}.sim")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fleetlog.engine.cli.registration import add_commands, add_group
+from fleetlog.engine.cli import add_commands, add_group
 from fleetlog.machines.provisioner_cli import provisioner_app
 
 

@@ -36,7 +36,7 @@ class InventoryHookError(ValueError):
 
 def _names(value: Any, key: str) -> list[str]:
     """Member names, in the order written, from a node set string or a TOML list."""
-    from fleetlog.engine.model.params import expand_names
+    from fleetlog.engine.model import expand_names
 
     if isinstance(value, list):
         if not all(isinstance(v, str) and v for v in value):

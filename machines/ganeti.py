@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.engine.ops.ingest import Message, iso_time
+from fleetlog.engine.ops import Message, iso_time
 
 #: Ganeti job statuses that are final (systems.md); others mean "not done yet".
 FINAL_JOB = ("success", "error", "canceled")

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetlog.engine.model.kinds import Kind, KindRegistry
-from fleetlog.engine.model.records import Resource
+from fleetlog.engine.model import Kind, KindRegistry, Resource
 from fleetlog.errors import FleetlogError, UsageError
 
 #: The contract's stages, in the order a provisioner runs them (setup.yaml order).
@@ -222,8 +221,8 @@ def check_idempotent(
     import time
 
     from fleetlog.engine.backends.sim import SimBackend
-    from fleetlog.engine.ops.resources import create_resource
-    from fleetlog.engine.runtime.runner import Runner
+    from fleetlog.engine.ops import create_resource
+    from fleetlog.engine.runtime import Runner
     from fleetlog.journal import open_journal
 
     kind = registry.get(resource.kind)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import typer
 
-from fleetlog.engine.cli import output
-from fleetlog.engine.cli.session import Session
-from fleetlog.engine.model.records import Resource
+from fleetlog.engine.cli import Session, output
+from fleetlog.engine.model import Resource
 from fleetlog.errors import UsageError
 
 provisioner_app = typer.Typer(
@@ -51,7 +50,7 @@ def export(
     ),
 ) -> None:
     """Write the mini-provisioner setup.yaml whose stages drive RESOURCE."""
-    from fleetlog.engine.model.replay import load_resource
+    from fleetlog.engine.model import load_resource
     from fleetlog.machines.provisioner import setup_yaml
 
     session: Session = ctx.obj
@@ -82,9 +81,9 @@ def stage(
     json: bool = JSON,
 ) -> None:
     """Run one stage (fire its transition); exit 0 on success, N > 0 on error."""
-    from fleetlog.engine.cli.run import report
-    from fleetlog.engine.model.params import parse_assignments
-    from fleetlog.engine.ops.fanout import FanoutResult
+    from fleetlog.engine.cli import report
+    from fleetlog.engine.model import parse_assignments
+    from fleetlog.engine.ops import FanoutResult
     from fleetlog.machines.provisioner import stage_params
 
     session: Session = ctx.obj
@@ -116,7 +115,7 @@ def check_idempotent(
 ) -> None:
     """Run STAGE twice on a scratch copy of the simulated world (after the stages that
     lead to it) and fail (exit 1) if the second run fails or changes anything."""
-    from fleetlog.engine.model.params import parse_assignments
+    from fleetlog.engine.model import parse_assignments
     from fleetlog.machines.provisioner import NotIdempotent
     from fleetlog.machines.provisioner import check_idempotent as check
 

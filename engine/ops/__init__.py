@@ -20,6 +20,7 @@ from fleetlog.engine.ops.resources import (
     MissingReference,
     ResourceExists,
     create_resource,
+    created_event,
     name_problem,
 )
 from fleetlog.engine.ops.worker import Worker, WorkerResult, submit_many
@@ -41,6 +42,7 @@ __all__ = [
     "WorkerResult",
     "build_audit",
     "create_resource",
+    "created_event",
     "ingest",
     "iso_time",
     "load_inventory",

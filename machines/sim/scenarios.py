@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fleetlog.engine.backends.sim.world import World
+from fleetlog.engine.backends.sim import World
 from fleetlog.machines.sim.tools import cell_state
 from fleetlog.machines.sim.tools.exascale_state import ONLINE, SERVICES
 

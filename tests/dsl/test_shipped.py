@@ -18,7 +18,7 @@ def load(name: str) -> MachineSpec:
 
 
 def test_shipped_machines_compile_and_link_clean() -> None:
-    from fleetlog.engine.model.loader import discover_plugins
+    from fleetlog.engine.model import discover_plugins
 
     plugins = set(discover_plugins())
     specs = {}

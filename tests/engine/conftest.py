@@ -21,10 +21,9 @@ import pytest
 
 from fleetlog import dsl
 from fleetlog.engine.backends.sim import SimBackend
-from fleetlog.engine.model.kinds import Kind, KindRegistry
-from fleetlog.engine.model.loader import discover_plugins
-from fleetlog.engine.ops.resources import create_resource
-from fleetlog.engine.runtime.runner import Runner
+from fleetlog.engine.model import Kind, KindRegistry, discover_plugins
+from fleetlog.engine.ops import create_resource
+from fleetlog.engine.runtime import Runner
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Event, Journal
 

@@ -14,11 +14,10 @@ import pytest
 
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.backends.sim import SimBackend
-from fleetlog.engine.model.kinds import KindRegistry
-from fleetlog.engine.model.loader import load_registry
+from fleetlog.engine.model import KindRegistry, load_registry
+from fleetlog.engine.ops import create_resource
 from fleetlog.engine.ops.inventory import load as load_inventory
-from fleetlog.engine.ops.resources import create_resource
-from fleetlog.engine.runtime.runner import Outcome, Runner
+from fleetlog.engine.runtime import Outcome, Runner
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Event, Journal
 from fleetlog.machines.sim.scenarios import exascale_rack

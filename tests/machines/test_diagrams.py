@@ -14,8 +14,8 @@ import shutil
 
 import pytest
 
+from fleetlog.engine.model import load_registry
 from fleetlog.engine.model.graph import render
-from fleetlog.engine.model.loader import load_registry
 from tests.machines.conftest import REPO
 
 KINDS = sorted(p.stem for p in (REPO / "machines").glob("*.fsm"))

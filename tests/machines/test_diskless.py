@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleetlog.engine.backends.sim import Fault
-from fleetlog.engine.ops.fanout import run_many
-from fleetlog.engine.ops.resources import created_event
+from fleetlog.engine.ops import created_event, run_many
 from fleetlog.journal.ids import uuid7
 from fleetlog.machines.sim.tools.diskless import CLOUD_INIT_ERRORS, diskless_site
 from tests.machines.twin import Twin, twin_fixture  # noqa: F401

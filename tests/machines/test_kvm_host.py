@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleetlog.engine.runtime.runner import GuardRefused
+from fleetlog.engine.runtime import GuardRefused
 from fleetlog.machines.sim.scenarios import flaky_service
 from tests.machines.conftest import Lab, step_events
 

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from fleetlog import dsl
-from fleetlog.engine.model.kinds import Kind, KindRegistry
-from fleetlog.engine.model.records import Resource
+from fleetlog.engine.model import Kind, KindRegistry, Resource
 from fleetlog.errors import UsageError
 from fleetlog.machines.provisioner import (
     IdempotencyReport,

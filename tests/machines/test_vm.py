@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from fleetlog import dsl
-from fleetlog.engine.model.kinds import Kind, KindRegistry
-from fleetlog.engine.ops.fanout import run_many
-from fleetlog.engine.runtime.runner import GuardRefused
+from fleetlog.engine.model import Kind, KindRegistry
+from fleetlog.engine.ops import run_many
+from fleetlog.engine.runtime import GuardRefused
 from fleetlog.machines.sim.scenarios import ganeti_flip
 from fleetlog.machines.sim.tools.vm_maker import not_configured_error
 from tests.machines.conftest import REPO, Lab, observed_state, step_events

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from fleetlog.engine.backends.sim import SimBackend
-from fleetlog.engine.model.kinds import KindRegistry
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.ops.resources import create_resource
-from fleetlog.engine.runtime.runner import Outcome, Runner
+from fleetlog.engine.model import KindRegistry, load_registry
+from fleetlog.engine.ops import create_resource
+from fleetlog.engine.runtime import Outcome, Runner
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Event, Journal
 

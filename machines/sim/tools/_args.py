@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fleetlog.engine.backends.sim.registry import ToolFailure
+from fleetlog.engine.backends.sim import ToolFailure
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult
 from fleetlog.machines.sim.tools.exascale_state import OFFLINE, ONLINE
 
 CELLCLI_SERVICES = ("rs", "ms", "cellsrv")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
 from fleetlog.machines.sim.tools import exascale_state as exa_state
 from fleetlog.machines.sim.tools.cell_state import alter_service, take_start_failure
 from fleetlog.machines.sim.tools.exascale_state import ONLINE

@@ -39,7 +39,7 @@ import hashlib
 import json
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
 from fleetlog.machines.sim.tools.linux import DEFAULT_UNITS, FS, fs_tool
 
 DRIVES = "/volspoms1/pcocc/persistent_drives"

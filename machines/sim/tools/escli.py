@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
 from fleetlog.machines.sim.tools import cell_state
 from fleetlog.machines.sim.tools import exascale_state as exa_state
 from fleetlog.machines.sim.tools._args import attributes, parse

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult
 from fleetlog.machines.sim.tools import cell_state
 from fleetlog.machines.sim.tools import exascale_state as exa_state
 from fleetlog.machines.sim.tools._args import attributes, parse

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
 from fleetlog.machines.sim.tools._args import parse
 
 GANETI_STATUSES = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult
 from fleetlog.machines.sim.tools.linux import FS, fs_tool
 
 STAGES = (

@@ -28,7 +28,7 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
 
 #: Shared volumes every simulated host mounts: path prefix -> pseudo-host holding it.
 SHARED_VOLUMES: dict[str, str] = {

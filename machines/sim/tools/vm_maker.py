@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import (
+from fleetlog.engine.backends.sim import (
     ToolContext,
     ToolFailure,
     ToolResult,

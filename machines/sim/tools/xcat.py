@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetlog.engine.backends.sim.registry import ToolContext, ToolFailure, ToolResult
+from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult
 from fleetlog.machines.sim.tools.linux import (
     DEFAULT_UNITS,
     FS,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetlog.engine.backends.base import Backend, BackendError, CommandTimeout
+from fleetlog.engine.backends import Backend, BackendError, CommandTimeout
 from fleetlog.engine.backends.local import LocalBackend
 
 PY = shlex.quote(sys.executable)

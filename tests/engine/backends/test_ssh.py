@@ -15,7 +15,7 @@ import paramiko
 import pytest
 
 from fleetlog.dsl import render
-from fleetlog.engine.backends.base import Backend, BackendError
+from fleetlog.engine.backends import Backend, BackendError
 from fleetlog.engine.backends.ssh import SSHBackend
 from fleetlog.engine.backends.ssh.config import load_config, resolve, resolve_hop
 from tests.lab.lab import Lab

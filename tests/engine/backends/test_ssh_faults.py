@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlog.engine.backends.base import BackendError, CommandTimeout
+from fleetlog.engine.backends import BackendError, CommandTimeout
 from fleetlog.engine.backends.sim import Fault
 from fleetlog.engine.backends.ssh import HostKeyChanged, SSHBackend, UnknownHostKey
 from tests.lab.lab import Lab, _processes

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from transitions import MachineError
 
 from fleetlog.dsl.spec import MachineSpec, StateSpec, TransitionSpec
-from fleetlog.engine.model.kinds import Kind, KindRegistry, UnknownKind
-from fleetlog.engine.model.records import Resource
+from fleetlog.engine.model import Kind, KindRegistry, Resource, UnknownKind
 
 
 @st.composite

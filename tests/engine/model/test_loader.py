@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleetlog.dsl import DSLError
-from fleetlog.engine.model.loader import discover_plugins, load_registry, machine_dirs
+from fleetlog.engine.model import discover_plugins, load_registry, machine_dirs
 
 EXTRA = """
 machine rack "A rack" {

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from fleetlog.dsl.spec import ParamSpec
-from fleetlog.engine.model.params import ParamError, coerce, parse_assignments, resolve
+from fleetlog.engine.model import ParamError, coerce, parse_assignments, resolve
 
 SPECS = (
     ParamSpec("host", "str"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleetlog.engine.model.patterns import expand, fold_names, select
+from fleetlog.engine.model import expand, fold_names, select
 from fleetlog.errors import UsageError
 
 

@@ -29,11 +29,9 @@ from hypothesis import strategies as st
 
 from fleetlog.dsl import compile_source
 from fleetlog.engine.cli import main
-from fleetlog.engine.model.kinds import Kind, KindRegistry
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.model.records import Resource
+from fleetlog.engine.model import Kind, KindRegistry, Resource, load_registry
 from fleetlog.engine.model.replay import SNAPSHOT_EVERY, ReplayError, load_resource, replay_all
-from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.ops import create_resource
 from fleetlog.journal import Journal, NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
 

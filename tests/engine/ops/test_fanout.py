@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.model import load_registry
+from fleetlog.engine.ops import create_resource
 from tests.engine.conftest import Fleet
 
 FAN = """

@@ -11,8 +11,7 @@ import pytest
 
 from fleetlog.engine import cli
 from fleetlog.engine.cli import reconcile as cli_reconcile
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.model.replay import load_resource
+from fleetlog.engine.model import load_registry, load_resource
 from fleetlog.engine.ops.ingest import (
     IngestError,
     frame,

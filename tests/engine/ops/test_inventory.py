@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlog.engine.model.kinds import KindRegistry
-from fleetlog.engine.model.loader import load_registry
+from fleetlog.engine.model import KindRegistry, load_registry
 from fleetlog.engine.ops.inventory import InventoryError, load
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Journal

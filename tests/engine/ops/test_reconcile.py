@@ -20,8 +20,7 @@ import pytest
 from fleetlog.engine import cli
 from fleetlog.engine.backends.sim import Fault, SimBackend
 from fleetlog.engine.cli import reconcile as cli_reconcile
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.model.replay import load_resource, replay_all
+from fleetlog.engine.model import load_registry, load_resource, replay_all
 from fleetlog.engine.ops.reconcile import Reconciler, map_status, parse_fix
 from fleetlog.errors import UsageError
 from fleetlog.journal.base import NewEvent
@@ -371,8 +370,8 @@ machine guest "A guest observed with a command" {
 
 
 def test_a_command_backend_runs_the_kinds_observe_command(fleet: Fleet) -> None:
-    from fleetlog.engine.ops.resources import create_resource
-    from fleetlog.engine.runtime.runner import Runner
+    from fleetlog.engine.ops import create_resource
+    from fleetlog.engine.runtime import Runner
 
     exascale_rack(fleet.sim.world, computes=2, guests={"node1": {"a": "asm", "b": "asm"}})
     registry = compile_kinds(GUEST)

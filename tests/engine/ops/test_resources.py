@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from fleetlog.engine.cli import main
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.model.replay import replay_all
-from fleetlog.engine.ops.resources import ResourceExists, create_resource
+from fleetlog.engine.model import load_registry, replay_all
+from fleetlog.engine.ops import ResourceExists, create_resource
 from fleetlog.journal import NewEvent, open_journal
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from fleetlog.engine.backends.sim import SimBackend
-from fleetlog.engine.model.loader import load_registry
-from fleetlog.engine.ops.resources import create_resource
+from fleetlog.engine.model import load_registry
+from fleetlog.engine.ops import create_resource
 from fleetlog.journal.base import Event, Journal
 from tests.engine.conftest import CRASH_ENV, FIXTURES, CliDriver
 from tests.journal.pg import Schemas

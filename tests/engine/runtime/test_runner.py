@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from fleetlog.engine.backends.sim import Fault
-from fleetlog.engine.model.kinds import TriggerNotAllowed
-from fleetlog.engine.runtime.leases import LeaseSet, new_owner
-from fleetlog.engine.runtime.runner import GuardRefused, Runner
+from fleetlog.engine.model import TriggerNotAllowed
+from fleetlog.engine.runtime import GuardRefused, LeaseSet, Runner, new_owner
 from fleetlog.journal.base import Lease, LeaseHeld
 from fleetlog.journal.sqlite import SQLiteJournal
 from tests.engine.conftest import Fleet, Rig

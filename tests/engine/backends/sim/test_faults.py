@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fleetlog.engine.backends.base import BackendError, CommandTimeout
+from fleetlog.engine.backends import BackendError, CommandTimeout
 from fleetlog.engine.backends.sim import Fault, SimBackend
 from fleetlog.errors import UsageError
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fleetlog.engine.backends.base import BackendError
+from fleetlog.engine.backends import BackendError
 from fleetlog.engine.backends.sim import SimBackend
 
 from .conftest import PROJECT_ROOT
