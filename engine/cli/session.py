@@ -7,6 +7,7 @@ Each is opened on first use, so ``fleetlog machines list`` never opens a journal
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,9 +56,16 @@ class Session:
     @property
     def registry(self) -> KindRegistry:
         if self._registry is None:
-            from fleetlog.engine.model.loader import load_registry
+            from fleetlog import packs
+            from fleetlog.engine.model import load_registry
 
             self._registry = load_registry()
+            # A pack that failed to load is reported by ``main`` for every command; one
+            # whose files do not compile is reported here, by the commands that need kinds.
+            unloadable = {f.name for f in packs.discover().failed}
+            for name, problem in self._registry.broken.items():
+                if name not in unloadable:
+                    sys.stderr.write(f"fleetlog: warning: {problem}\n")
         return self._registry
 
     @property

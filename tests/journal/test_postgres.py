@@ -20,8 +20,8 @@ from fleetlog.journal.base import NotAJournal, SchemaTooNew
 from fleetlog.journal.postgres import PostgresJournal
 from fleetlog.journal.postgres.schema import SCHEMA_VERSION
 from fleetlog.journal.sqlite import SQLiteJournal
+from fleetlog.journal.testing import accepted, ev
 from tests.journal import _workers
-from tests.journal.helpers import accepted, ev
 from tests.journal.pg import PG_URL, Schemas, require_postgres
 
 

@@ -23,8 +23,8 @@ from fleetlog.journal.base import (
 )
 from fleetlog.journal.schema import SCHEMA_VERSION
 from fleetlog.journal.sqlite import SQLiteJournal
+from fleetlog.journal.testing import ev
 from tests.journal import _workers
-from tests.journal.helpers import ev
 
 
 def _filled(path: Path, n: int = 20) -> SQLiteJournal:
