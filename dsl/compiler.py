@@ -39,7 +39,7 @@ class Lowered:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def compile_tree(tree: Tree, source: str = "", filename: str = "<string>") -> Lowered:
+def compile_tree(tree: Tree[Token], source: str = "", filename: str = "<string>") -> Lowered:
     """Lower a parse tree (``dsl.parser.parse``) to a spec with its definition hash."""
     machine = tree.children[0] if tree.data == "start" else tree
     assert isinstance(machine, Tree)
@@ -54,13 +54,13 @@ def _pos(tok: Token) -> s.Pos:
     return s.Pos(tok.line or 0, tok.column or 0)
 
 
-def _trees(node: Tree, data: str | None = None) -> Iterator[Tree]:
+def _trees(node: Tree[Token], data: str | None = None) -> Iterator[Tree[Token]]:
     for child in node.children:
         if isinstance(child, Tree) and (data is None or child.data == data):
             yield child
 
 
-def _tokens(node: Tree) -> list[Token]:
+def _tokens(node: Tree[Token]) -> list[Token]:
     return [c for c in node.children if isinstance(c, Token)]
 
 
@@ -99,7 +99,7 @@ class _Compiler:
         )
 
     # ---- machine ----------------------------------------------------------------------
-    def machine(self, tree: Tree) -> s.MachineSpec:
+    def machine(self, tree: Tree[Token]) -> s.MachineSpec:
         name_tok, *rest = tree.children
         assert isinstance(name_tok, Token)
         title = ""
@@ -141,7 +141,7 @@ class _Compiler:
             transitions=tuple(transitions),
         )
 
-    def param(self, tree: Tree, scope: str | None) -> s.ParamSpec:
+    def param(self, tree: Tree[Token], scope: str | None) -> s.ParamSpec:
         name_tok, type_tree, *default = tree.children
         assert isinstance(name_tok, Token) and isinstance(type_tree, Tree)
         ptype, choices, ref_kind = self.type_of(type_tree)
@@ -165,7 +165,7 @@ class _Compiler:
             self.use("default", tok, scope, "bare" if bare else None, name=str(name_tok))
         return spec
 
-    def type_of(self, tree: Tree) -> tuple[s.ParamType, tuple[str, ...], str | None]:
+    def type_of(self, tree: Tree[Token]) -> tuple[s.ParamType, tuple[str, ...], str | None]:
         toks = _tokens(tree)
         if tree.data == "ref_type":
             return "ref", (), str(toks[0])
@@ -190,7 +190,7 @@ class _Compiler:
             return "str", (), None
         return name, (), None  # type: ignore[return-value]
 
-    def state(self, tree: Tree) -> s.StateSpec:
+    def state(self, tree: Tree[Token]) -> s.StateSpec:
         toks = _tokens(tree)
         initial = toks[0].type == "INITIAL"
         if initial:
@@ -213,7 +213,7 @@ class _Compiler:
             pos=_pos(name_tok),
         )
 
-    def observe(self, tree: Tree) -> s.ObserveSpec:
+    def observe(self, tree: Tree[Token]) -> s.ObserveSpec:
         command: str | None = None
         rules: list[s.ObserveRule] = []
         for child in tree.children:
@@ -230,7 +230,7 @@ class _Compiler:
         return s.ObserveSpec(command, tuple(rules), _pos(_first_token(tree)))
 
     # ---- transitions ------------------------------------------------------------------
-    def transition(self, tree: Tree) -> s.TransitionSpec:
+    def transition(self, tree: Tree[Token]) -> s.TransitionSpec:
         trigger_tok = tree.children[0]
         assert isinstance(trigger_tok, Token)
         trigger = str(trigger_tok)
@@ -238,7 +238,7 @@ class _Compiler:
         sources: list[str] = []
         dest = ""
         guard: s.Expr | None = None
-        body: Tree | None = None
+        body: Tree[Token] | None = None
         for child in tree.children[1:]:
             if isinstance(child, Token):
                 dest = str(child)
@@ -258,7 +258,7 @@ class _Compiler:
         )
         return self.body(spec, body) if body is not None else spec
 
-    def body(self, spec: s.TransitionSpec, tree: Tree) -> s.TransitionSpec:
+    def body(self, spec: s.TransitionSpec, tree: Tree[Token]) -> s.TransitionSpec:
         trigger = spec.trigger
         locks: list[str] = []
         steps: list[s.StepSpec] = []
@@ -284,7 +284,7 @@ class _Compiler:
             spec, locks=tuple(locks), skip_if=skip, steps=tuple(steps), on_failure=failure
         )
 
-    def failure(self, tree: Tree, trigger: str) -> s.FailureSpec:
+    def failure(self, tree: Tree[Token], trigger: str) -> s.FailureSpec:
         on_tok, state_tok = _tokens(tree)
         self.use("state", state_tok, trigger, context=f"the failure state of '{trigger}'")
         undo: list[str] = []
@@ -295,7 +295,7 @@ class _Compiler:
         return s.FailureSpec(str(state_tok), tuple(undo), _pos(on_tok))
 
     # ---- steps ------------------------------------------------------------------------
-    def step(self, tree: Tree, trigger: str) -> s.StepSpec:
+    def step(self, tree: Tree[Token], trigger: str) -> s.StepSpec:
         name_tok, action_tree, *options = tree.children
         assert isinstance(name_tok, Token) and isinstance(action_tree, Tree)
         fields: dict[str, Any] = {"action": self.action(action_tree, trigger)}
@@ -311,7 +311,7 @@ class _Compiler:
             fields[key] = self.option(opt, trigger, name_tok)
         return s.StepSpec(str(name_tok), pos=_pos(name_tok), **fields)
 
-    def option(self, tree: Tree, trigger: str, step_tok: Token) -> Any:
+    def option(self, tree: Tree[Token], trigger: str, step_tok: Token) -> Any:
         if tree.data == "idempotent":
             return True
         if tree.data == "when":
@@ -337,7 +337,7 @@ class _Compiler:
                     self.error(tok, "backoff must be at least 1 (the interval never shrinks)")
         return s.RetrySpec(count, every, backoff)
 
-    def action(self, tree: Tree, trigger: str) -> s.Action:
+    def action(self, tree: Tree[Token], trigger: str) -> s.Action:
         toks = _tokens(tree)
         if tree.data == "run":
             return s.RunAction(self.template(toks[0], trigger), on=self.on(tree, trigger))
@@ -370,7 +370,7 @@ class _Compiler:
             return s.WaitAction(probe, self.duration(toks[1]), every)
         return self.call(tree, trigger)
 
-    def call(self, tree: Tree, trigger: str) -> s.CallAction:
+    def call(self, tree: Tree[Token], trigger: str) -> s.CallAction:
         plugin_tree, *arg_trees = _trees(tree)
         plugin_toks = _tokens(plugin_tree)
         plugin = ".".join(str(t) for t in plugin_toks)
@@ -389,14 +389,14 @@ class _Compiler:
             args.append((str(key_tok), value))
         return s.CallAction(plugin, tuple(args))
 
-    def on(self, tree: Tree, trigger: str) -> str | None:
+    def on(self, tree: Tree[Token], trigger: str) -> str | None:
         for sub in _trees(tree, "on"):
             tok = _tokens(sub)[0]
             self.use("ref", tok, trigger, context="on")
             return None if str(tok) == "self" else str(tok)
         return None
 
-    def probe(self, tree: Tree, trigger: str) -> s.ProbeSpec:
+    def probe(self, tree: Tree[Token], trigger: str) -> s.ProbeSpec:
         command_tok = _tokens(tree)[0]
         op: s.ProbeOp = "succeeds"
         expected: str | None = None
@@ -411,7 +411,7 @@ class _Compiler:
             _pos(command_tok),
         )
 
-    def condition(self, tree: Tree) -> tuple[s.ProbeOp, str | None]:
+    def condition(self, tree: Tree[Token]) -> tuple[s.ProbeOp, str | None]:
         toks = _tokens(tree)
         expected = decode_string(str(toks[0]))[0] if toks else None
         op: s.ProbeOp = tree.data  # type: ignore[assignment]
@@ -444,7 +444,7 @@ class _Compiler:
                 )
         return text
 
-    def literal(self, tree: Tree) -> Any:
+    def literal(self, tree: Tree[Token]) -> Any:
         tok = _first_token(tree)
         kind = tree.data
         if kind == "string":
@@ -479,7 +479,7 @@ class _Compiler:
             self.error(tok, f"duration '{tok}' must be more than zero")
         return seconds
 
-    def ref(self, tree: Tree, scope: str | None, context: str) -> s.Expr:
+    def ref(self, tree: Tree[Token], scope: str | None, context: str) -> s.Expr:
         toks = _tokens(tree)
         attr = str(toks[1]) if len(toks) > 1 else None
         self.uses.append(
@@ -495,7 +495,9 @@ class _Compiler:
         )
         return ("name", str(toks[0])) if attr is None else ("attr", str(toks[0]), attr)
 
-    def expr(self, node: Tree | Token, scope: str | None, anchor: Token, depth: int = 0) -> s.Expr:
+    def expr(
+        self, node: Tree[Token] | Token, scope: str | None, anchor: Token, depth: int = 0
+    ) -> s.Expr:
         """A guard as the tuple ``Expr`` of spec.py; names recorded as uses. ``anchor``
         (the step or transition name) positions errors in a guard with no token of its
         own, such as ``[[[]]]``."""
@@ -533,7 +535,7 @@ class _Compiler:
                 return ("cmp", "in" if node.data == "in_" else "not in", sub[0], sub[1])
         return ("lit", self.literal(node))
 
-    def choices(self, name_side: Tree, value_side: Tree, scope: str | None) -> None:
+    def choices(self, name_side: Tree[Token], value_side: Tree[Token], scope: str | None) -> None:
         """Record ``param == "x"`` / ``param in ["x"]`` so enum choices can be checked."""
         if name_side.data != "ref" or len(name_side.children) != 1:
             return
@@ -550,9 +552,9 @@ class _Compiler:
 _LEAVES = frozenset({"ref", "string", "int_", "float_", "true", "false", "none"})
 
 
-def _first_token(tree: Tree) -> Token:
+def _first_token(tree: Tree[Token]) -> Token:
     """The leftmost token under ``tree``, found without recursion (guards can be deep)."""
-    stack: list[Tree | Token] = [tree]
+    stack: list[Tree[Token] | Token] = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, Token):

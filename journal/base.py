@@ -39,6 +39,9 @@ class ConcurrencyConflict(JournalError):
         "but the stream is at version %(actual)s"
     )
     exit_code = 1
+    stream: str
+    expected: int | None
+    actual: int
 
 
 class LeaseChanged(JournalError):
@@ -126,6 +129,8 @@ class Journal(abc.ABC):
     """Append-only event store. Implementations are safe to share between threads."""
 
     url: str
+    #: Counters of write transactions and appends, for tests and benchmarks.
+    stats: JournalStats
 
     # -- writing ---------------------------------------------------------------------
     @abc.abstractmethod

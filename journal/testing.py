@@ -373,7 +373,7 @@ class JournalContract(abc.ABC):
                         errors.append(e)
 
         threads = [threading.Thread(target=work, args=(k,)) for k in range(threads_n)]
-        before = journal.stats.commits  # type: ignore[attr-defined]
+        before = journal.stats.commits
         for t in threads:
             t.start()
         for t in threads:
@@ -382,7 +382,7 @@ class JournalContract(abc.ABC):
         assert len(conflicts) == threads_n * per_thread // 10
         appended = threads_n * per_thread * 9 // 10
         assert journal.head() == appended
-        commits = journal.stats.commits - before  # type: ignore[attr-defined]
+        commits = journal.stats.commits - before
         assert commits < threads_n * per_thread, "no batching happened"
         for k in range(threads_n):
             assert [e.version for e in journal.read_stream(f"t{k}")] == list(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.cli import Session, output
 from fleetlog.engine.model import Resource
 from fleetlog.errors import UsageError
@@ -125,8 +126,9 @@ def check_idempotent(
         given["config"] = config
     rec = _resource(session, resource)
     world = None
-    if not fresh and session.backend_name == "sim":
-        world = session.backend.world.snapshot()
+    backend = session.backend
+    if not fresh and isinstance(backend, SimBackend):
+        world = backend.world.snapshot()
     report = check(session.registry, rec, stage_name, given, world_from=world)
     if json:
         output.emit_json(report.to_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -256,7 +256,7 @@ def resolve(
         report(FanoutResult(outcomes=[r.resume(resource)]), json)
 
 
-COMMANDS = {"fire": fire, "resume": resume, "resolve": resolve}
+COMMANDS: dict[str, Callable[..., None]] = {"fire": fire, "resume": resume, "resolve": resolve}
 
 
 def register(app: typer.Typer) -> None:

@@ -149,7 +149,8 @@ class PostgresJournal(SQLJournal):
             raise JournalError(f"journal {self.where} is closed")
         try:
             with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
+                rows: list[Any] = conn.execute(sql, params).fetchall()
+                return rows
         except psycopg.Error as e:
             raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
         except psycopg_pool.PoolTimeout as e:

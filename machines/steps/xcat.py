@@ -49,7 +49,7 @@ def _q(text: str) -> str:
 
 
 def _out(res: Any) -> str:
-    return (res.stdout + res.stderr).strip()
+    return str(res.stdout + res.stderr).strip()
 
 
 def service(ctx: Any, unit: str, action: str = "start", command: str | None = None) -> str:

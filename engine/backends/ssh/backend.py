@@ -63,7 +63,7 @@ class _Conn:
     transport: paramiko.Transport
 
     def alive(self) -> bool:
-        return self.transport.is_active()
+        return bool(self.transport.is_active())
 
     def close(self) -> None:
         self.client.close()

@@ -126,7 +126,7 @@ def make_policy(
     """A paramiko ``MissingHostKeyPolicy`` that checks the server key of one connection."""
     import paramiko
 
-    class Check(paramiko.MissingHostKeyPolicy):
+    class Check(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
         def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
             known = store.lookup(known_name)
             key_type = key.get_name()

@@ -66,8 +66,8 @@ def read(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def edit(state: dict[str, Any]) -> dict[str, Any]:
-    state["cell"] = read(state)
-    return state["cell"]
+    current = state["cell"] = read(state)
+    return current
 
 
 def take_start_failure(section: dict[str, Any], service: str) -> bool:

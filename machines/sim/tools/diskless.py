@@ -118,7 +118,7 @@ def _job_opt(args: list[str]) -> tuple[str | None, list[str]]:
 def _running(ctx: ToolContext, job: str | None) -> dict[str, Any]:
     if job is None:
         raise ToolFailure("pcocc: no job given (-J)", exit_code=2)
-    j = _jobs(ctx).get(job)
+    j: dict[str, Any] | None = _jobs(ctx).get(job)
     if j is None:
         raise ToolFailure(f"pcocc: no such job: {job}")
     return j

@@ -99,7 +99,7 @@ def _mkwallet(ctx: ToolContext, args: list[str]) -> ToolResult:
 
 
 def _wallet(ctx: ToolContext, exa: dict[str, Any], directory: str | None) -> dict[str, Any]:
-    wallet = exa["wallet"]
+    wallet: dict[str, Any] | None = exa["wallet"]
     if wallet is None or (directory is not None and directory != wallet["dir"]):
         raise ToolFailure(f"ESCLI: no wallet found{' at ' + directory if directory else ''}")
     return wallet

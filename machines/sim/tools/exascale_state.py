@@ -49,12 +49,12 @@ def read(state: Mapping[str, Any]) -> dict[str, Any]:
 
 def edit(state: dict[str, Any]) -> dict[str, Any]:
     """The host's Exascale state for mutation (stored back into ``state``)."""
-    state["exascale"] = read(state)
-    return state["exascale"]
+    current = state["exascale"] = read(state)
+    return current
 
 
 def edv_online(state: Mapping[str, Any]) -> bool:
-    return read(state)["services"]["edv"] == ONLINE
+    return bool(read(state)["services"]["edv"] == ONLINE)
 
 
 def edv_blockers(exa: Mapping[str, Any]) -> list[str]:

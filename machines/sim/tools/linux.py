@@ -85,7 +85,8 @@ class FS:
                     self._volumes[vol] = json.loads(json.dumps(self.ctx.world.host_state(vol)))
                 if write:
                     self._dirty.add(vol)
-                return self._volumes[vol].setdefault("fs", {})
+                files: dict[str, Any] = self._volumes[vol].setdefault("fs", {})
+                return files
         return self.own
 
     def resolve(self, path: str, *, follow_last: bool = True) -> str:

@@ -124,7 +124,7 @@ def _deploy(ctx: ToolContext, stage: str, name: str | None) -> ToolResult:
 def _find_source(ctx: ToolContext, source: str) -> Mapping[str, Any] | None:
     for host in [ctx.host, *ctx.world.hosts()]:
         state = ctx.state if host == ctx.host else ctx.world.host_state(host)
-        vm = state.get("vms", {}).get(source)
+        vm: Mapping[str, Any] | None = state.get("vms", {}).get(source)
         if vm is not None:
             return vm
     return None
