@@ -14,7 +14,7 @@ journaling every event durably (SQLite, WAL, ``synchronous=FULL``), leases, read
 resource record, the sim world's own transactions. ``cpu_s`` is the process's CPU time
 over the run (both cores).
 
-The run is in-process: ``engine.executor.Runner.fire`` over ``engine.fanout.run_many``,
+The run is in-process: ``runtime.Runner.fire`` over ``ops.run_many``,
 which is what ``fleetlog fire 'box/r[1-1000]' go --parallel 100`` does after start-up.
 Resources are created with ``append_batch_unchecked`` (one transaction), untimed.
 Prints one JSON object; ``ratio`` = ``fleetlog_s / ideal_s`` (target <= 1.5).

@@ -1,7 +1,8 @@
-"""fleetlog: the root of the dependency graph.
+"""fleetlog: the root of the namespace and of the dependency graph.
 
-`dsl`, `journal` and `engine` all import from here (the version and the root exception);
-this package imports none of them, so the one-way arrows of DESIGN.md hold.
+``fleetlog.dsl``, ``fleetlog.journal``, ``fleetlog.engine`` and the machine packs all
+import from here (the version, the root exception, the pack declaration); these modules
+import none of them, so every arrow between the parts points one way (docs/architecture.md).
 """
 
 from fleetlog.errors import FleetlogError

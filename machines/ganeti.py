@@ -14,7 +14,8 @@ from typing import Any
 
 from fleetlog.engine.ops import Message, iso_time
 
-#: Ganeti job statuses that are final (systems.md); others mean "not done yet".
+#: Ganeti job statuses that are final (success, error, canceled); the others (queued,
+#: waiting, running, canceling) mean "not done yet".
 FINAL_JOB = ("success", "error", "canceled")
 #: Status of the instance after a successful job of each opcode (Synnefo's mapping:
 #: CREATE->STARTED, STARTUP->STARTED, SHUTDOWN->STOPPED, REBOOT->STARTED,

@@ -1,4 +1,4 @@
-"""The CORTX mini-provisioner contract (seeds/hare-mini-provisioner.txt) on fleetlog.
+"""The CORTX mini-provisioner contract (Hare's 20/MINIPROV specification) on fleetlog.
 
 Two things:
 

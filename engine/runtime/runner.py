@@ -140,7 +140,7 @@ class Runner:
         submitted: Event | None = None,
     ) -> Outcome:
         """Run ``trigger`` on ``rid``. ``submitted`` is the ``command.accepted`` event a
-        ``fire --submit`` journaled for a worker (``engine.worker``): its transition is
+        ``fire --submit`` journaled for a worker (``ops.worker``): its transition is
         started after it, unless another worker already did (``AlreadyStarted``)."""
         given = dict(given or {})
         if command_id is not None and submitted is None:

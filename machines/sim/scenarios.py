@@ -1,10 +1,11 @@
 """Ready-made worlds for tests and the demo.
 
-``exascale_rack`` builds the seed's environment (seeds/exascale-clone-guest.txt): eight
-KVM hosts, clusters deployed only on node1 and node2, so Exascale (EGS, EDV, wallet,
-trust root) is configured there and nowhere else. With ``cells=N`` it also holds N fresh
-storage cells (``cell1..cellN``), so the whole "Configure Exascale Storage on Cell
-Servers" deployment can run from scratch (``configured=()``).
+``exascale_rack`` builds the environment of Oracle's "Setup Exascale on KVM for clone
+and delete guest": eight KVM hosts, clusters deployed only on node1 and node2, so
+Exascale (EGS, EDV, wallet, trust root) is configured there and nowhere else. With
+``cells=N`` it also holds N fresh storage cells (``cell1..cellN``), so the whole
+"Configure Exascale Storage on Cell Servers" deployment can run from scratch
+(``configured=()``).
 
 ``flaky_service`` makes a service need two tries to start; ``ganeti_flip`` changes a
 guest's status behind fleetlog's back (the Synnefo reconciliation seed).

@@ -1,4 +1,4 @@
-"""Diskless step plugins (seeds/diskless-image.txt).
+"""Diskless step plugins (Ocean Stack's diskless image generation).
 
 Each goes through ``ctx.run`` so it behaves the same on the sim, local and ssh backends.
 

@@ -1,4 +1,4 @@
-"""Exascale step plugins (seeds/exascale-clone-guest.txt).
+"""Exascale step plugins (Oracle's "Setup Exascale on KVM for clone and delete guest").
 
 ``validate_cell`` is the read-only validation of the seed's configureExaScaleOnCluster
 on one cell: ``what="celldisks"`` (every celldisk exists and is normal — "throw errors if

@@ -1,4 +1,4 @@
-"""xCAT HA step plugins (seeds/xcat-ha-management-node.txt).
+"""xCAT HA step plugins (xCAT's "shared data based MN HA" design (xcatha-setup, xcatha-failover)).
 
 The real ``xcatha.py`` exits 0 on handled failures, so nothing here trusts an exit code
 alone: every service action is judged by probing the unit afterwards, and a step that

@@ -1,6 +1,6 @@
 """Fixtures for the executor's tests: a journal + sim world in a temp dir, driven either
-through the ``fleetlog`` CLI (in-process via ``engine.cli.main``, or in a subprocess when
-it must be SIGKILLed) or through a :class:`~engine.executor.Runner` built on test
+through the ``fleetlog`` CLI (in-process via ``fleetlog.engine.cli.main``, or in a subprocess when
+it must be SIGKILLed) or through a :class:`~runtime.Runner` built on test
 machines compiled from text."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""component (the Hare mini-provisioner, seeds/hare-mini-provisioner.txt) on the sim:
+"""component (CORTX Hare's mini-provisioner, specification 20/MINIPROV) on the sim:
 every stage end to end and idempotent, the exported setup.yaml driving fleetlog, and
 check-idempotent catching a deliberately non-idempotent machine."""
 
@@ -18,25 +18,15 @@ ORDER = ["post_install", "prepare", "config", "init", "start", "test", "reset", 
 
 
 def cli(journal: str, *args: str) -> tuple[int, str, str]:
-    """The real ``fleetlog`` CLI in-process, with the provisioner sub-app registered
-    (engine/cli.py registers it; this also works before it does)."""
+    """The real ``fleetlog`` CLI in-process (the built-in pack adds ``provisioner``)."""
     import contextlib
     import io
 
-    from fleetlog.engine import cli as cli_mod
-    from fleetlog.machines.provisioner_cli import provisioner_app
+    from fleetlog.engine.cli import main
 
-    groups = cli_mod.app.registered_groups
-    added = not any(g.name == "provisioner" for g in groups)
-    if added:  # only for this call: the global app is left as engine/cli.py made it
-        cli_mod.app.add_typer(provisioner_app, name="provisioner")
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli_mod.main(["--journal", journal, *args])
-    finally:
-        if added:
-            groups.pop()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--journal", journal, *args])
     return code, out.getvalue(), err.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""diskless_image and diskless_node on the simulated datacenter (seeds/diskless-image.txt):
+"""diskless_image and diskless_node on the simulated datacenter (Ocean Stack's diskless
+image generation):
 the image from reference VM to iSCSI export, the node boot out of the DisklessTrap, the
 failure modes (CHAP refused, LUKS failure removes the key) and a 1,000-node fan-out
 whose exported journal holds no CHAP secret."""

@@ -1,4 +1,4 @@
-"""ha_mn and ha_pair on the simulated datacenter (seeds/xcat-ha-management-node.txt):
+"""ha_mn and ha_pair on the simulated datacenter (xCAT's shared-data MN HA design):
 setup, activate, deactivate and failover; services retried 3 times 3 s apart and judged
 by probing, not exit codes; VIP and hostname cleaned up on failure; the VIP never
 answers on both nodes."""

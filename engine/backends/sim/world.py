@@ -5,7 +5,7 @@ later process must find the world exactly as the dead one left it — every effe
 dead process committed, none that it did not. So each tool call's effect commits in one
 ``BEGIN IMMEDIATE`` transaction (run the tool on the host's state, write the state and
 the world-log rows, commit) before the call returns: an effect is either wholly there or
-absent. Calls from many threads share a transaction (``engine.backends.sim.calls``).
+absent. Calls from many threads share a transaction (``backends.sim.calls``).
 Several processes may share one world file (``busy_timeout``); the threads of one
 process share one connection behind a lock.
 
@@ -393,7 +393,7 @@ class World:
     ) -> Slot[CallRequest]:
         """Run the tool; its whole effect commits, or none of it (``ToolFailure``).
 
-        The call joins the next batch (``engine.backends.sim.calls``) and this returns at
+        The call joins the next batch (``backends.sim.calls``) and this returns at
         once, so the caller can sleep out the call's latency meanwhile; ``finish_call``
         waits for the batch and gives the outcome. ``number`` None: :meth:`begin_call`
         did not count the call, so it is counted in that batch.

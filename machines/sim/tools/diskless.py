@@ -1,5 +1,5 @@
-"""Fake tools of seeds/diskless-image.txt: building an image with pcocc, exporting it
-from the iSCSI servers with stacker, and booting a node out of the DisklessTrap.
+"""Fake tools of Ocean Stack's diskless image generation: building an image with pcocc,
+exporting it from the iSCSI servers with stacker, and booting a node out of the DisklessTrap.
 
 Image side (the admin host, e.g. ``top1``; files under ``/volspoms1`` are on the shared
 GlusterFS volume, see ``linux.SHARED_VOLUMES``):

@@ -1,4 +1,4 @@
-"""Fake CORTX Hare of seeds/hare-mini-provisioner.txt: ``hare_setup`` and ``hctl``.
+"""Fake CORTX Hare of the 20/MINIPROV specification: ``hare_setup`` and ``hctl``.
 
 ``hare_setup STAGE --config URL`` with STAGE post_install, prepare, config (``--file
 CDF``), init, start, test (``--plan sanity|regression|full|performance|scalability``),

@@ -2,8 +2,8 @@
 
 A host's state holds a tiny filesystem (``fs``: path -> entry), mounts, systemd units,
 network addresses and its hostname. Paths under a *shared volume* (``/volspoms1``, the
-GlusterFS volume of seeds/diskless-image.txt; ``/HA-data``, the shared data directory of
-seeds/xcat-ha-management-node.txt) live on a pseudo-host (``gluster:volspoms1``,
+GlusterFS volume of Ocean Stack's diskless images; ``/HA-data``, the shared data
+directory of xCAT's shared-data MN HA) live on a pseudo-host (``gluster:volspoms1``,
 ``nfs:HA-data``) that every host mounts, so what one host writes there the others read.
 
 Supported: ``test -e|-f|-d|-L PATH`` (with ``!``), ``mkdir [-p]``, ``rm [-f] [-r]``,

@@ -1,5 +1,6 @@
-"""Fake xCAT of seeds/xcat-ha-management-node.txt (the network and systemd basics are in
-``linux``: ``ip``, ``ping``, ``hostname``, ``systemctl``).
+"""Fake xCAT of its shared-data MN HA design, ``xcatha-setup`` and ``xcatha-failover``
+(the network and systemd basics are in ``linux``: ``ip``, ``ping``, ``hostname``,
+``systemctl``).
 
 Supported: ``go-xcat -y install``; ``lsxcatd -v|-d``; ``pgsqlsetup -i [-V]``,
 ``mysqlsetup -i`` (switch the DB: write ``/etc/xcat/cfgloc``); ``makedns -n`` (configures

@@ -1,7 +1,7 @@
 """End-to-end tests of the journal commands: add, status, history, replay, verify, export,
 import — and of what the CLI does with damaged journal files.
 
-Most run ``engine.cli.main(argv)`` in-process; exit codes, "one line" and "no traceback"
+Most run ``fleetlog.engine.cli.main(argv)`` in-process; exit codes, "one line" and "no traceback"
 are also checked on the real console script in a subprocess for the damaged files.
 """
 

@@ -1,7 +1,7 @@
 """End-to-end tests of ``fleetlog machines list|show|check`` and ``fleetlog graph``.
 
 Exit codes and "no traceback" are checked on the real console script in a subprocess
-where that matters; the rest runs ``engine.cli.main(argv)`` in-process, which returns the
+where that matters; the rest runs ``fleetlog.engine.cli.main(argv)`` in-process, which returns the
 exit code instead of exiting.
 """
 

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from fleetlog.engine import cli
-from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.ops.audit_html import render_html
 from tests.engine.conftest import Fleet, clone_onto_unconfigured_host
 
@@ -36,10 +34,7 @@ KVM_STEPS = [
 
 
 @pytest.fixture(autouse=True)
-def _commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Until engine/cli.py registers them; on a copy, so no other test sees the change.
-    monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
-    cli_reconcile.register(cli.app)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETLOG_SECRET_WALLET_PASSWORD", "s3cret")
     monkeypatch.setenv("USER", "alice")  # the journal's actor
 

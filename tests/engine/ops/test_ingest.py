@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from fleetlog.engine import cli
-from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.model import load_registry, load_resource
 from fleetlog.engine.ops.ingest import (
     IngestError,
@@ -20,13 +18,6 @@ from fleetlog.engine.ops.ingest import (
 from tests.engine.conftest import FIXTURES, Fleet
 
 SEED = FIXTURES / "ganeti_query_data.txt"
-
-
-@pytest.fixture(autouse=True)
-def _commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Until engine/cli.py registers them; on a copy, so no other test sees the change.
-    monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
-    cli_reconcile.register(cli.app)
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ EXAMPLE = REPO / "examples" / "exascale.toml"
 
 
 def fleetlog(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a child process (with `inventory` registered even before
-    engine/cli.py registers it, without touching this process's app)."""
+    """The real CLI in a child process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from fleetlog.engine import cli
 from fleetlog.engine.backends.sim import Fault, SimBackend
 from fleetlog.engine.cli import reconcile as cli_reconcile
 from fleetlog.engine.model import load_registry, load_resource, replay_all
@@ -27,15 +26,12 @@ from fleetlog.journal.base import NewEvent
 from fleetlog.machines.sim.scenarios import exascale_rack
 from tests.engine.conftest import PROJECT_ROOT, Fleet, clone_onto_unconfigured_host, compile_kinds
 
-#: The CLI with this module's commands, whether or not engine/cli.py registers them yet.
+#: The CLI in a child process.
 CLI = "from fleetlog.engine.cli import main; main()"
 
 
 @pytest.fixture(autouse=True)
-def _commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Until engine/cli.py registers them; on a copy, so no other test sees the change.
-    monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
-    cli_reconcile.register(cli.app)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETLOG_SECRET_WALLET_PASSWORD", "s3cret")
 
 

@@ -1,6 +1,6 @@
-"""``ensure R is S via T`` on the shipped machines and the seed's rack
-(seeds/exascale-clone-guest.txt): four clones onto one unconfigured host configure it
-exactly once; a clone whose plan lacks the ensure step fails the way the seed did."""
+"""``ensure R is S via T`` on the shipped machines and the rack of Oracle's "Setup
+Exascale on KVM for clone and delete guest": four clones onto one unconfigured host
+configure it exactly once; a clone whose plan lacks the ensure step fails the way the seed did."""
 
 from __future__ import annotations
 
