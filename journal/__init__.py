@@ -5,6 +5,8 @@ from fleetlog.journal.base import (
     GENESIS_HASH,
     ConcurrencyConflict,
     Event,
+    Fence,
+    Fenced,
     Journal,
     JournalError,
     JournalIntegrityError,
@@ -12,12 +14,15 @@ from fleetlog.journal.base import (
     LeaseHeld,
     NewEvent,
     VerifyReport,
+    fence_of,
 )
 
 __all__ = [
     "GENESIS_HASH",
     "ConcurrencyConflict",
     "Event",
+    "Fence",
+    "Fenced",
     "Journal",
     "JournalError",
     "JournalIntegrityError",
@@ -25,6 +30,7 @@ __all__ = [
     "LeaseHeld",
     "NewEvent",
     "VerifyReport",
+    "fence_of",
     "open_journal",
 ]
 

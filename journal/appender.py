@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetlog.journal.base import ConcurrencyConflict, Event, JournalError, NewEvent
+from fleetlog.journal.base import ConcurrencyConflict, Event, Fence, JournalError, NewEvent
 from fleetlog.journal.canonical import canonical_json, hash_row
 from fleetlog.journal.clock import iso_from_us, now_us
 from fleetlog.journal.ids import uuid7
@@ -40,6 +40,8 @@ class AppendRequest:
     #: Lease work done in the append's transaction, before its events are planned (a
     #: backend that supports it runs it; ``JournalError`` from it is the outcome).
     lease_op: Callable[[Any], None] | None = None
+    #: The lease the append is made under, checked in the append's transaction.
+    fence: Fence | None = None
 
     @property
     def command_id(self) -> str | None:

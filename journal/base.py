@@ -54,6 +54,21 @@ class LeaseHeld(JournalError):
     exit_code = 1
 
 
+class Fenced(LeaseHeld):
+    """An append (or a step) refused because the lease it was made under is no longer
+    current: another owner broke it, or it was released. The holder must stop before
+    any further side effect and leave the work to whoever holds the lease now."""
+
+    msg_fmt = (
+        "%(resource)s: the lease of %(owner)s (fencing token %(token)s) is no longer "
+        "current (%(reason)s); stopping before the next side effect"
+    )
+    resource: str
+    owner: str
+    token: int
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to append. ``actor`` and ``host`` default to the journal's own."""
@@ -108,6 +123,18 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease an append is made under: the journal writes the append only while
+    ``owner`` still holds ``resource``'s lease with fencing ``token``, checked in the
+    append's own transaction (a paused holder that wakes after its lease was broken is
+    refused, not believed)."""
+
+    resource: str
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """A lock on a resource: ``token`` is the fencing token, increasing per resource."""
 
@@ -115,6 +142,11 @@ class Lease:
     owner: str
     token: int
     expires_at: float  # unix time
+
+
+def fence_of(lease: Lease) -> Fence:
+    """The fence of appends made under ``lease``."""
+    return Fence(lease.resource, lease.owner, lease.token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +171,17 @@ class Journal(abc.ABC):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: int | None = None,
+        fence: Fence | None = None,
     ) -> list[Event]:
         """Append ``events`` to ``stream`` atomically, at versions current+1, current+2, ….
 
         ``expected_version`` is the version the caller believes the stream is at (0 for a
         stream that does not exist yet); a mismatch raises ``ConcurrencyConflict`` and
         appends nothing. ``None`` skips the check.
+
+        ``fence``: the lease the append is made under; unless its owner still holds the
+        lease with its token, ``Fenced`` is raised and nothing is appended (checked in
+        the same transaction as the append).
 
         Idempotent submission: when the first event is ``command.accepted`` with a
         ``command_id`` already recorded, nothing is appended and the events originally
@@ -302,9 +339,9 @@ class Journal(abc.ABC):
     def append_releasing_lease(
         self, stream: str, events: Sequence[NewEvent], lease: Lease
     ) -> list[Event]:
-        """Append ``events``, then drop ``lease`` (in one transaction where the backend
-        can: ``LeaseAppending``)."""
-        recorded = self.append(stream, events)
+        """Append ``events`` under ``lease`` (fenced by it), then drop it (in one
+        transaction where the backend can: ``LeaseAppending``)."""
+        recorded = self.append(stream, events, fence=fence_of(lease))
         self.release_lease(lease)
         return recorded
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from fleetlog.journal.base import Lease, LeaseHeld
+from fleetlog.journal.base import Fence, Fenced, Lease, LeaseHeld
 
 LeaseRow = tuple[str | None, int, float]  # (owner or None when released, token, expires_at)
 
@@ -62,3 +62,21 @@ def decide_renew(lease: Lease, current: LeaseRow | None, ttl: float, now: float)
         owner=None,
         expires_at=None,
     )
+
+
+def check_fence(fence: Fence, current: LeaseRow | None) -> Fenced | None:
+    """Why an append under ``fence`` must be refused given the lease row as stored, or
+    None when its owner still holds the lease with its token. Expiry alone does not
+    refuse: a token nobody has superseded is still the current one (the holder fences
+    itself on the age of its last renewal; see the engine's leases)."""
+    if current is not None:
+        held_by, token, _expires_at = current
+        if held_by == fence.owner and token == fence.token:
+            return None
+        if held_by is None:
+            reason = "it was released" if token == fence.token else f"token {token} came after"
+        else:
+            reason = f"{held_by} holds it with token {token}"
+    else:
+        reason = "no lease was ever taken"
+    return Fenced(resource=fence.resource, owner=fence.owner, token=fence.token, reason=reason)

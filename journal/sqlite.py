@@ -29,6 +29,7 @@ from fleetlog.journal.appender import (
 )
 from fleetlog.journal.base import (
     Event,
+    Fence,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -38,6 +39,7 @@ from fleetlog.journal.base import (
     NewEvent,
     NotAJournal,
     VerifyReport,
+    fence_of,
 )
 from fleetlog.journal.canonical import canonical_json
 from fleetlog.journal.chain import check_rows
@@ -45,9 +47,10 @@ from fleetlog.journal.clock import iso_from_us, us_from_iso
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 from fleetlog.journal.identity import default_actor, default_host
 from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
-from fleetlog.journal.leases import LeaseRow, decide_acquire, decide_renew
+from fleetlog.journal.leases import LeaseRow, check_fence, decide_acquire, decide_renew
 from fleetlog.journal.sql_journal import SQLJournal
 from fleetlog.journal.sqlite_writer import BatchWriter, Request, TxnOp
+from fleetlog.journal.sqlite_writer import lease_row as _lease_row
 
 _COLS = ", ".join(Event.COLUMNS)
 _INSERT = f"INSERT INTO events ({_COLS}) VALUES ({', '.join('?' * len(Event.COLUMNS))})"
@@ -166,8 +169,9 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: int | None = None,
+        fence: Fence | None = None,
     ) -> list[Event]:
-        return self._submit(stream, events, expected_version, None)
+        return self._submit(stream, events, expected_version, None, fence)
 
     def _submit(
         self,
@@ -175,6 +179,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         events: Sequence[NewEvent],
         expected_version: int | None,
         lease_op: Callable[[sqlite3.Connection], None] | None,
+        fence: Fence | None = None,
     ) -> list[Event]:
         if self.closed:
             raise JournalError(f"journal {self.path} is closed")
@@ -183,7 +188,11 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         if not events and lease_op is None:
             return []
         request = AppendRequest(
-            stream, prepare_events(events, self.actor, self.host), expected_version, lease_op
+            stream,
+            prepare_events(events, self.actor, self.host),
+            expected_version,
+            lease_op,
+            fence,
         )
         # The committer hands back stored rows; the Event objects are built here, on the
         # caller's thread, after the commit (outside the write lock).
@@ -405,6 +414,9 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         self, stream: str, events: Sequence[NewEvent], lease: Lease
     ) -> list[Event]:
         def op(conn: sqlite3.Connection) -> None:
+            refused = check_fence(fence_of(lease), _lease_row(conn, lease.resource))
+            if refused is not None:
+                raise refused
             _release(conn, lease)
 
         return self._submit(stream, events, None, op)
@@ -426,13 +438,6 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
                 conn.close()
             self._readers.clear()
         _forget_file(self._file_key)
-
-
-def _lease_row(conn: sqlite3.Connection, resource: str) -> LeaseRow | None:
-    row = conn.execute(
-        "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
-    ).fetchone()
-    return None if row is None else (row[0], int(row[1]), float(row[2]))
 
 
 def _release(conn: sqlite3.Connection, lease: Lease) -> None:

@@ -23,6 +23,7 @@ from fleetlog.journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan
 from fleetlog.journal.base import GENESIS_HASH, Event, JournalError, JournalStats
 from fleetlog.journal.clock import us_from_iso
 from fleetlog.journal.groupcommit import Slot
+from fleetlog.journal.leases import LeaseRow, check_fence
 
 _COLS = ", ".join(Event.COLUMNS)
 _MAX_CACHED_STREAMS = 100_000
@@ -144,8 +145,24 @@ class BatchWriter:
         rows = plan.rows
         if not rows or len(rows) > _ROWS_PER_INSERT:
             return False
+        fences = sorted(
+            {
+                (f.resource, f.owner, f.token)
+                for s in slots
+                if (f := s.request.fence) is not None  # type: ignore[union-attr]
+            }
+        )
+        values = [v for row in rows for v in row]
         try:
-            self._cur.execute(_multi_insert(len(rows)), [v for row in rows for v in row])
+            if not fences:
+                self._cur.execute(_multi_insert(len(rows)), values)
+            else:
+                # The fences are checked by the INSERT itself (one statement, so one
+                # snapshot): it writes every row while every fence holds, else none.
+                params = [*values, *(v for f in fences for v in f), len(fences)]
+                self._cur.execute(_fenced_insert(len(rows), len(fences)), params)
+                if self._cur.rowcount != len(rows):
+                    return False  # a fence fails: the locked path says whose
         except sqlite3.IntegrityError:
             self.invalidate()
             return False
@@ -185,6 +202,10 @@ class BatchWriter:
     @staticmethod
     def _add(conn: sqlite3.Connection, plan: BatchPlan, request: AppendRequest) -> Any:
         """Plan one append, running its lease work first unless it would be refused."""
+        if request.fence is not None:
+            refused = check_fence(request.fence, lease_row(conn, request.fence.resource))
+            if refused is not None:
+                return refused
         if request.lease_op is not None:
             refusal = plan.conflict(request)
             if refusal is not None:
@@ -237,3 +258,24 @@ class BatchWriter:
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
 def _multi_insert(n: int) -> str:
     return f"INSERT INTO events ({_COLS}) VALUES " + ", ".join([_ONE_ROW] * n)
+
+
+@functools.lru_cache(maxsize=256)
+def _fenced_insert(n: int, fences: int) -> str:
+    """``n`` rows, written only if each of ``fences`` (resource, owner, token) is the
+    lease as stored: the count of matching lease rows is the last parameter."""
+    return (
+        f"INSERT INTO events ({_COLS}) SELECT * FROM (VALUES "
+        + ", ".join([_ONE_ROW] * n)
+        + ") WHERE (SELECT count(*) FROM leases WHERE (resource, owner, token) IN (VALUES "
+        + ", ".join(["(?, ?, ?)"] * fences)
+        + ")) = ?"
+    )
+
+
+def lease_row(conn: sqlite3.Connection, resource: str) -> LeaseRow | None:
+    """The lease row of ``resource`` as stored, in the caller's transaction."""
+    row = conn.execute(
+        "SELECT owner, token, expires_at FROM leases WHERE resource = ?", (resource,)
+    ).fetchone()
+    return None if row is None else (row[0], int(row[1]), float(row[2]))

@@ -32,11 +32,14 @@ import pytest
 from fleetlog.journal.base import (
     GENESIS_HASH,
     ConcurrencyConflict,
+    Fence,
+    Fenced,
     Journal,
     JournalError,
     JournalIntegrityError,
     LeaseHeld,
     NewEvent,
+    fence_of,
 )
 from fleetlog.journal.canonical import event_hash
 
@@ -346,6 +349,84 @@ class JournalContract(abc.ABC):
         assert journal.get_lease("host/a") is None
         bob, broken = journal.acquire_lease("host/a", "bob", ttl=30)
         assert broken is None and bob.token > lease.token
+
+    # -- fencing --------------------------------------------------------------------------
+
+    def test_an_append_under_a_current_lease_is_written(self, journal: Journal) -> None:
+        lease, _ = journal.acquire_lease("host/a", "alice", ttl=30)
+        (e,) = journal.append("host/a", [ev(n=1)], fence=fence_of(lease))
+        assert (e.stream, e.version) == ("host/a", 1)
+        renewed = journal.renew_lease(lease, ttl=60)  # renewing keeps the token current
+        journal.append("host/a", [ev(n=2)], fence=fence_of(renewed))
+        assert journal.stream_version("host/a") == 2
+
+    def test_an_append_under_a_broken_lease_is_refused_and_writes_nothing(
+        self, journal: Journal
+    ) -> None:
+        old, _ = journal.acquire_lease("host/a", "alice", ttl=0.05)
+        time.sleep(0.1)
+        new, broken = journal.acquire_lease("host/a", "bob", ttl=30)
+        assert broken is not None and new.token > old.token
+        with pytest.raises(Fenced) as info:
+            journal.append("host/a", [ev(stale=True)], fence=fence_of(old))
+        assert info.value.exit_code == 1 and "bob" in str(info.value)
+        assert (info.value.resource, info.value.token) == ("host/a", old.token)
+        assert journal.head() == 0
+        # the new holder is not disturbed, and a fence on another resource is its own
+        journal.append("host/a", [ev(fresh=True)], fence=fence_of(new))
+        assert [e.payload for e in journal.read_stream("host/a")] == [{"fresh": True}]
+
+    def test_an_append_under_a_released_or_never_taken_lease_is_refused(
+        self, journal: Journal
+    ) -> None:
+        lease, _ = journal.acquire_lease("host/a", "alice", ttl=30)
+        journal.release_lease(lease)
+        with pytest.raises(Fenced, match="released"):
+            journal.append("host/a", [ev()], fence=fence_of(lease))
+        with pytest.raises(Fenced):
+            journal.append("host/b", [ev()], fence=Fence("host/b", "alice", 1))
+        assert journal.head() == 0
+
+    def test_an_expired_lease_nobody_took_still_fences_its_owner_in(self, journal: Journal) -> None:
+        """The journal refuses superseded tokens; a stale holder whose token is still the
+        last one is stopped by its own check on the age of its last renewal."""
+        lease, _ = journal.acquire_lease("host/a", "alice", ttl=0.05)
+        time.sleep(0.1)
+        journal.append("host/a", [ev()], fence=fence_of(lease))
+        assert journal.head() == 1
+
+    def test_fenced_appends_in_one_batch_are_judged_one_by_one(self, journal: Journal) -> None:
+        leases = {}
+        for host in ("a", "b", "c"):
+            leases[host], _ = journal.acquire_lease(f"host/{host}", f"owner-{host}", ttl=30)
+        journal.release_lease(leases["b"])
+        outcomes: dict[str, object] = {}
+
+        def append(host: str) -> None:
+            try:
+                journal.append(f"host/{host}", [ev(host=host)], fence=fence_of(leases[host]))
+                outcomes[host] = "written"
+            except Fenced as e:
+                outcomes[host] = e
+
+        threads = [threading.Thread(target=append, args=(h,)) for h in ("a", "b", "c") * 5]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes["a"] == outcomes["c"] == "written"
+        assert isinstance(outcomes["b"], Fenced)
+        assert journal.stream_version("host/a") == journal.stream_version("host/c") == 5
+        assert journal.stream_version("host/b") == 0
+
+    def test_append_releasing_a_broken_lease_is_refused(self, journal: Journal) -> None:
+        old, _ = journal.acquire_lease("host/a", "alice", ttl=0.05)
+        time.sleep(0.1)
+        new, _ = journal.acquire_lease("host/a", "bob", ttl=30)
+        with pytest.raises(Fenced):
+            journal.append_releasing_lease("host/a", [ev(done=True)], old)
+        assert journal.head() == 0
+        assert journal.get_lease("host/a") == new
 
     # -- group commit ---------------------------------------------------------------------
 

@@ -26,6 +26,15 @@ class CommandTimeout(BackendError):
     msg_fmt = "%(host)s: command timed out after %(timeout)ss: %(command)s"
 
 
+class CommandInDoubt(BackendError):
+    """The command was sent, but how it ended is unknown: the connection was lost after
+    it started, or its process was killed by something other than the command's own
+    timeout. Its effect may or may not have happened; only a probe or an operator can
+    say, and re-running it blindly could repeat it."""
+
+    msg_fmt = "%(host)s: %(reason)s (the command was sent; whether it took effect is unknown)"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     """What a command did: its exit code and (size-capped) output."""

@@ -16,7 +16,12 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.base import (
+    BackendError,
+    CommandInDoubt,
+    CommandResult,
+    CommandTimeout,
+)
 from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer, drain_in_thread
 
 #: Host names that mean "this machine"; anything else is a configuration mistake, and
@@ -116,6 +121,13 @@ class LocalBackend:
             _kill_group(proc)
             for reader in readers:
                 reader.join()
+        if proc.returncode < 0:  # killed by a signal, and not by our timeout
+            raise CommandInDoubt(
+                host=host,
+                reason=f"{argv[0]} was killed by signal {-proc.returncode}",
+                stdout=out.text(),
+                stderr=err.text(),
+            )
         return CommandResult(
             proc.returncode, out.text(), err.text(), duration=time.monotonic() - started
         )

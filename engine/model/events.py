@@ -31,6 +31,7 @@ STEP_SUCCEEDED = "step.succeeded"
 STEP_FAILED = "step.failed"
 STEP_SKIPPED = "step.skipped"
 STEP_RESOLVED = "step.resolved"
+STEP_IN_DOUBT = "step.in_doubt"
 ATTENTION_REQUIRED = "attention.required"
 TRANSITION_COMPLETED = "transition.completed"
 TRANSITION_FAILED = "transition.failed"
@@ -273,6 +274,21 @@ class StepSkipped(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class StepInDoubt(Payload):
+    """A step whose command was sent but whose outcome is unknown (the connection was
+    lost after it ran, its process was killed): what is decided next is journaled next."""
+
+    TYPE = STEP_IN_DOUBT
+    FOLDED = True
+    OPTIONAL = frozenset({"undo"})
+
+    step: str
+    attempt: int | None
+    reason: str | None
+    undo: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepResolved(Payload):
     """An operator's decision about a step in doubt (``fleetlog resolve``)."""
 
@@ -385,6 +401,7 @@ VOCABULARY: dict[str, type[Payload]] = {
         StepSucceeded,
         StepFailed,
         StepSkipped,
+        StepInDoubt,
         StepResolved,
         AttentionRequired,
         StateReconciled,
@@ -405,7 +422,7 @@ WORK_TYPES: tuple[str, ...] = tuple(t for t, c in VOCABULARY.items() if c.WORK)
 TRANSITION_ENDS: tuple[str, ...] = tuple(t for t, c in VOCABULARY.items() if c.ENDS_TRANSITION)
 #: Types of one step's life.
 STEP_TYPES: frozenset[str] = frozenset(
-    (STEP_STARTED, STEP_SUCCEEDED, STEP_FAILED, STEP_SKIPPED, STEP_RESOLVED)
+    (STEP_STARTED, STEP_SUCCEEDED, STEP_FAILED, STEP_SKIPPED, STEP_IN_DOUBT, STEP_RESOLVED)
 )
 #: Types that move a resource from one state to another (``from`` and ``to``).
 MOVES: tuple[str, ...] = (

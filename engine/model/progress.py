@@ -96,6 +96,9 @@ def _apply(prog: Progress, event: Event) -> None:
         st.status = "in_doubt"
         st.attempts = max(st.attempts, int(p.attempt or st.attempts + 1))
         st.started_event_id = event.event_id
+    elif isinstance(p, ev.StepInDoubt):
+        st = (prog.compensations if p.undo else prog.steps).setdefault(p.step, StepState())
+        st.status = "in_doubt"
     elif isinstance(p, ev.StepSucceeded):
         st = (prog.compensations if p.undo else prog.steps).setdefault(p.step, StepState())
         st.status = "succeeded"

@@ -117,7 +117,9 @@ def apply(rec: Resource | None, event: Event, registry: KindRegistry) -> Resourc
             started_version=event.version,
         )
         rec.attention = None
-    elif isinstance(p, ev.StepStarted | ev.StepSucceeded | ev.StepFailed | ev.StepSkipped):
+    elif isinstance(
+        p, ev.StepStarted | ev.StepSucceeded | ev.StepFailed | ev.StepSkipped | ev.StepInDoubt
+    ):
         if rec.in_progress is not None and not p.undo:
             rec.in_progress.step = p.step
     elif isinstance(p, ev.StepResolved):

@@ -167,6 +167,12 @@ def _transition(events: list[Event], index: _Index) -> dict[str, Any]:
                 command=q.command,
             )
             st["status"] = outcome
+        elif isinstance(q, ev.StepInDoubt):
+            st = _step_entry(steps, q.step, q.undo)
+            attempt = next((a for a in reversed(st["attempts"]) if a["attempt"] == q.attempt), None)
+            if attempt is not None:
+                attempt.update(ended_at=event.recorded_at, outcome="in_doubt", error=q.reason)
+            st["status"] = "in_doubt"
         elif isinstance(q, ev.StepSkipped):
             st = _step_entry(steps, q.step, q.undo)
             st["status"] = "skipped"

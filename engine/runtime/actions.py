@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from fleetlog.dsl import evaluate, render
 from fleetlog.dsl.spec import CallAction, ProbeSpec, RunAction, WaitAction
-from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.base import (
+    BackendError,
+    CommandInDoubt,
+    CommandResult,
+    CommandTimeout,
+)
 from fleetlog.engine.model.values import Scope, cap, host_of
 from fleetlog.errors import FleetlogError
 
@@ -31,6 +36,8 @@ class ActionResult:
     error: str | None = None
     duration: float = 0.0
     command: str | None = None  # as journaled: secrets redacted
+    #: The command was sent and its outcome is unknown (``CommandInDoubt``).
+    in_doubt: bool = False
 
 
 def host_for(scope: Scope, on: str | None) -> str:
@@ -74,6 +81,14 @@ def run_command(
             error=f"timed out after {timeout:g}s on {host}",
             command=shown,
             duration=time.monotonic() - started,
+        )
+    except CommandInDoubt as exc:
+        return ActionResult(
+            False,
+            error=scope.redact(str(exc)),
+            command=shown,
+            duration=time.monotonic() - started,
+            in_doubt=True,
         )
     except BackendError as exc:
         return ActionResult(
@@ -172,6 +187,13 @@ def run_call(
     started = time.monotonic()
     try:
         result = fn(ctx, **args)
+    except CommandInDoubt as exc:  # a command the plugin ran may have taken effect
+        return ActionResult(
+            False,
+            error=scope.redact(str(exc)),
+            duration=time.monotonic() - started,
+            in_doubt=True,
+        )
     except FleetlogError as exc:
         return ActionResult(
             False, error=scope.redact(str(exc)), duration=time.monotonic() - started

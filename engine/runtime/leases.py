@@ -1,59 +1,79 @@
-"""Leases on resources for the duration of a transition.
+"""Leases on resources for the duration of a transition, and the fences they give.
 
 A lease has an owner, an expiry and a fencing token (Ironic's reservation, pcocc's etcd
 key). Leases are taken in one global order (sorted resource ids) so two transitions that
 lock overlapping sets cannot deadlock, renewed by a heartbeat thread while steps run, and
 released at the end. A lease whose owner died is broken by the next claimant: after its
-expiry, or at once when the owner was a process on this host that no longer exists.
-Every acquisition, release and break is journaled on the locked resource's stream.
+expiry, or at once when the owner is provably gone (``owners``). Every acquisition,
+release and break is journaled on the locked resource's stream.
+
+A lease is only as good as its fencing (Kleppmann, "How to do distributed locking"): a
+holder paused past its expiry wakes believing it still holds it. So every append made
+under a lease carries its ``Fence`` and the journal refuses it, atomically, once the
+token is superseded (``FenceBook`` tells the runner's writer which fence each resource's
+appends are under); and a holder whose last successful renewal is older than the TTL
+less a safety margin does not start its next step (``LeaseSet.fenced``).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fleetlog.engine.model import events as ev
-from fleetlog.journal.base import Journal, Lease, LeaseAppending, LeaseHeld, NewEvent
+from fleetlog.engine.runtime.owners import new_owner, owner_is_dead
+from fleetlog.journal.base import (
+    Fence,
+    Fenced,
+    Journal,
+    Lease,
+    LeaseAppending,
+    LeaseHeld,
+    NewEvent,
+    fence_of,
+)
 from fleetlog.journal.leases import LeaseRow, decide_acquire, iso
 
 DEFAULT_TTL = float(os.environ.get("FLEETLOG_LEASE_TTL", "30"))
-HOSTNAME = socket.gethostname()
+#: Of the TTL, the share a holder keeps in hand: it stops starting steps once its last
+#: renewal is older than ``ttl * (1 - SAFETY)`` (renewals fall due every third of it).
+SAFETY = 0.2
+
+__all__ = [
+    "DEFAULT_TTL",
+    "Claim",
+    "FenceBook",
+    "LeaseSet",
+    "new_owner",
+    "owner_is_dead",
+]
 
 
-def new_owner() -> str:
-    """``host:pid:random``: the pid lets a claimant on the same host see a dead owner."""
-    return f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+class FenceBook:
+    """The lease under which each resource's appends are made, for one runner's writer.
 
+    Set when a lease is taken, dropped when it is released. A lease lost to another
+    owner keeps its (stale) fence here on purpose: the journal refuses what is appended
+    under it, which is how a holder that did not notice learns it."""
 
-def owner_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != HOSTNAME or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(pid)
+    def __init__(self) -> None:
+        self._fences: dict[str, Fence] = {}
+        self._lock = threading.Lock()
 
+    def hold(self, lease: Lease) -> None:
+        with self._lock:
+            self._fences[lease.resource] = fence_of(lease)
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fp:
-            return fp.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    def drop(self, lease: Lease) -> None:
+        with self._lock:
+            if self._fences.get(lease.resource) == fence_of(lease):
+                del self._fences[lease.resource]
+
+    def get(self, resource: str) -> Fence | None:
+        return self._fences.get(resource)
 
 
 @dataclass(frozen=True)
@@ -76,15 +96,22 @@ class LeaseSet:
         *,
         ttl: float = DEFAULT_TTL,
         correlation_id: str | None = None,
+        fences: FenceBook | None = None,
+        parent: LeaseSet | None = None,
     ) -> None:
         self.journal = journal
         self.owner = owner
         self.resources = sorted(set(resources))
         self.ttl = ttl
         self.correlation_id = correlation_id
+        self.fences = fences if fences is not None else FenceBook()
+        #: The leases of the transition that started this one (``ensure``): held for it.
+        self.parent = parent
         self.held: dict[str, Lease] = {}
         self.lost: str | None = None
         self.next_renewal = 0.0
+        #: When every held lease was last known good (taken or renewed), monotonic.
+        self.renewed_at = 0.0
         #: ``lock.*`` events of ``acquire(defer=...)`` leases, for the caller's append.
         self.deferred: dict[str, list[NewEvent]] = {}
         #: Leases whose ``lock.released`` the caller journaled (``release_events``).
@@ -134,12 +161,18 @@ class LeaseSet:
                     raise
                 steal = current.owner
             lease, broken = self.journal.acquire_lease(rid, self.owner, self.ttl, steal_from=steal)
-        self.held[rid] = lease
+        self._holding(rid, lease)
         events = self._lock_events(lease, broken, stolen=steal is not None)
         if defer:
             self.deferred[rid] = events
         else:
-            self.journal.append(rid, events)
+            self.journal.append(rid, events, fence=fence_of(lease))
+
+    def _holding(self, rid: str, lease: Lease) -> None:
+        self.held[rid] = lease
+        self.fences.hold(lease)
+        if len(self.held) == 1:
+            self.renewed_at = time.monotonic()
 
     def _lock_events(self, lease: Lease, broken: Lease | None, stolen: bool) -> list[NewEvent]:
         events = []
@@ -181,7 +214,7 @@ class LeaseSet:
 
     def claimed(self, rid: str, lease: Lease) -> None:
         """The append holding ``plan_claim``'s lease and events is written."""
-        self.held[rid] = lease
+        self._holding(rid, lease)
         if self.next_renewal == 0.0:
             self.next_renewal = time.monotonic() + self.interval
             HEARTBEAT.add(self)
@@ -189,7 +222,9 @@ class LeaseSet:
     def released(self, rid: str) -> None:
         """The caller freed ``rid``'s lease and journaled its ``lock.released``."""
         self._release_journaled.add(rid)
-        self.held.pop(rid, None)
+        lease = self.held.pop(rid, None)
+        if lease is not None:
+            self.fences.drop(lease)
 
     def journaled(self, rid: str) -> None:
         """The caller appended ``deferred[rid]``: the lease is on the record now."""
@@ -216,7 +251,36 @@ class LeaseSet:
 
     def token(self, rid: str) -> int | None:
         lease = self.held.get(rid)
+        if lease is None and self.parent is not None:
+            return self.parent.token(rid)
         return None if lease is None else lease.token
+
+    def fenced(self, rid: str) -> Fenced | None:
+        """Why this transition must not start another step on ``rid``, or None: a lease
+        of its own (or its parent's) was lost, or was last renewed so long ago that it
+        may have expired and been taken (a process paused past its TTL)."""
+        for leases in self._chain():
+            if leases.lost is not None:
+                return Fenced(
+                    resource=rid, owner=leases.owner, token=self.token(rid), reason=leases.lost
+                )
+            if leases.held:
+                age = time.monotonic() - leases.renewed_at
+                if age > leases.ttl * (1.0 - SAFETY):
+                    return Fenced(
+                        resource=rid,
+                        owner=leases.owner,
+                        token=self.token(rid),
+                        reason=f"its last renewal was {age:.1f}s ago, too close to the "
+                        f"lease's {leases.ttl:g}s to be sure it still holds",
+                    )
+        return None
+
+    def _chain(self) -> Iterable[LeaseSet]:
+        leases: LeaseSet | None = self
+        while leases is not None:
+            yield leases
+            leases = leases.parent
 
     @property
     def interval(self) -> float:
@@ -224,6 +288,7 @@ class LeaseSet:
 
     def renew(self) -> None:
         """Extend every held lease (called by the heartbeat thread)."""
+        asked = time.monotonic()  # what a renewal proves is the state when it was asked
         for rid, lease in list(self.held.items()):
             try:
                 self.held[rid] = self.journal.renew_lease(lease, self.ttl)
@@ -234,15 +299,22 @@ class LeaseSet:
                 self.lost = f"lease renewal failed: {exc}"
                 HEARTBEAT.remove(self)
                 return
+        if self.lost is None:
+            self.renewed_at = asked
         self.next_renewal = time.monotonic() + self.interval
 
     def release(self) -> None:
         HEARTBEAT.remove(self)
         for rid, lease in list(self.held.items()):
-            self.journal.release_lease(lease)
             if rid not in self.deferred and rid not in self._release_journaled:
-                self.journal.append(rid, [self._released(lease)])
+                try:  # journaled under the lease: a lost lease is not ours to release
+                    self.journal.append_releasing_lease(rid, [self._released(lease)], lease)
+                except Fenced:
+                    pass
+            else:
+                self.journal.release_lease(lease)
             self.held.pop(rid, None)
+            self.fences.drop(lease)
 
 
 class _Heartbeat:

@@ -166,6 +166,8 @@ class Runner:
             lock_ids - held_by_parent,
             ttl=self.lease_ttl,
             correlation_id=transition_id,
+            fences=self.writer.fences,
+            parent=inherited,
         )
         if self.writer.lease_appends is not None and leases.resources == [rid]:
             pass  # the resource's own lease is taken by the start's append (_start)
@@ -344,6 +346,8 @@ class Runner:
             locks - held_by_parent,
             ttl=self.lease_ttl,
             correlation_id=prog.transition_id,
+            fences=self.writer.fences,
+            parent=inherited,
         )
         leases.acquire(wait=self.lock_wait, wait_for=locks - {rid})
         try:

@@ -10,6 +10,7 @@ decides, or it is re-run when that is safe, or the resource needs attention.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +23,7 @@ from fleetlog.engine.runtime.outcome import Outcome, Stopping
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.undo import fail_transition
 from fleetlog.errors import FleetlogError
-from fleetlog.journal import Event, LeaseHeld
+from fleetlog.journal import Event
 
 
 def drive(task: Task) -> Outcome:
@@ -63,13 +64,30 @@ def _run_plan(task: Task) -> Outcome:
     return Outcome(rid, prog.trigger, "completed", to, last, output=output)
 
 
-def _in_doubt(task: Task, step: StepSpec, st: StepState) -> str | None:
-    """A step journaled as started with no outcome: 'done' if its check shows the
-    effect, 'attention' if re-running it could repeat a side effect, else None (run it
-    again)."""
+#: How often a step whose outcome came back unknown is run again in one go (when that
+#: is safe) before it counts as failed.
+IN_DOUBT_RERUNS = 2
+
+
+def resolve_hint(rid: str, step: str) -> str:
+    """The command line that settles a step in doubt."""
+    return (
+        f"decide with: fleetlog resolve {shlex.quote(rid)} --step {shlex.quote(step)} "
+        "--as done|retry|abort --reason TEXT"
+    )
+
+
+def _in_doubt(task: Task, step: StepSpec, st: StepState, lost: str | None = None) -> str | None:
+    """A step started whose outcome is unknown (never recorded, or lost with the
+    connection): 'done' if its check shows the effect, 'attention' if re-running it could
+    repeat a side effect, else None (run it again: it is idempotent, or its check shows
+    the effect is not there)."""
     prog, rid = task.progress, task.rid
     safe_to_rerun = step.idempotent or step.action.kind in ("ensure", "wait")
-    lost = f"step {step.name!r} started (attempt {st.attempts}) but its outcome was never recorded"
+    if lost is None:
+        lost = (
+            f"step {step.name!r} started (attempt {st.attempts}) but its outcome was never recorded"
+        )
     reason = None
     if step.check is not None:
         task.writer.flush(rid)
@@ -91,6 +109,7 @@ def _in_doubt(task: Task, step: StepSpec, st: StepState) -> str | None:
         )
     if reason is None:
         return None
+    reason = f"{reason}; {resolve_hint(rid, step.name)}"
     task.writer.record(rid, ev.AttentionRequired(step=step.name, reason=reason), prog.transition_id)
     prog.attention = {"step": step.name, "reason": reason}
     return "attention"
@@ -110,6 +129,7 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
         return "done"
     retry = step.retry
     max_attempts = 1 + (retry.count if retry else 0)
+    reruns_left = IN_DOUBT_RERUNS
     while True:
         if step.check is not None and st.status != "in_doubt":
             writer.flush(rid)  # the probe asks the backend: write what we know first
@@ -131,6 +151,16 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
             res = _act(task, step, started)
         except FleetlogError as exc:  # a missing secret, a dangling ref: the step fails
             res = actions.ActionResult(False, error=scope.redact(str(exc)))
+        if res.in_doubt and reruns_left > 0:
+            writer.record(
+                rid, ev.StepInDoubt(step=step.name, attempt=st.attempts, reason=res.error), corr
+            )
+            lost = f"step {step.name!r} (attempt {st.attempts}) was sent but {res.error}"
+            decided = _in_doubt(task, step, st, lost)
+            if decided is not None:
+                return decided
+            reruns_left -= 1
+            continue  # safe to run again: idempotent, or its check found no effect
         if res.ok:
             writer.hold(
                 rid,
@@ -172,11 +202,13 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
 
 
 def _check_fence(task: Task) -> None:
+    """Before a side effect: stop if asked to, or if the lease may no longer be ours."""
     leases = task.leases
     if task.stopping.is_set():
         raise Stopping(f"{', '.join(leases.resources)}: stopped before the next step")
-    if leases.lost:
-        raise LeaseHeld(f"lease lost, stopping before the next side effect: {leases.lost}")
+    fenced = leases.fenced(task.rid)
+    if fenced is not None:
+        raise fenced
 
 
 def _act(task: Task, step: StepSpec, started: Event) -> actions.ActionResult:

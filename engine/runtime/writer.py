@@ -16,8 +16,8 @@ import signal
 from collections.abc import Sequence
 
 from fleetlog.engine.model import events as ev
-from fleetlog.engine.runtime.leases import Claim, LeaseSet
-from fleetlog.journal import Event, Journal, Lease, NewEvent
+from fleetlog.engine.runtime.leases import Claim, FenceBook, LeaseSet
+from fleetlog.journal import Event, Fenced, Journal, Lease, NewEvent
 from fleetlog.journal.base import LeaseAppending
 
 #: Test hook of the crash harness (see ``JournalWriter._append``).
@@ -29,6 +29,8 @@ class JournalWriter:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        #: The lease each resource's appends are made under (set by the LeaseSets).
+        self.fences = FenceBook()
         #: The journal, when it can take a lease with the append that records it.
         self.lease_appends = journal if isinstance(journal, LeaseAppending) else None
         self._crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
@@ -47,7 +49,10 @@ class JournalWriter:
         release: Lease | None = None,
     ) -> list[Event]:
         """Append ``events`` to ``rid``, after any outcome still held for it (``hold``),
-        taking the lease of ``take`` or dropping ``release`` with them.
+        taking the lease of ``take`` or dropping ``release`` with them. Otherwise the
+        append is fenced by the lease ``rid``'s appends are made under, if any: when
+        it has been superseded the journal refuses it (``Fenced``) and what was held for
+        ``rid`` is dropped, since this runner may never write for it again.
 
         Returns the recorded ``events`` (not the held ones written with them)."""
         held = self._held.pop(rid, [])
@@ -61,7 +66,10 @@ class JournalWriter:
             elif release is not None:
                 recorded = self.journal.append_releasing_lease(rid, batch, release)
             else:
-                recorded = self.journal.append(rid, batch, expected_version=expected)
+                fence = self.fences.get(rid)
+                recorded = self.journal.append(rid, batch, expected_version=expected, fence=fence)
+        except Fenced:
+            raise
         except BaseException:
             if held:  # nothing was written: keep them for the next append
                 self._held[rid] = held + self._held.get(rid, [])

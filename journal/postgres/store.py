@@ -31,6 +31,7 @@ from fleetlog.journal.appender import AppendRequest, events_from_rows, prepare_e
 from fleetlog.journal.base import (
     ConcurrencyConflict,
     Event,
+    Fence,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -162,6 +163,7 @@ class PostgresJournal(SQLJournal):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: int | None = None,
+        fence: Fence | None = None,
     ) -> list[Event]:
         if self.closed:
             raise JournalError(f"journal {self.where} is closed")
@@ -170,7 +172,7 @@ class PostgresJournal(SQLJournal):
         if not events:
             return []
         request = AppendRequest(
-            stream, prepare_events(events, self.actor, self.host), expected_version
+            stream, prepare_events(events, self.actor, self.host), expected_version, fence=fence
         )
         return events_from_rows(self._committer.submit(request))
 

@@ -18,6 +18,10 @@ from fleetlog.journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan
 from fleetlog.journal.base import GENESIS_HASH, Event, JournalStats
 from fleetlog.journal.clock import us_from_iso
 from fleetlog.journal.groupcommit import Slot
+from fleetlog.journal.leases import LeaseRow, check_fence
+
+#: Lease rows by resource, as a batch read them.
+FenceRows = dict[str, LeaseRow]
 
 CHANNEL = "fleetlog_events"
 
@@ -39,6 +43,10 @@ _ACCEPTED = (
     "SELECT stream, version, recorded_at FROM events "
     f"WHERE type = '{COMMAND_ACCEPTED}' AND command_id = %s"
 )
+_FENCES = (
+    "SELECT resource, owner, token, expires_at FROM leases "
+    "WHERE resource = ANY(%s) ORDER BY resource FOR SHARE"
+)
 _STREAM_FROM = (
     f"SELECT {SELECT_COLS} FROM events "
     "WHERE stream = %s AND version >= %s AND recorded_at = %s ORDER BY version"
@@ -52,14 +60,24 @@ class PgBatchWriter:
         self._lock_key = lock_key
         self._stats = stats
 
-    def _plan(self, conn: Any, requests: list[AppendRequest]) -> BatchPlan:
+    def _plan(self, conn: Any, requests: list[AppendRequest]) -> tuple[BatchPlan, FenceRows]:
+        """The batch's plan, and the lease rows of the batch's fences, read under
+        ``FOR SHARE``: a lease cannot change hands between this check and the commit (a
+        claimant's ``FOR UPDATE`` waits for it), so a fence that holds here holds when
+        the rows become visible."""
         streams = sorted({r.stream for r in requests})
         command_ids = sorted({c for r in requests if (c := r.command_id) is not None})
+        fenced = sorted({f.resource for r in requests if (f := r.fence) is not None})
         with conn.pipeline():  # one round trip; the lock is taken before the reads run
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             tail_cur = conn.execute(_TAIL)
             versions_cur = conn.execute(_VERSIONS, (streams,))
             known_cur = conn.execute(_KNOWN, (command_ids,)) if command_ids else None
+            fence_cur = conn.execute(_FENCES, (fenced,)) if fenced else None
+        fences: FenceRows = {}
+        if fence_cur is not None:
+            for resource, owner, token, expires_at in fence_cur.fetchall():
+                fences[resource] = (owner, int(token), float(expires_at))
         tail = tail_cur.fetchone()
         versions = {stream: int(v) for stream, v in versions_cur.fetchall()}
         known = {cid for (cid,) in known_cur.fetchall()} if known_cur is not None else set()
@@ -81,15 +99,19 @@ class PgBatchWriter:
                 return None
             return recorded_rows(conn, command_id)
 
-        return BatchPlan(seq, prev, last_us, current_version, recorded_append)
+        return BatchPlan(seq, prev, last_us, current_version, recorded_append), fences
 
     def write(self, conn: Any, slots: list[Slot[AppendRequest]]) -> None:
         """Plan and commit ``slots`` on ``conn`` (autocommit mode); then give every
         member its rows or its error. Driver errors propagate: nobody has been told
         anything yet, so the caller may retry the members one by one."""
         with conn.transaction():
-            plan = self._plan(conn, [slot.request for slot in slots])
-            outcomes = [plan.add(slot.request) for slot in slots]
+            plan, fences = self._plan(conn, [slot.request for slot in slots])
+            outcomes: list[Any] = []
+            for slot in slots:
+                fence = slot.request.fence
+                refused = None if fence is None else check_fence(fence, fences.get(fence.resource))
+                outcomes.append(refused if refused is not None else plan.add(slot.request))
             self._insert(conn, plan)
         self._stats.commits += 1
         self._stats.appends += len(slots)
@@ -103,7 +125,7 @@ class PgBatchWriter:
     def write_unchecked(self, conn: Any, requests: list[AppendRequest]) -> int:
         """Plan and commit ``requests`` with no version or idempotency checks."""
         with conn.transaction():
-            plan = self._plan(conn, requests)
+            plan, _fences = self._plan(conn, requests)
             for request in requests:
                 plan.add(request, check=False)
             self._insert(conn, plan)

@@ -15,7 +15,12 @@ import signal
 import time
 from collections.abc import Mapping
 
-from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.base import (
+    BackendError,
+    CommandInDoubt,
+    CommandResult,
+    CommandTimeout,
+)
 from fleetlog.engine.backends.local import split_command
 from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
 from fleetlog.engine.backends.sim.faults import ANY_TOOL, Fault
@@ -122,7 +127,7 @@ class SimBackend:
             os.kill(os.getpid(), signal.SIGKILL)
         wait(outcome.latency_ms)
         if plan.drop is not None:
-            raise BackendError(
+            raise CommandInDoubt(
                 host=host, reason=_message(plan.drop, "connection dropped after the command ran")
             )
         result = outcome.result

@@ -7,9 +7,10 @@
   waits ~40 ms on delayed ACKs), passed to paramiko via ``sock=``. A ProxyJump hop is a
   ``direct-tcpip`` channel of the previous hop's (pooled) transport.
 - A stale pooled connection (server restarted, idle-killed) is noticed when opening the
-  channel — before anything ran — and replaced once. A connection lost while a command
-  runs raises :class:`BackendError` (the step is failed; its effect is in doubt) and the
-  next command reconnects.
+  channel — before anything ran — and replaced once. Once the exec request is sent, a
+  lost connection, a failed session or a command that ends without an exit status
+  (killed by a signal) raises :class:`CommandInDoubt`: it may have taken effect, so the
+  runner treats the step as in doubt rather than failed; the next command reconnects.
 - Stdin is ``/dev/null`` (``exec </dev/null;`` before the command, like ``ssh -n``).
 - A command timeout sends ``signal KILL`` to the session (sshd kills its process group),
   closes the channel and raises :class:`CommandTimeout`.
@@ -34,7 +35,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import paramiko
 
-from fleetlog.engine.backends.base import BackendError, CommandResult, CommandTimeout
+from fleetlog.engine.backends.base import (
+    BackendError,
+    CommandInDoubt,
+    CommandResult,
+    CommandTimeout,
+)
 from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer
 from fleetlog.engine.backends.ssh.config import Target, load_config, resolve, resolve_hop
 from fleetlog.engine.backends.ssh.hostkeys import (
@@ -52,9 +58,6 @@ if TYPE_CHECKING:
 
 EnvMode = Literal["export", "request"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: Exit code reported when the server closed a session without an exit status (the
-#: command was killed by a signal: paramiko does not parse ``exit-signal``). Like ssh(1).
-NO_EXIT_STATUS = 255
 
 
 @dataclass
@@ -180,9 +183,11 @@ class SSHBackend:
     ) -> CommandResult:
         out, err = TailBuffer(self.max_output), TailBuffer(self.max_output)
         deadline = None if timeout is None else started + timeout
+        sent = False  # from the exec request on, the command may be running remotely
         try:
             if requested:
                 chan.update_environment(requested)
+            sent = True
             chan.exec_command(remote)
             fd = chan.fileno()
             while not (chan.eof_received or chan.closed):
@@ -197,24 +202,28 @@ class SSHBackend:
                 raise self._timed_out(host, chan, command, timeout, out, err)
             _drain(chan, out, err)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            if conn.alive():  # this session failed, the connection is fine
-                raise BackendError(host=host, reason=f"the session failed: {exc}") from exc
-            self._drop(host, conn)
-            raise BackendError(
-                host=host, reason=f"connection lost while running a command: {exc}"
+            alive = conn.alive()
+            if not alive:
+                self._drop(host, conn)
+            failure = CommandInDoubt if sent else BackendError
+            what = "the session failed" if alive else "connection lost"
+            raise failure(
+                host=host,
+                reason=f"{what} {'while running' if sent else 'before running'} a command: {exc}",
+                stdout=out.text(),
+                stderr=err.text(),
             ) from exc
         code = chan.exit_status
         if code == -1:
             if not chan.eof_received or not conn.alive():
                 self._drop(host, conn)
-                raise BackendError(
-                    host=host,
-                    reason="connection lost while running a command (its effect is in doubt)",
-                    stdout=out.text(),
-                    stderr=err.text(),
-                )
-            err.write(b"ssh: the remote command ended without an exit status (killed?)\n")
-            code = NO_EXIT_STATUS
+                reason = "connection lost while running a command"
+            else:
+                signal = getattr(chan, "exit_signal", None)
+                reason = "the remote command ended without an exit status (killed?)"
+                if signal:
+                    reason = f"the remote command was killed by SIG{signal}"
+            raise CommandInDoubt(host=host, reason=reason, stdout=out.text(), stderr=err.text())
         return CommandResult(code, out.text(), err.text(), time.monotonic() - started)
 
     def _timed_out(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from fleetlog.engine.runtime.leases import HEARTBEAT, LeaseSet, new_owner, owner_is_dead
+from fleetlog.engine.runtime.owners import OwnerId
 from fleetlog.journal import open_journal
 
 
@@ -34,10 +36,25 @@ def test_the_heartbeat_renews_held_leases_until_release(tmp_path: Path) -> None:
 def test_an_owner_is_dead_only_when_its_process_on_this_host_is_gone() -> None:
     me = new_owner()
     assert not owner_is_dead(me)
-    host = me.split(":", 1)[0]
+    mine = OwnerId.parse(me)
+    assert mine is not None and mine.boot and mine.pid_ns and mine.start
     pid = os.fork()
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)
-    assert owner_is_dead(f"{host}:{pid}:deadbeef")
-    assert not owner_is_dead(f"another-host:{pid}:deadbeef")
+    gone = replace(mine, pid=pid, start="1")
+    assert owner_is_dead(str(gone))
+    # The same pid and host name prove nothing from another boot, PID namespace or
+    # machine, nor in an owner written without an identity: wait for the lease to expire.
+    assert not owner_is_dead(str(replace(gone, boot="another-boot")))
+    assert not owner_is_dead(str(replace(gone, pid_ns="4026532999")))
+    assert not owner_is_dead(str(replace(gone, machine="another-machine")))
+    assert not owner_is_dead(f"{mine.host}:{pid}:deadbeef")
+
+
+def test_a_reused_pid_does_not_keep_a_dead_owner_alive() -> None:
+    mine = OwnerId.parse(new_owner())
+    assert mine is not None
+    # This process's pid with another start time: an earlier process that had the pid.
+    assert owner_is_dead(str(replace(mine, start=str(int(mine.start) - 1))))
+    assert not owner_is_dead(str(mine))
