@@ -241,20 +241,25 @@ def history(
 
 
 def verify(ctx: typer.Context, json: bool = JSON) -> None:
-    """Recompute the journal's hash chain; exit 4 at the first bad seq."""
+    """Recompute the journal's hash chain and check its fencing (no event under a lease
+    token that had been superseded); exit 4 at the first problem."""
+    from fleetlog.engine.ops.fencing import check as check_fencing
+
     session: Session = ctx.obj
     session.require_existing()
     report = session.journal.verify()
+    violations = check_fencing(session.journal) if report.ok else []
     if json:
         output.emit_json(
             {
-                "ok": report.ok,
+                "ok": report.ok and not violations,
                 "events": report.events,
                 "first_bad_seq": report.first_bad_seq,
                 "reason": report.reason,
+                "fencing": [str(v) for v in violations],
             }
         )
-    elif report.ok:
+    elif report.ok and not violations:
         output.say(f"ok: {report.events} events, hash chain intact")
     if not report.ok:
         if not json:
@@ -262,6 +267,11 @@ def verify(ctx: typer.Context, json: bool = JSON) -> None:
                 f"fleetlog: error: journal integrity failure at seq "
                 f"{report.first_bad_seq}: {report.reason}"
             )
+        raise typer.Exit(4)
+    if violations:
+        if not json:
+            for v in violations:
+                output.warn(f"fleetlog: error: {v}")
         raise typer.Exit(4)
 
 

@@ -61,7 +61,7 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
     }
 
 
-def report(result: FanoutResult, json: bool) -> None:
+def report(result: FanoutResult, json: bool, *, plan: str | None = None) -> None:
     from fleetlog.engine.ops.fanout import summary_lines
 
     if json:
@@ -70,6 +70,7 @@ def report(result: FanoutResult, json: bool) -> None:
                 "outcomes": [_outcome_dict(o) for o in result.outcomes],
                 "not_started": result.not_started,
                 "groups": [{"outcome": d, "resources": m} for d, m in result.groups()],
+                "plan": plan,
             }
         )
     else:
@@ -110,24 +111,34 @@ def fire(
         help="Only journal the commands (validated) and return: `fleetlog worker` "
         "processes sharing the journal run them.",
     ),
+    new_plan: bool = typer.Option(
+        False,
+        "--new-plan",
+        help="Over several resources, start a new fan-out plan even if the same one "
+        "(trigger, params, resources) is unfinished; by default it is continued.",
+    ),
     json: bool = JSON,
 ) -> None:
-    """Fire TRIGGER on every resource PATTERN names, running each transition's plan."""
+    """Fire TRIGGER on every resource PATTERN names, running each transition's plan.
+
+    Over several resources the fan-out is journaled first as one plan, with an id printed
+    on stderr: if it is interrupted, `fleetlog resume --plan ID` (or `--all`) finishes
+    every member, and firing the same thing again continues it, reporting the members
+    already done as done."""
     from fleetlog.engine.model.params import parse_assignments
-    from fleetlog.engine.ops.fanout import run_many
 
     session: Session = ctx.obj
     given = parse_assignments(param, pattern)
     ids = targets(session, pattern)
     r = session.runner()
     if dry_run:
-        plans: dict[str, Any] = {}
+        dry: dict[str, Any] = {}
         for rid in ids:
-            plans[rid] = [s.__dict__ for s in r.dry_run(rid, trigger, given)]
+            dry[rid] = [s.__dict__ for s in r.dry_run(rid, trigger, given)]
         if json:
-            output.emit_json(plans)
+            output.emit_json(dry)
             return
-        for rid, steps in plans.items():
+        for rid, steps in dry.items():
             output.say(f"{rid} {trigger}:")
             for s in steps:
                 output.say(f"  {s['would']:<18} {s['step']:<20} {s['action']:<7} {s['detail']}")
@@ -143,18 +154,27 @@ def fire(
 
         report(FanoutResult(outcomes=[out]), json)
         return
-    from fleetlog.journal.ids import uuid7
+    from fleetlog.engine.ops import plans
 
-    run_id = uuid7()
-    result = run_many(
-        ids,
-        lambda rid: r.fire(rid, trigger, given, correlation_id=run_id),
-        parallel=parallel,
-        max_fail_pct=max_fail,
-        progress=not json,
-        label=trigger,
-    )
-    report(result, json)
+    r.check_trigger(ids[0], trigger, given)  # a typo journals no plan
+    plan = None if new_plan else plans.same_unfinished(session.journal, trigger, given, ids)
+    if plan is None:
+        plan = plans.start_plan(
+            session.journal,
+            trigger,
+            given,
+            ids,
+            parallel=parallel,
+            max_fail=max_fail,
+            pattern=pattern,
+        )
+        output.warn(
+            f"fleetlog: plan {plan.id}: {trigger} on {len(ids)} resources "
+            f"(if interrupted: fleetlog resume --plan {plan.id})"
+        )
+    else:
+        output.warn(f"fleetlog: continuing the unfinished plan {plan.id} ({trigger})")
+    report(plans.run_plan(r, plan, progress=not json), json, plan=plan.id)
 
 
 def _submit(
@@ -199,19 +219,42 @@ def resume(
         help="Resources to resume (default with --all: every "
         "resource with a transition in progress).",
     ),
-    all_: bool = typer.Option(False, "--all", help="Resume every interrupted transition."),
+    all_: bool = typer.Option(
+        False,
+        "--all",
+        help="Resume every interrupted transition and finish every unfinished fan-out plan.",
+    ),
+    plan_id: str = typer.Option(
+        None, "--plan", help="Finish this fan-out plan: every member not yet done."
+    ),
     json: bool = JSON,
 ) -> None:
-    """Continue interrupted transitions at the step where they stopped. Finished steps are
-    never re-run; an in-doubt step is checked, re-run if idempotent, or else needs
-    attention (exit 3) until `fleetlog resolve`."""
+    """Continue interrupted work where it stopped: transitions at the step where they
+    stopped, and fan-out plans at every member not yet done (the ones never started
+    included). Finished steps are never re-run; an in-doubt step is checked, re-run if
+    idempotent, or else needs attention (exit 3) until `fleetlog resolve`."""
     from fleetlog.engine.model.patterns import select
     from fleetlog.engine.model.replay import replay_all
+    from fleetlog.engine.ops import plans
     from fleetlog.engine.ops.fanout import FanoutResult
 
     session: Session = ctx.obj
-    if not pattern and not all_:
-        raise UsageError("say which resources to resume: a PATTERN, or --all")
+    if not pattern and not all_ and not plan_id:
+        raise UsageError("say what to resume: a PATTERN, --plan ID, or --all")
+    if plan_id and (pattern or all_):
+        raise UsageError("--plan names the work to resume: give it alone")
+    session.require_existing()
+    if plan_id:
+        plan = plans.load_plan(session.journal, plan_id)
+        report(plans.run_plan(session.runner(), plan, progress=not json), json, plan=plan.id)
+        return
+    result = FanoutResult()
+    if all_ and not pattern:
+        r = session.runner()
+        for plan in plans.plans(session.journal, unfinished_only=True):
+            done = plans.run_plan(r, plan, progress=not json)
+            result.outcomes.extend(done.outcomes)
+            result.not_started.extend(done.not_started)
     records = replay_all(session.journal, session.registry)
     # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
     ids = targets(session, pattern, records) if pattern else select(None, records)
@@ -220,12 +263,11 @@ def resume(
     # before the one waiting on it.
     chosen.sort(key=lambda rec: -(rec.in_progress.started_seq if rec.in_progress else 0))
     r = session.runner()
-    result = FanoutResult()
     for rec in chosen:
         if r.load(rec.id).in_progress is None:
             continue  # finished meanwhile, as the child of a resumed ensure
         result.outcomes.append(r.resume(rec.id))
-    if not chosen and not json:
+    if not result.outcomes and not result.not_started and not json:
         output.say("nothing to resume")
     report(result, json)
 

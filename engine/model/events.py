@@ -43,6 +43,8 @@ LOCK_ACQUIRED = "lock.acquired"
 LOCK_RELEASED = "lock.released"
 LOCK_BROKEN = "lock.broken"
 HOST_KEY_ACCEPTED = "host_key.accepted"
+PLAN_STARTED = "plan.started"
+PLAN_FINISHED = "plan.finished"
 
 
 #: ``from`` and ``to`` are keywords in Python: the fields are ``source`` and ``target``.
@@ -387,6 +389,35 @@ class HostKeyAccepted(Payload):
     fingerprint: str
 
 
+# ------------------------------------------------------------------ fan-out plans
+@dataclass(frozen=True, slots=True)
+class PlanStarted(Payload):
+    """One fan-out, journaled whole before its first member starts (stream
+    ``plan/<id>``): ``resume`` finishes it from this record alone."""
+
+    TYPE = PLAN_STARTED
+    OPTIONAL = frozenset({"pattern"})
+
+    trigger: str
+    params: dict[str, Any]
+    #: The expanded members, in the order they are started.
+    members: list[str]
+    parallel: int
+    max_fail: float
+    #: What makes two fires "the same fan-out": a digest of trigger, params and members.
+    key: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFinished(Payload):
+    """Every member of the plan completed, failed or is waiting for an operator."""
+
+    TYPE = PLAN_FINISHED
+
+    counts: dict[str, int]
+
+
 VOCABULARY: dict[str, type[Payload]] = {
     cls.TYPE: cls
     for cls in (
@@ -411,6 +442,8 @@ VOCABULARY: dict[str, type[Payload]] = {
         LockReleased,
         LockBroken,
         HostKeyAccepted,
+        PlanStarted,
+        PlanFinished,
     )
 }
 

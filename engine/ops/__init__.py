@@ -5,6 +5,8 @@ resources at once. The public face of the layer; the CLI and packs import from h
 from fleetlog.engine.ops.audit import build as build_audit
 from fleetlog.engine.ops.audit import render_text as render_audit
 from fleetlog.engine.ops.fanout import FanoutResult, run_many, summary_lines
+from fleetlog.engine.ops.fencing import FencingViolation
+from fleetlog.engine.ops.fencing import check as check_fencing
 from fleetlog.engine.ops.ingest import (
     IngestError,
     IngestReport,
@@ -27,6 +29,7 @@ from fleetlog.engine.ops.worker import Worker, WorkerResult, submit_many
 
 __all__ = [
     "FanoutResult",
+    "FencingViolation",
     "Finding",
     "IngestError",
     "IngestReport",
@@ -41,6 +44,7 @@ __all__ = [
     "Worker",
     "WorkerResult",
     "build_audit",
+    "check_fencing",
     "create_resource",
     "created_event",
     "ingest",

@@ -31,10 +31,15 @@ class FanoutResult:
     def attention(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "attention"]
 
+    @property
+    def running(self) -> list[Outcome]:
+        """Members another process is driving right now (a continued plan's)."""
+        return [o for o in self.outcomes if o.status == "running"]
+
     def exit_code(self) -> int:
         if self.attention:
             return 3
-        if self.failed or self.not_started:
+        if self.failed or self.not_started or self.running:
             return 1
         return 0
 
@@ -44,6 +49,10 @@ class FanoutResult:
         for o in self.outcomes:
             if o.status in ("completed", "skipped"):
                 key = f"{o.status} -> {o.state}"
+            elif o.status == "done":
+                key = f"done earlier in this plan -> {o.state}"
+            elif o.status == "running":
+                key = f"still running elsewhere: {o.error}"
             elif o.status == "attention":
                 key = f"needs attention at step {o.step}: {o.error}"
             elif o.status == "rejected":
@@ -64,6 +73,8 @@ def run_many(
     max_fail_pct: float = 100.0,
     progress: bool = True,
     label: str = "",
+    failed_before: int = 0,
+    total: int | None = None,
 ) -> FanoutResult:
     """Run ``fn`` on every id, at most ``parallel`` at a time.
 
@@ -74,15 +85,18 @@ def run_many(
     outcomes arrive answers ``--max-fail`` without rescanning the outcomes. An error
     that is not a ``FleetlogError`` (a bug) stops new starts and is raised once every
     running resource has finished.
+
+    ``failed_before`` and ``total``: a continued plan's earlier failures count against
+    ``--max-fail``, as a share of all its members.
     """
     result = FanoutResult()
-    total = len(ids)
+    total = max(total or 0, len(ids), 1)
     lock = threading.Lock()
     queue = deque(ids)
-    failures = 0
+    failures = failed_before
     stop = False
     crashed: list[BaseException] = []
-    bar = _Bar(total, label) if progress and total > 1 and sys.stderr.isatty() else None
+    bar = _Bar(len(ids), label) if progress and len(ids) > 1 and sys.stderr.isatty() else None
 
     def one(rid: str) -> Outcome:
         try:
@@ -111,7 +125,7 @@ def run_many(
             if bar:
                 bar.advance()
 
-    width = min(max(1, parallel), total)
+    width = min(max(1, parallel), max(1, len(ids)))
     try:
         if width == 1:
             work()  # one at a time: on this thread, Ctrl-C included

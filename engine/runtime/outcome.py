@@ -45,7 +45,9 @@ class Outcome:
 
     resource: str
     trigger: str
-    status: str  # completed | skipped | failed | attention | rejected
+    #: completed | skipped | failed | attention | rejected, and for a member of a fan-out
+    #: plan that is continued: done (completed earlier in the plan) | running (elsewhere)
+    status: str
     state: str | None = None
     step: str | None = None
     error: str | None = None
@@ -53,4 +55,4 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("completed", "skipped")
+        return self.status in ("completed", "skipped", "done")

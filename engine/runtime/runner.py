@@ -118,6 +118,19 @@ class Runner:
             raise GuardRefused(resource=rid, trigger=trigger, guard=to_text(t.when))
         return rec, kind, params, dest
 
+    def check_trigger(self, rid: str, trigger: str, given: Mapping[str, Any]) -> None:
+        """What refuses ``trigger`` for every resource of ``rid``'s kind alike (no such
+        trigger, bad params), before a fan-out journals its plan."""
+        kind = self.registry.get(split_id(rid)[0])
+        try:
+            t = kind.transition(trigger)
+        except KeyError:
+            raise UsageError(
+                f"{rid}: kind {kind.name} has no trigger {trigger!r}"
+                + did_you_mean(trigger, [x.trigger for x in kind.spec.transitions])
+            ) from None
+        resolve(t.params, given, f"{kind.name} {trigger}")
+
     def dry_run(
         self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
     ) -> list[dryrun.PlannedStep]:

@@ -383,7 +383,45 @@ def test_verify_ok(cli: Cli) -> None:
     code, out, _ = cli("verify")
     assert code == 0
     assert out.strip() == f"ok: {n} events, hash chain intact"
-    assert cli.json("verify") == {"ok": True, "events": n, "first_bad_seq": None, "reason": None}
+    assert cli.json("verify") == {
+        "ok": True,
+        "events": n,
+        "first_bad_seq": None,
+        "reason": None,
+        "fencing": [],
+    }
+
+
+def test_verify_finds_an_event_made_under_a_superseded_token(cli: Cli) -> None:
+    """Appended here without a fence, as an older fleetlog could have: a paused holder's
+    step.started under token 1 after another owner broke the lease and took token 2."""
+    populate(cli)
+    append(
+        cli.journal,
+        "vm/g1",
+        [
+            NewEvent("lock.acquired", {"owner": "a", "token": 1, "ttl": 3}),
+            NewEvent("step.started", {"step": "create", "attempt": 1, "token": 1}),
+            NewEvent(
+                "lock.broken",
+                {
+                    "previous_owner": "a",
+                    "previous_token": 1,
+                    "reason": "lease expired",
+                    "owner": "b",
+                    "token": 2,
+                },
+            ),
+            NewEvent("step.started", {"step": "create", "attempt": 2, "token": 2}),
+            NewEvent("step.started", {"step": "tag", "attempt": 1, "token": 1}),
+        ],
+    )
+    stale = len(events_of(cli.journal))
+    code, out, err = cli("verify")
+    assert code == 4 and out == ""
+    assert f"fencing violation at seq {stale}: vm/g1 step.started was made under token 1 " in err
+    report = json.loads(cli("verify", "--json")[1])
+    assert report["ok"] is False and len(report["fencing"]) == 1
 
 
 def test_export_import_roundtrip(cli: Cli, tmp_path: Path) -> None:

@@ -121,7 +121,8 @@ def test_max_fail_json_reports_the_not_started(fan: Fleet):
     res = fan.cli("fire", "fan/n[1-10]", "go", "--parallel", "2", "--max-fail", "20", "--json")
     assert res.code == 1
     data = res.json()
-    assert sorted(data) == ["groups", "not_started", "outcomes"]
+    assert sorted(data) == ["groups", "not_started", "outcomes", "plan"]
+    assert data["plan"] and f"plan {data['plan']}: go on 10 resources" in res.err
     started = [o["resource"] for o in data["outcomes"]]
     assert 3 <= len(started) <= 4  # the budget is checked as each one finishes
     assert len(started) + len(data["not_started"]) == 10
