@@ -86,10 +86,13 @@ def setup_yaml(
     kind: Kind,
     journal_url: str,
     *,
+    backend: str,
     fleetlog_cmd: str = "fleetlog",
     component: str | None = None,
 ) -> str:
-    """The mini-provisioner's setup.yaml for ``resource`` (a kind with stage triggers)."""
+    """The mini-provisioner's setup.yaml for ``resource`` (a kind with stage triggers).
+    Every stage names the journal and the backend: a stage run by the provisioner must
+    land where the operator's commands do, never on the simulator by default."""
     name = component or str(resource.params.get("component") or resource.name)
     stages = stages_of(kind)
     if not stages:
@@ -97,7 +100,10 @@ def setup_yaml(
             f"{resource.id}: kind {kind.name} has none of the mini-provisioner's stages "
             f"({', '.join(STAGES)})"
         )
-    base = f"--journal {shlex.quote(journal_url)} provisioner stage {resource.id}"
+    base = (
+        f"--journal {shlex.quote(journal_url)} --backend {shlex.quote(backend)} "
+        f"provisioner stage {resource.id}"
+    )
     lines = [
         f"# setup.yaml for {resource.id}, written by `fleetlog provisioner export`.",
         "# Each stage runs a fleetlog transition; exit 0 on success, N > 0 on error.",

@@ -33,7 +33,7 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 
 def _resource(session: Session, rid: str) -> Resource:
-    return session.runner().load(rid)
+    return session.runner(runs_steps=False).load(rid)
 
 
 @provisioner_app.command("export")
@@ -62,7 +62,12 @@ def export(
     if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
         url = str(Path(url).resolve())
     text = setup_yaml(
-        rec, session.registry.get(rec.kind), url, fleetlog_cmd=fleetlog_cmd, component=component
+        rec,
+        session.registry.get(rec.kind),
+        url,
+        backend=session.backend_name,
+        fleetlog_cmd=fleetlog_cmd,
+        component=component,
     )
     if out is None:
         output.say(text.rstrip("\n"))

@@ -15,6 +15,7 @@ import typer
 
 from fleetlog import packs
 from fleetlog.engine.backends import BACKENDS
+from fleetlog.engine.cli import backend as backend_cmds
 from fleetlog.engine.cli import inventory as inventory_cmds
 from fleetlog.engine.cli import journal as journal_cmds
 from fleetlog.engine.cli import machines as machines_cmds
@@ -49,10 +50,13 @@ def _globals(
         show_default=False,
     ),
     backend: str = typer.Option(
-        "sim",
+        None,
         "--backend",
         envvar="FLEETLOG_BACKEND",
-        help=f"Where steps run: {', '.join(BACKENDS)}. sim is the in-process simulated datacenter.",
+        help=f"Where steps run: {', '.join(BACKENDS)}. sim is the in-process simulated "
+        "datacenter. [default: the backend the journal is bound to (the first command "
+        "that runs a step binds it; `fleetlog backend set` changes it), else sim]",
+        show_default=False,
     ),
     accept_new_host_keys: bool = typer.Option(
         False,
@@ -64,13 +68,21 @@ def _globals(
 ) -> None:
     ctx.obj = Session(
         journal_url=journal or default_journal_url(),
-        backend_name=backend,
+        backend_given=backend,
         accept_new_host_keys=accept_new_host_keys,
     )
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in (machines_cmds, inventory_cmds, journal_cmds, run_cmds, reconcile_cmds, worker_cmds):
+for _module in (
+    machines_cmds,
+    inventory_cmds,
+    journal_cmds,
+    run_cmds,
+    reconcile_cmds,
+    worker_cmds,
+    backend_cmds,
+):
     _module.register(app)
 
 

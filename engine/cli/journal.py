@@ -130,11 +130,22 @@ def status(
     ctx: typer.Context,
     pattern: str = typer.Argument(None, help="KIND, KIND/NODESET (vm/guest[1-4]) or a glob."),
     at: str = AT,
+    plan: str = typer.Option(
+        None,
+        "--plan",
+        help="Show a fan-out plan instead: each member done, running, failed, needing "
+        "attention or not started.",
+    ),
     json: bool = JSON,
 ) -> None:
     """Current state of every matching resource, replayed from the journal."""
     session: Session = ctx.obj
     session.require_existing()
+    if plan is not None:
+        if pattern or at:
+            raise UsageError("--plan shows one fan-out plan: give it alone")
+        _plan_status(session, plan, json)
+        return
     records = _replayed(session, pattern, at)
     rows = status_rows(records)
     if json:
@@ -155,6 +166,45 @@ def status(
         ],
         whole=("resource", "state", "version"),
     )
+
+
+def _plan_status(session: Session, plan_id: str, json: bool) -> None:
+    from fleetlog.engine.model.patterns import fold_names
+    from fleetlog.engine.ops import plans
+
+    plan = plans.load_plan(session.journal, plan_id)
+    standing = plans.members(session.journal, plan)
+    counts = plans.counts(standing)
+    if json:
+        output.emit_json(
+            {
+                "plan": plan.id,
+                "trigger": plan.trigger,
+                "params": plan.params,
+                "pattern": plan.pattern,
+                "parallel": plan.parallel,
+                "max_fail": plan.max_fail,
+                "finished": plan.finished,
+                "counts": counts,
+                "members": [
+                    {
+                        "resource": m.resource,
+                        "status": m.status,
+                        "state": m.state,
+                        "step": m.step,
+                        "error": m.error,
+                    }
+                    for m in (standing[rid] for rid in plan.members)
+                ],
+            }
+        )
+        return
+    done = "finished" if plan.finished else "unfinished"
+    output.say(f"plan {plan.id}: {plan.trigger} on {len(plan.members)} resources ({done})")
+    for status_name in plans.MEMBER_STATUSES:
+        chosen = [rid for rid in plan.members if standing[rid].status == status_name]
+        if chosen:
+            output.say(f"  {status_name.replace('_', ' ')} ({len(chosen)}): {fold_names(chosen)}")
 
 
 def replay(

@@ -130,7 +130,7 @@ def fire(
     session: Session = ctx.obj
     given = parse_assignments(param, pattern)
     ids = targets(session, pattern)
-    r = session.runner()
+    r = session.runner(runs_steps=not (dry_run or submit))
     if dry_run:
         dry: dict[str, Any] = {}
         for rid in ids:
@@ -250,9 +250,8 @@ def resume(
         return
     result = FanoutResult()
     if all_ and not pattern:
-        r = session.runner()
         for plan in plans.plans(session.journal, unfinished_only=True):
-            done = plans.run_plan(r, plan, progress=not json)
+            done = plans.run_plan(session.runner(), plan, progress=not json)
             result.outcomes.extend(done.outcomes)
             result.not_started.extend(done.not_started)
     records = replay_all(session.journal, session.registry)
@@ -262,8 +261,9 @@ def resume(
     # Newest transition first: a transition started by another's `ensure` step is resumed
     # before the one waiting on it.
     chosen.sort(key=lambda rec: -(rec.in_progress.started_seq if rec.in_progress else 0))
-    r = session.runner()
+    r = session.runner() if chosen else None
     for rec in chosen:
+        assert r is not None
         if r.load(rec.id).in_progress is None:
             continue  # finished meanwhile, as the child of a resumed ensure
         result.outcomes.append(r.resume(rec.id))

@@ -21,16 +21,35 @@ if TYPE_CHECKING:
     from fleetlog.journal.base import Journal
 
 DEFAULT_JOURNAL = "./fleetlog.db"
+DEFAULT_BACKEND = "sim"
+#: Where a journal keeps the backend it is bound to.
+BACKEND_STREAM = "settings/backend"
+
+
+class BackendMismatch(UsageError):
+    msg_fmt = (
+        "this journal is bound to the %(bound)s backend, not %(given)s: its steps run on "
+        "%(bound)s. Give --backend %(bound)s (or nothing), or rebind it on purpose with "
+        "`fleetlog backend set %(given)s --reason TEXT`"
+    )
 
 
 @dataclass
 class Session:
+    """``backend_given``: ``--backend`` (or ``FLEETLOG_BACKEND``) when the operator gave
+    one. Without it the backend is the one the journal is bound to, so a forgotten flag
+    never moves real work to the simulator."""
+
     journal_url: str = DEFAULT_JOURNAL
-    backend_name: str = "sim"
+    backend_given: str | None = None
     accept_new_host_keys: bool = False
     _journal: Journal | None = field(default=None, repr=False)
     _registry: KindRegistry | None = field(default=None, repr=False)
     _backend: Backend | None = field(default=None, repr=False)
+    _bound: str | None = field(default=None, repr=False)
+    _bound_read: bool = field(default=False, repr=False)
+    _runner: Runner | None = field(default=None, repr=False)
+    _noted: bool = field(default=False, repr=False)
 
     @property
     def journal(self) -> Journal:
@@ -68,13 +87,71 @@ class Session:
                     sys.stderr.write(f"fleetlog: warning: {problem}\n")
         return self._registry
 
+    def bound_backend(self) -> str | None:
+        """The backend the journal is bound to, or None (never used to run a step)."""
+        if not self._bound_read:
+            from fleetlog.engine.model import events as ev
+
+            self._bound_read = True
+            if self._journal is not None or self._exists():
+                for event in reversed(self.journal.read_stream(BACKEND_STREAM)):
+                    if event.type == ev.BACKEND_BOUND:
+                        self._bound = ev.BackendBound.from_payload(event.payload).backend
+                        break
+        return self._bound
+
+    def _exists(self) -> bool:
+        url = self.journal_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return True
+        return os.path.exists(url.removeprefix("sqlite:///"))
+
+    @property
+    def backend_name(self) -> str:
+        """The backend this command uses: the one given, else the journal's, else sim."""
+        given = self.backend_given
+        if given is not None and given not in BACKENDS:
+            raise UsageError(f"unknown backend {given!r} (choose from {', '.join(BACKENDS)})")
+        bound = self.bound_backend()
+        if given is not None and bound is not None and given != bound:
+            raise BackendMismatch(bound=bound, given=given)
+        return given or bound or DEFAULT_BACKEND
+
+    def bind_backend(self) -> str:
+        """Before running steps: bind a journal used for the first time to this
+        command's backend (journaled), and say so when that is the simulator."""
+        name = self.backend_name
+        if self.bound_backend() is None:
+            from fleetlog.engine.model import events as ev
+
+            bound = ev.BackendBound(backend=name, reason="the first command that ran a step")
+            self.journal.append(BACKEND_STREAM, [ev.new_event(bound)])
+            self._bound = name
+        if name == "sim" and not self._noted:
+            self._noted = True
+            sys.stderr.write(
+                "fleetlog: note: the simulated datacenter ran these steps "
+                "(--backend sim); no real host was contacted\n"
+            )
+        return name
+
+    def set_backend(self, name: str, reason: str) -> str | None:
+        """``fleetlog backend set``: bind the journal to ``name``; the previous binding."""
+        from fleetlog.engine.model import events as ev
+
+        if name not in BACKENDS:
+            raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
+        if not reason.strip():
+            raise UsageError("--reason is required: say why, it is journaled")
+        previous = self.bound_backend()
+        bound = ev.BackendBound(backend=name, previous=previous, reason=reason)
+        self.journal.append(BACKEND_STREAM, [ev.new_event(bound)])
+        self._bound = name
+        return previous
+
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            if self.backend_name not in BACKENDS:
-                raise UsageError(
-                    f"unknown backend {self.backend_name!r} (choose from {', '.join(BACKENDS)})"
-                )
             from fleetlog.engine.backends import open_backend
 
             self._backend = open_backend(
@@ -85,11 +162,19 @@ class Session:
             )
         return self._backend
 
-    def runner(self) -> Runner:
-        """A runner on this session's journal, kinds and backend."""
+    def runner(self, *, runs_steps: bool = True) -> Runner:
+        """A runner on this session's journal, kinds and backend. ``runs_steps``: before
+        the first transition it starts or resumes, the journal is bound to the backend
+        (``bind_backend``); a command refused before that journals nothing."""
         from fleetlog.engine.runtime import Runner
 
-        return Runner(self.journal, self.registry, self.backend)
+        _ = self.backend_name  # refuse a backend the journal is not bound to, first
+        if self._runner is None:
+            hook = self.bind_backend if runs_steps else None
+            self._runner = Runner(
+                self.journal, self.registry, self.backend, before_first_start=hook
+            )
+        return self._runner
 
     def _journal_host_key(self, host: str, key_type: str, fingerprint: str) -> None:
         """``--accept-new-host-keys`` trusts a first-seen key like OpenSSH's accept-new;

@@ -43,6 +43,7 @@ LOCK_ACQUIRED = "lock.acquired"
 LOCK_RELEASED = "lock.released"
 LOCK_BROKEN = "lock.broken"
 HOST_KEY_ACCEPTED = "host_key.accepted"
+BACKEND_BOUND = "backend.bound"
 PLAN_STARTED = "plan.started"
 PLAN_FINISHED = "plan.finished"
 
@@ -151,6 +152,7 @@ class TransitionStarted(Payload):
     FOLDED = True
     WORK = True
     KEYS = _FROM_TO
+    OPTIONAL = frozenset({"backend", "host"})
 
     trigger: str
     source: Any  # ``from``: a state name; replay checks it
@@ -163,6 +165,9 @@ class TransitionStarted(Payload):
     locks: list[str]
     owner: str | None = None
     token: int | None = None
+    #: Where its steps run: resuming it anywhere else is refused.
+    backend: str | None = None
+    host: str | None = None
 
     @property
     def failure_plan(self) -> FailurePlan | None:
@@ -389,6 +394,18 @@ class HostKeyAccepted(Payload):
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class BackendBound(Payload):
+    """The backend a journal's steps run on (stream ``settings/backend``): set by the
+    first command that runs a step, changed only by ``fleetlog backend set``."""
+
+    TYPE = BACKEND_BOUND
+
+    backend: str
+    previous: str | None = None
+    reason: str | None = None
+
+
 # ------------------------------------------------------------------ fan-out plans
 @dataclass(frozen=True, slots=True)
 class PlanStarted(Payload):
@@ -442,6 +459,7 @@ VOCABULARY: dict[str, type[Payload]] = {
         LockReleased,
         LockBroken,
         HostKeyAccepted,
+        BackendBound,
         PlanStarted,
         PlanFinished,
     )

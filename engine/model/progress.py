@@ -43,6 +43,9 @@ class Progress:
     causation_id: str | None
     definition_hash: str
     locks: list[str] = field(default_factory=list)
+    #: The backend (and host) it started on; None in journals older than the field.
+    backend: str | None = None
+    host: str | None = None
     steps: dict[str, StepState] = field(default_factory=dict)
     compensations: dict[str, StepState] = field(default_factory=dict)
     failed_step: str | None = None
@@ -82,6 +85,8 @@ def reconstruct(
         causation_id=started.causation_id,
         definition_hash=p.definition_hash or "",
         locks=list(p.locks or []),
+        backend=p.backend,
+        host=p.host,
     )
     prog.steps = {s.name: StepState() for s in prog.plan}
     for event in later:

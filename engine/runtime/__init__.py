@@ -15,6 +15,7 @@ from fleetlog.engine.runtime.outcome import (
     NotInProgress,
     Outcome,
     Stopping,
+    WrongBackend,
 )
 from fleetlog.engine.runtime.runner import Runner
 from fleetlog.engine.runtime.task import Intake, Task
@@ -35,6 +36,7 @@ __all__ = [
     "Runner",
     "Stopping",
     "Task",
+    "WrongBackend",
     "new_owner",
     "owner_is_dead",
 ]

@@ -28,6 +28,14 @@ class NotInProgress(UsageError):
     msg_fmt = "%(resource)s has no transition in progress"
 
 
+class WrongBackend(UsageError):
+    msg_fmt = (
+        "%(resource)s: its %(trigger)s started on the %(started_on)s backend%(where)s and "
+        "can only be resumed there (this command uses %(backend)s): give --backend "
+        "%(started_on)s"
+    )
+
+
 class AlreadyStarted(FleetlogError):
     msg_fmt = "%(resource)s: command %(command_id)s was started by someone else"
     exit_code = 1

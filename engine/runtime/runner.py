@@ -23,7 +23,7 @@ from fleetlog.engine.model.params import resolve
 from fleetlog.engine.model.progress import Progress, reconstruct
 from fleetlog.engine.model.records import Resource, split_id
 from fleetlog.engine.model.replay import load_resource
-from fleetlog.engine.model.values import Scope
+from fleetlog.engine.model.values import Scope, host_of
 from fleetlog.engine.runtime import actions, dryrun, steps
 from fleetlog.engine.runtime.leases import DEFAULT_TTL, LeaseSet, new_owner
 from fleetlog.engine.runtime.outcome import (
@@ -33,6 +33,7 @@ from fleetlog.engine.runtime.outcome import (
     NoSuchResource,
     NotInProgress,
     Outcome,
+    WrongBackend,
 )
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.writer import JournalWriter
@@ -57,7 +58,11 @@ class Runner:
         lease_ttl: float = DEFAULT_TTL,
         lock_wait: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
+        before_first_start: Callable[[], object] | None = None,
     ) -> None:
+        """``before_first_start`` is called once, before the first transition this
+        runner starts or resumes is journaled (the CLI binds the journal to its backend
+        there, so a command refused by validation journals nothing)."""
         self.journal = journal
         self.registry = registry
         self.backend = backend
@@ -65,6 +70,8 @@ class Runner:
         self.lock_wait = lock_wait
         self.sleep = sleep
         self.writer = JournalWriter(journal)
+        self._before_first_start = before_first_start
+        self._first_start_lock = threading.Lock()
         #: Set to stop every transition this runner drives before its next step.
         self.stopping = threading.Event()
 
@@ -138,6 +145,13 @@ class Runner:
         probes; nothing is journaled."""
         rec, kind, params, _dest = self.validate(rid, trigger, dict(given or {}))
         return dryrun.plan(self.backend, self.scope(rec, params, trigger), kind.transition(trigger))
+
+    def _starting(self) -> None:
+        if self._before_first_start is not None:
+            with self._first_start_lock:
+                hook, self._before_first_start = self._before_first_start, None
+                if hook is not None:
+                    hook()
 
     # ------------------------------------------------------------------ firing
     def fire(
@@ -276,6 +290,8 @@ class Runner:
                         locks=lock_ids,
                         owner=leases.owner,
                         token=token,
+                        backend=self.backend.name,
+                        host=host_of(rec),
                     ),
                     **meta,
                 ),
@@ -298,6 +314,7 @@ class Runner:
             # command.accepted, then the lease (lock.broken?, lock.acquired), then the rest
             at = 0 if submitted is not None else 1
             events[at:at] = claim.events if claim is not None else leases.deferred.get(rid, [])
+            self._starting()
             try:
                 recorded = self.writer.append(rid, events, expected=rec.version, take=claim)
             except (ConcurrencyConflict, LeaseChanged):
@@ -349,8 +366,17 @@ class Runner:
         return reconstruct(started, (e for e in events if e.seq > started.seq))
 
     def resume(self, rid: str, *, inherited: LeaseSet | None = None) -> Outcome:
-        """Continue an interrupted transition from where its journal says it stopped."""
+        """Continue an interrupted transition from where its journal says it stopped, on
+        the backend it started on (and nowhere else)."""
         prog = self.progress(rid)
+        if prog.backend is not None and prog.backend != self.backend.name:
+            raise WrongBackend(
+                resource=rid,
+                trigger=prog.trigger,
+                started_on=prog.backend,
+                where=f" ({prog.host})" if prog.host else "",
+                backend=self.backend.name,
+            )
         locks = set(prog.locks or [rid])
         held_by_parent = set(inherited.held) if inherited is not None else set()
         leases = LeaseSet(
@@ -368,6 +394,7 @@ class Runner:
             rec = self.load(rid)
             if rec.in_progress is None or rec.in_progress.started_seq != prog.started_seq:
                 raise NotInProgress(resource=rid)
+            self._starting()
             return self._drive(rid, leases, rec, self.progress(rid, rec))
         finally:
             leases.release()

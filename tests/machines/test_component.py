@@ -84,11 +84,13 @@ def test_exported_setup_yaml_drives_fleetlog(twin: Twin, tmp_path: Path) -> None
         "hare:",
         "  post_install:",
         "    cmd: fleetlog",
-        f"    args: --journal {jpath} provisioner stage component/hare post_install --config $URL",
+        f"    args: --journal {jpath} --backend sim provisioner stage component/hare "
+        "post_install --config $URL",
     ]
     assert text.endswith(
         "support_bundle:\n"
-        f"  - fleetlog --journal {jpath} provisioner stage component/hare support_bundle\n"
+        f"  - fleetlog --journal {jpath} --backend sim provisioner stage component/hare "
+        "support_bundle\n"
     )
     yaml = pytest.importorskip("yaml")
     data = yaml.safe_load(text)

@@ -87,8 +87,10 @@ def test_yaml_scalar(text: str, expected: str) -> None:
 def test_setup_yaml_lists_the_kinds_stages_and_the_support_bundle() -> None:
     reg = kinds(STAGED)
     rec = resource("staged", "one", component="demo")
-    text = setup_yaml(rec, reg.get("staged"), "/var/lib/j.db", fleetlog_cmd="/usr/bin/fleetlog")
-    base = "--journal /var/lib/j.db provisioner stage staged/one"
+    text = setup_yaml(
+        rec, reg.get("staged"), "/var/lib/j.db", backend="ssh", fleetlog_cmd="/usr/bin/fleetlog"
+    )
+    base = "--journal /var/lib/j.db --backend ssh provisioner stage staged/one"
     assert text.splitlines()[2:] == [
         "demo:",
         "  post_install:",
@@ -108,7 +110,7 @@ def test_setup_yaml_lists_the_kinds_stages_and_the_support_bundle() -> None:
 
 def test_setup_yaml_quotes_a_journal_path_with_spaces() -> None:
     reg = kinds(STAGED)
-    text = setup_yaml(resource("staged", "one"), reg.get("staged"), "/tmp/my j.db")
+    text = setup_yaml(resource("staged", "one"), reg.get("staged"), "/tmp/my j.db", backend="sim")
     line = next(ln for ln in text.splitlines() if "args:" in ln)
     value = line.split("args: ", 1)[1]
     assert value.startswith('"') and json.loads(value).startswith("--journal '/tmp/my j.db'")
@@ -117,7 +119,7 @@ def test_setup_yaml_quotes_a_journal_path_with_spaces() -> None:
 def test_setup_yaml_needs_stages() -> None:
     reg = kinds(PLAIN)
     with pytest.raises(UsageError, match="none of the mini-provisioner's stages"):
-        setup_yaml(resource("plain", "p"), reg.get("plain"), "j.db")
+        setup_yaml(resource("plain", "p"), reg.get("plain"), "j.db", backend="sim")
 
 
 def test_path_to_a_stage() -> None:

@@ -137,7 +137,8 @@ def baseline(template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         counted = [
             e
             for e in journal.read_all()
-            if not e.type.startswith("lock.") and e.type != "resource.created"
+            if not e.type.startswith("lock.")
+            and e.type not in ("resource.created", "backend.bound")
         ]
     rows = json.loads(status.stdout)
     key_append = counted[KEY_STARTED - 1].recorded_at  # the events of one append share it
