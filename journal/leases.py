@@ -74,7 +74,11 @@ def check_fence(fence: Fence, current: LeaseRow | None) -> Fenced | None:
         if held_by == fence.owner and token == fence.token:
             return None
         if held_by is None:
-            reason = "it was released" if token == fence.token else f"token {token} came after"
+            reason = (
+                "it was released"
+                if token == fence.token
+                else f"another owner took it (token {token}) and released it"
+            )
         else:
             reason = f"{held_by} holds it with token {token}"
     else:

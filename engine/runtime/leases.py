@@ -41,6 +41,10 @@ DEFAULT_TTL = float(os.environ.get("FLEETLOG_LEASE_TTL", "30"))
 #: Of the TTL, the share a holder keeps in hand: it stops starting steps once its last
 #: renewal is older than ``ttl * (1 - SAFETY)`` (renewals fall due every third of it).
 SAFETY = 0.2
+#: Test hook of the fault suite: with it set, holders never fence themselves (no age
+#: check, no heed to a refused renewal), so the suite can show the journal's refusal
+#: alone stopping a paused holder.
+NO_SELF_FENCE_ENV = "FLEETLOG_TEST_NO_SELF_FENCE"
 
 __all__ = [
     "DEFAULT_TTL",
@@ -109,6 +113,8 @@ class LeaseSet:
         self.parent = parent
         self.held: dict[str, Lease] = {}
         self.lost: str | None = None
+        #: The tokens of leases lost to another owner (for messages and step.started).
+        self._lost_tokens: dict[str, int] = {}
         self.next_renewal = 0.0
         #: When every held lease was last known good (taken or renewed), monotonic.
         self.renewed_at = 0.0
@@ -251,14 +257,18 @@ class LeaseSet:
 
     def token(self, rid: str) -> int | None:
         lease = self.held.get(rid)
-        if lease is None and self.parent is not None:
-            return self.parent.token(rid)
-        return None if lease is None else lease.token
+        if lease is not None:
+            return lease.token
+        if rid in self._lost_tokens:
+            return self._lost_tokens[rid]
+        return None if self.parent is None else self.parent.token(rid)
 
     def fenced(self, rid: str) -> Fenced | None:
         """Why this transition must not start another step on ``rid``, or None: a lease
         of its own (or its parent's) was lost, or was last renewed so long ago that it
         may have expired and been taken (a process paused past its TTL)."""
+        if os.environ.get(NO_SELF_FENCE_ENV):
+            return None
         for leases in self._chain():
             if leases.lost is not None:
                 return Fenced(
@@ -293,7 +303,8 @@ class LeaseSet:
             try:
                 self.held[rid] = self.journal.renew_lease(lease, self.ttl)
             except LeaseHeld as exc:
-                self.lost = str(exc)
+                self.lost = f"its renewal was refused: {exc}"
+                self._lost_tokens[rid] = lease.token
                 self.held.pop(rid, None)
             except Exception as exc:  # journal closed or unreachable: stop renewing
                 self.lost = f"lease renewal failed: {exc}"

@@ -31,8 +31,9 @@ class NotInProgress(UsageError):
 class WrongBackend(UsageError):
     msg_fmt = (
         "%(resource)s: its %(trigger)s started on the %(started_on)s backend%(where)s and "
-        "can only be resumed there (this command uses %(backend)s): give --backend "
-        "%(started_on)s"
+        "can only be resumed there, not on %(backend)s: resume it with --backend "
+        "%(started_on)s (after `fleetlog backend set %(started_on)s` if the journal is "
+        "bound elsewhere)"
     )
 
 

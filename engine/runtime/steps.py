@@ -10,6 +10,7 @@ decides, or it is re-run when that is safe, or the resource needs attention.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from dataclasses import replace
 from typing import Any
@@ -23,15 +24,21 @@ from fleetlog.engine.runtime.outcome import Outcome, Stopping
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.undo import fail_transition
 from fleetlog.errors import FleetlogError
-from fleetlog.journal import Event
+from fleetlog.journal import Event, Fenced
 
 
 def drive(task: Task) -> Outcome:
     """Run what is left of the task's plan to an outcome."""
     try:
-        return _run_plan(task)
-    finally:
-        task.writer.flush(task.rid)  # stopped between steps, or an error: the outcome counts
+        outcome = _run_plan(task)
+    except BaseException:
+        # Stopped between steps, or an error: the outcome held back still counts, unless
+        # the lease is gone, and then it can never be written (nor hide the reason).
+        with contextlib.suppress(Fenced):
+            task.writer.flush(task.rid)
+        raise
+    task.writer.flush(task.rid)
+    return outcome
 
 
 def _run_plan(task: Task) -> Outcome:
