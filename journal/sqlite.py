@@ -371,7 +371,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
             _store_lease(conn, lease)
             return lease, broken
 
-        result: tuple[Lease, Lease | None] = self._lease_op(op)
+        result: tuple[Lease, Lease | None] = self._lease_op(resource, op)
         return result
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
@@ -380,14 +380,14 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
             _store_lease(conn, renewed)
             return renewed
 
-        result: Lease = self._lease_op(op)
+        result: Lease = self._lease_op(lease.resource, op)
         return result
 
     def release_lease(self, lease: Lease) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _release(conn, lease)
 
-        self._lease_op(op)
+        self._lease_op(lease.resource, op)
 
     def lease_row(self, resource: str) -> LeaseRow | None:
         rows = self._query(
@@ -421,10 +421,10 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
 
         return self._submit(stream, events, None, op)
 
-    def _lease_op(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _lease_op(self, resource: str, op: Callable[[sqlite3.Connection], Any]) -> Any:
         if self.closed:
             raise JournalError(f"journal {self.path} is closed")
-        return self._committer.submit(TxnOp(op))
+        return self._committer.submit(TxnOp(op, resource))
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:

@@ -50,6 +50,8 @@ class TxnOp:
     is its caller's outcome alone."""
 
     run: Callable[[sqlite3.Connection], Any]
+    #: The lease it changes.
+    resource: str
 
 
 Request = AppendRequest | TxnOp
@@ -178,15 +180,17 @@ class BatchWriter:
             plan = self._plan()
             outcomes: list[Any] = []
             appends = 0
+            fences = _FenceRows(conn, slots)
             for slot in slots:
                 request = slot.request
                 if isinstance(request, TxnOp):
+                    fences.forget(request.resource)
                     try:
                         outcomes.append(request.run(conn))
                     except JournalError as e:
                         outcomes.append(e)
                 else:
-                    outcomes.append(self._add(conn, plan, request))
+                    outcomes.append(self._add(conn, plan, request, fences))
                     appends += 1
             rows = plan.rows
             for start in range(0, len(rows), _ROWS_PER_INSERT):
@@ -200,16 +204,19 @@ class BatchWriter:
         self._done(slots, plan, outcomes, appends)
 
     @staticmethod
-    def _add(conn: sqlite3.Connection, plan: BatchPlan, request: AppendRequest) -> Any:
+    def _add(
+        conn: sqlite3.Connection, plan: BatchPlan, request: AppendRequest, fences: _FenceRows
+    ) -> Any:
         """Plan one append, running its lease work first unless it would be refused."""
         if request.fence is not None:
-            refused = check_fence(request.fence, lease_row(conn, request.fence.resource))
+            refused = check_fence(request.fence, fences.row(request.fence.resource))
             if refused is not None:
                 return refused
         if request.lease_op is not None:
             refusal = plan.conflict(request)
             if refusal is not None:
                 return refusal
+            fences.forget(request.stream)
             try:
                 request.lease_op(conn)
             except JournalError as e:
@@ -271,6 +278,42 @@ def _fenced_insert(n: int, fences: int) -> str:
         + ", ".join(["(?, ?, ?)"] * fences)
         + ")) = ?"
     )
+
+
+class _FenceRows:
+    """The lease rows a locked batch's fences are checked against: read for every fenced
+    request of the batch in one query (a statement per append cost the write lock a
+    GIL round trip each); a row the batch's own lease work changes is read again."""
+
+    def __init__(self, conn: sqlite3.Connection, slots: list[Slot[Request]]) -> None:
+        self._conn = conn
+        self._resources = sorted(
+            {
+                f.resource
+                for s in slots
+                if isinstance(s.request, AppendRequest) and (f := s.request.fence) is not None
+            }
+        )
+        self._rows: dict[str, LeaseRow | None] | None = None
+
+    def forget(self, resource: str) -> None:
+        if self._rows is not None:
+            self._rows.pop(resource, None)
+
+    def row(self, resource: str) -> LeaseRow | None:
+        if self._rows is None:
+            self._rows = dict.fromkeys(self._resources)
+            for start in range(0, len(self._resources), 500):
+                chunk = self._resources[start : start + 500]
+                query = (
+                    "SELECT resource, owner, token, expires_at FROM leases "
+                    f"WHERE resource IN ({', '.join('?' * len(chunk))})"
+                )
+                for res, owner, token, expires_at in self._conn.execute(query, chunk):
+                    self._rows[res] = (owner, int(token), float(expires_at))
+        if resource not in self._rows:
+            self._rows[resource] = lease_row(self._conn, resource)
+        return self._rows[resource]
 
 
 def lease_row(conn: sqlite3.Connection, resource: str) -> LeaseRow | None:

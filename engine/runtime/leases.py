@@ -45,6 +45,7 @@ SAFETY = 0.2
 #: check, no heed to a refused renewal), so the suite can show the journal's refusal
 #: alone stopping a paused holder.
 NO_SELF_FENCE_ENV = "FLEETLOG_TEST_NO_SELF_FENCE"
+_NO_SELF_FENCE = bool(os.environ.get(NO_SELF_FENCE_ENV))
 
 __all__ = [
     "DEFAULT_TTL",
@@ -267,9 +268,10 @@ class LeaseSet:
         """Why this transition must not start another step on ``rid``, or None: a lease
         of its own (or its parent's) was lost, or was last renewed so long ago that it
         may have expired and been taken (a process paused past its TTL)."""
-        if os.environ.get(NO_SELF_FENCE_ENV):
+        if _NO_SELF_FENCE:
             return None
-        for leases in self._chain():
+        leases: LeaseSet | None = self
+        while leases is not None:
             if leases.lost is not None:
                 return Fenced(
                     resource=rid, owner=leases.owner, token=self.token(rid), reason=leases.lost
@@ -284,13 +286,8 @@ class LeaseSet:
                         reason=f"its last renewal was {age:.1f}s ago, too close to the "
                         f"lease's {leases.ttl:g}s to be sure it still holds",
                     )
-        return None
-
-    def _chain(self) -> Iterable[LeaseSet]:
-        leases: LeaseSet | None = self
-        while leases is not None:
-            yield leases
             leases = leases.parent
+        return None
 
     @property
     def interval(self) -> float:

@@ -20,7 +20,7 @@ import functools
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -102,18 +102,23 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def local(nonce: str | None = None) -> OwnerId:
-    """This process, as an owner."""
-    pid = os.getpid()
+@functools.lru_cache(maxsize=4)
+def _this_process(pid: int) -> OwnerId:
+    """This process's identity, read once per pid (a forked child has its own)."""
     return OwnerId(
         socket.gethostname(),
         pid,
-        nonce or uuid.uuid4().hex[:8],
+        "",
         _boot(),
         _pid_namespace(),
         process_start(pid) or "",
         _machine(),
     )
+
+
+def local(nonce: str | None = None) -> OwnerId:
+    """This process, as an owner."""
+    return replace(_this_process(os.getpid()), nonce=nonce or uuid.uuid4().hex[:8])
 
 
 def new_owner() -> str:
