@@ -41,19 +41,15 @@ class PgFleet(Fleet):
         return self._sim
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fleet(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def _fleet(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Fleet]:
     for var in (CRASH_ENV, "FLEETLOG_SIM_WORLD", "FLEETLOG_JOURNAL", "FLEETLOG_MACHINES"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     schemas = Schemas()
     f: Fleet
-    if request.param == "postgres":
+    if kind == "postgres":
         pg = PgFleet(tmp_path, monkeypatch, capsys)
         pg.url, pg.world = schemas.url(), str(tmp_path / "world.sim")
         monkeypatch.setenv("FLEETLOG_SIM_WORLD", pg.world)
@@ -65,16 +61,29 @@ def fleet(
     schemas.cleanup()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def fleet(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Fleet]:
+    """A fleet on each journal backend in turn."""
+    yield from _fleet(request.param, tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def pg_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Fleet]:
+    yield from _fleet("postgres", tmp_path, monkeypatch, capsys)
+
+
 @pytest.fixture
 def sqlite_fleet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Fleet]:
-    for var in (CRASH_ENV, "FLEETLOG_SIM_WORLD", "FLEETLOG_JOURNAL", "FLEETLOG_MACHINES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    f = Fleet(tmp_path, monkeypatch, capsys)
-    yield f
-    f.close()
+    yield from _fleet("sqlite", tmp_path, monkeypatch, capsys)
 
 
 def machines(fleet: Fleet, **files: str) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model import load_registry
 from fleetlog.engine.runtime import Runner
 from fleetlog.journal import open_journal
@@ -24,6 +23,7 @@ from tests.faults.conftest import healthy, machines
 
 MEMBERS = 1000
 KILLS = 10
+PG_KILLS = 3
 SEED = 16  # the kill points are random, and the same in every run of the suite
 
 NODE = """
@@ -66,7 +66,7 @@ def _settle(fleet: Fleet) -> int:
     (did its counter move?) and say so with ``resolve``. Returns how many."""
     registry = load_registry()
     journal = open_journal(fleet.journal_path)
-    sim = SimBackend(fleet.journal_path + ".sim")
+    sim = fleet.sim
     try:
         runner = Runner(journal, registry, sim)
         counts = _counts(fleet)
@@ -82,7 +82,6 @@ def _settle(fleet: Fleet) -> int:
             settled += 1
         return settled
     finally:
-        sim.close()
         journal.close()
 
 
@@ -100,8 +99,19 @@ def test_a_killed_fan_out_is_finished_by_resume(
         shutil.copy(template / "j.db", fleet.root / "j.db")
         shutil.copytree(template / "machines", fleet.root / "machines")
         fleet.use_machines(fleet.root / "machines")
+    _kill_and_finish(fleet, random.Random(SEED * 100 + kill))
+
+
+@pytest.mark.parametrize("kill", range(PG_KILLS))
+def test_a_killed_fan_out_on_postgresql_is_finished_by_resume(pg_fleet: Fleet, kill: int) -> None:
+    """The same on a PostgreSQL journal, at fewer points."""
+    _prepare(pg_fleet)
+    _kill_and_finish(pg_fleet, random.Random(SEED * 1000 + kill))
+
+
+def _kill_and_finish(fleet: Fleet, rng: random.Random) -> None:
     # ~4 counted events per member (see the crash harness): anywhere in the run
-    point = random.Random(SEED * 100 + kill).randrange(1, 4 * MEMBERS)
+    point = rng.randrange(1, 4 * MEMBERS)
     killed = fleet.sub(
         "fire", f"fnode/n[1-{MEMBERS}]", "boot", "--parallel", "16", **{CRASH_ENV: str(point)}
     )

@@ -138,6 +138,30 @@ def test_a_paused_holder_on_the_ensure_path_stops_too(fleet: Fleet) -> None:
     healthy(fleet)
 
 
+def test_a_paused_worker_does_not_run_the_next_step_again(fleet: Fleet) -> None:
+    """The same with a worker that claimed a submitted command: on SIGCONT it finds the
+    transition taken over and leaves it, without a second `second`."""
+    machines(fleet, pjob=PAUSE)
+    assert fleet.cli("add", "pjob/j1").code == 0
+    assert fleet.cli("fire", "pjob/j1", "go", "--submit").code == 0
+    fleet.sim.world.inject(Fault("touch_flag", mode="slow", ms=4000, n=1))
+    worker = fleet.spawn("worker", "--once", FLEETLOG_LEASE_TTL=TTL)
+    wait_for("the worker to start `first`", lambda: started(fleet, "pjob/j1", "first"))
+    wait_for("its effect", lambda: bool(fleet.sim.world.log_entries(tool="touch_flag")))
+    stop(worker)
+    try:
+        wait_for("the lease to expire", lambda: _expired(fleet, "pjob/j1"), timeout=30)
+        took = fleet.sub("worker", "--once", FLEETLOG_LEASE_TTL=TTL)
+        assert took.code == 0, took.err
+        assert "completed -> done" in took.out
+    finally:
+        cont(worker)
+    finish(worker)
+    assert counters(fleet) == {"pjob_second": 1, "pjob_third": 1}
+    assert [e.type for e in fleet.events("pjob/j1")].count("transition.completed") == 1
+    healthy(fleet)
+
+
 def _expired(fleet: Fleet, rid: str) -> bool:
     lease = fleet.journal.get_lease(rid)
     return lease is not None and lease.expires_at < time.time() - 0.2
