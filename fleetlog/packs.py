@@ -49,6 +49,8 @@ class Pack:
     ``sim_tools``: modules that register fake tools (``@sim_tool``) when imported.
     ``commands``: ``"module:function"`` called with the typer app to add commands.
     ``ingest_sources``: ``"module:ATTR"`` naming an ingest source (a message format).
+    ``listing_formats``: ``"module:ATTR"`` naming a listing format (resources or jobs)
+    that ``observe { list … format NAME }`` may use.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Pack:
     sim_tools: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
     ingest_sources: tuple[str, ...] = ()
+    listing_formats: tuple[str, ...] = ()
     #: Where it came from: ``name = value`` of its entry point.
     origin: str = field(default="", compare=False)
 

@@ -52,13 +52,28 @@ class IngestError(UsageError):
 
 @dataclass(frozen=True)
 class Message:
+    """One backend event about one resource.
+
+    ``status``: the backend's status of the resource, when the message says it (read
+    through the kind's observe map). ``operation`` and ``job_status``: the backend job the
+    message reports (``OP_INSTANCE_STARTUP``, ``success``), read through the kind's
+    ``job`` rules. ``fields``: backend fields the message carries (``be/vcpus`` after a
+    resize), read through the kind's ``compare`` clauses. ``progress`` (0-100) and
+    ``logmsg`` are journaled as they are. ``job``: evidence (ids, raw statuses).
+    """
+
     line: int
     message_id: str
     resource: str
-    status: str
+    status: str | None
     event_time: str
     source: str
     job: dict[str, Any] | None = None
+    operation: str | None = None
+    job_status: str | None = None
+    fields: dict[str, Any] | None = None
+    progress: float | None = None
+    logmsg: str | None = None
 
 
 class IngestSource(Protocol):
