@@ -23,12 +23,16 @@ __all__ = ["compile_file", "compile_source", "link_check"]
 
 
 def compile_source(
-    text: str, filename: str = "<string>", plugins: Collection[str] | None = None
+    text: str,
+    filename: str = "<string>",
+    plugins: Collection[str] | None = None,
+    formats: Collection[str] | None = None,
 ) -> tuple[MachineSpec, list[Diagnostic]]:
     """Compile one machine definition; return (spec, warnings) or raise ``DSLError``.
 
     ``plugins`` is the set of registered step plugin names; when given, a ``call`` to
-    any other name is an error (when None, plugin names are not checked).
+    any other name is an error (when None, plugin names are not checked). ``formats``
+    likewise names the listing formats an observe block may use.
     """
     tree = parse(text, filename)
     try:
@@ -38,7 +42,7 @@ def compile_source(
             [Diagnostic(filename, 1, 1, "definition is nested too deeply")], source=text
         ) from None
     diagnostics = sorted(
-        [*lowered.diagnostics, *check_machine(lowered.spec, lowered.uses, plugins)],
+        [*lowered.diagnostics, *check_machine(lowered.spec, lowered.uses, plugins, formats)],
         key=sort_key,
     )
     if any(d.is_error for d in diagnostics):
@@ -47,7 +51,9 @@ def compile_source(
 
 
 def compile_file(
-    path: str | os.PathLike[str], plugins: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    plugins: Collection[str] | None = None,
+    formats: Collection[str] | None = None,
 ) -> tuple[MachineSpec, list[Diagnostic]]:
     """Read and compile ``path`` (UTF-8); an unreadable file is a ``DSLError`` too."""
     filename = os.fspath(path)
@@ -59,4 +65,4 @@ def compile_file(
         raise DSLError.from_diagnostics(
             [Diagnostic(filename, 1, 1, f"cannot read machine file: {reason}")]
         ) from exc
-    return compile_source(text, filename, plugins)
+    return compile_source(text, filename, plugins, formats)

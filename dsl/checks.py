@@ -12,6 +12,7 @@ kind's states) live in ``dsl.linking``: they need every machine at once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
@@ -30,7 +31,10 @@ ENSURE_WORDS = ("each", "reversed")
 
 
 def check_machine(
-    spec: MachineSpec, uses: Iterable[Use] = (), plugins: Collection[str] | None = None
+    spec: MachineSpec,
+    uses: Iterable[Use] = (),
+    plugins: Collection[str] | None = None,
+    formats: Collection[str] | None = None,
 ) -> list[Diagnostic]:
     """Every problem in ``spec``: errors and (unreachable-state) warnings."""
     uses = list(uses)
@@ -38,8 +42,10 @@ def check_machine(
     check_initial(spec, report)
     check_duplicates(spec, report)
     check_reserved_names(spec, report)
-    check_uses(spec, uses, report, plugins)
+    check_uses(spec, uses, report, plugins, formats)
     check_defaults(spec, uses, report)
+    check_observe(spec, report)
+    check_sets(spec, report)
     check_reachable(spec, report)
     return report.diagnostics
 
@@ -172,7 +178,11 @@ class _Scope:
 
 
 def check_uses(
-    spec: MachineSpec, uses: Iterable[Use], report: _Report, plugins: Collection[str] | None
+    spec: MachineSpec,
+    uses: Iterable[Use],
+    report: _Report,
+    plugins: Collection[str] | None,
+    formats: Collection[str] | None = None,
 ) -> None:
     """Every state, trigger, step, name, ref and plugin a use names exists and fits."""
     scope = _Scope(spec)
@@ -199,6 +209,21 @@ def check_uses(
             report.add(use.pos, f"unknown plugin '{use.name}'", use.length, hint)
         elif use.role == "choice":
             _check_choice(scope, use, report)
+        elif use.role == "attribute" and use.name not in scope.params:
+            report.add(
+                use.pos,
+                f"{use.context} names '{use.name}', which is not a param of the machine",
+                use.length,
+                did_you_mean(use.name, scope.params)
+                or "an attribute is a machine param: declare it with 'param'",
+            )
+        elif use.role == "format" and formats is not None and use.name not in formats:
+            report.add(
+                use.pos,
+                f"unknown listing format '{use.name}'",
+                use.length,
+                did_you_mean(use.name, formats) or f"known: {', '.join(sorted(formats))}",
+            )
 
 
 def _check_state(scope: _Scope, use: Use, report: _Report) -> None:
@@ -394,6 +419,102 @@ def _describe(value: Any) -> str:
     if isinstance(value, float):
         return f"the float {value}"
     return f'the string "{value}"'
+
+
+# ---- observe and set -------------------------------------------------------------------
+def check_observe(spec: MachineSpec, report: _Report) -> None:
+    """The parts of an observe block that only make sense together."""
+    obs = spec.observe
+    if obs is None:
+        return
+    if obs.absent is not None and obs.command is None:
+        report.add(
+            obs.pos,
+            "'absent if' judges the observe command, and there is none",
+            hint='write observe "COMMAND" { absent if ... }',
+        )
+    if obs.building and obs.job_attr is None:
+        report.add(
+            obs.pos,
+            "'building' judges a build against its job: say where its id is",
+            hint="add 'job id in PARAM' (the param a step records the job id in)",
+        )
+    if (obs.building or obs.job_attr) and obs.jobs is None:
+        report.add(
+            obs.pos,
+            "'building' and 'job id in' need the backend's jobs",
+            hint='add jobs "COMMAND" format NAME',
+        )
+    if obs.delete_orphans is not None and obs.listing is None:
+        report.add(
+            obs.pos,
+            "'delete orphans via' needs a listing to find orphans",
+            hint='add list "COMMAND" format NAME',
+        )
+    if obs.owned is not None and obs.listing is None:
+        report.add(obs.pos, "'owned' filters a listing, and there is none", severity="warning")
+    groups = [c.group for c in obs.compares]
+    for c in obs.compares:
+        if groups.count(c.group) > 1:
+            report.add(c.pos, f"compare group '{c.group}' is declared twice")
+    seen: dict[str, str] = {}
+    for c in obs.compares:
+        for param, _field in c.pairs:
+            if param in seen:
+                report.add(c.pos, f"'{param}' is compared in '{seen[param]}' and '{c.group}'")
+            seen[param] = c.group
+            p = next((x for x in spec.params if x.name == param), None)
+            if p is not None and p.type in ("ref", "refs"):
+                report.add(
+                    c.pos,
+                    f"'{param}' is a {p.type_label} param; compare reads values",
+                    hint="compare str, int, float, bool or enum params",
+                )
+    pairs = [(r.operation, st) for r in obs.job_rules for st in r.statuses]
+    for rule in obs.job_rules:
+        for st in rule.statuses:
+            if pairs.count((rule.operation, st)) > 1:
+                report.add(rule.pos, f"job rule for {rule.operation} {st} is declared twice")
+
+
+def check_sets(spec: MachineSpec, report: _Report) -> None:
+    """``set NAME = VALUE`` gives the param a value of its type."""
+    scope = _Scope(spec)
+    for t in spec.transitions:
+        params = scope.params_in(t.trigger)
+        for step in t.steps:
+            for st in step.sets:
+                target = scope.params.get(st.name)
+                if target is None:
+                    continue  # reported as an unknown attribute
+                if target.type == "refs":
+                    report.add(
+                        st.pos, f"'{st.name}' is a {target.type_label} param; set records one value"
+                    )
+                    continue
+                if st.output:
+                    continue  # read and converted when the step has run
+                value = st.value
+                if value[0] == "lit":
+                    problem = default_problem(
+                        dataclasses.replace(target, default=value[1], has_default=True)
+                    )
+                    if problem:
+                        report.add(
+                            st.pos,
+                            problem[0].replace("default", "value", 1),
+                            len(st.name),
+                            problem[1],
+                        )
+                elif value[0] == "name":
+                    source = params.get(value[1])
+                    if source is not None and source.type_label != target.type_label:
+                        report.add(
+                            st.pos,
+                            f"set {st.name} = {value[1]}: '{value[1]}' is "
+                            f"{_a(source.type_label)}, '{st.name}' is {_a(target.type_label)}",
+                            len(st.name),
+                        )
 
 
 # ---- reachability ----------------------------------------------------------------------

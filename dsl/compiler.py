@@ -10,6 +10,7 @@ run. Every name *use* is recorded in ``Lowered.uses`` with its position.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,26 @@ from fleetlog.dsl.literals import decode_string, parse_duration, parse_float, pa
 from fleetlog.dsl.sourcemap import Role, Use
 
 SIMPLE_TYPES = ("str", "int", "float", "bool")
+#: Job outcomes a ``job "OP" STATUS -> STATE`` rule may name (Ganeti's final job statuses;
+#: ``running`` for a job the backend reports started).
+JOB_STATUSES = ("success", "error", "canceled", "running")
+_OBSERVE_KEYS = {
+    "absent_ok": "absent_ok",
+    "compare": "compares",
+    "job_rule": "job_rules",
+    "jobid": "job_attr",
+    "delete_orphans": "delete_orphans",
+}
+_WORDS = {
+    "on": "on",
+    "absent": "absent if",
+    "listing": "list",
+    "jobs": "jobs",
+    "owned": "owned",
+    "jobid": "job id in",
+    "building": "building",
+    "delete_orphans": "delete orphans via",
+}
 STATE_FLAGS = ("error", "final")
 DEFAULT_WAIT_EVERY = 5.0
 MAX_EXPR_DEPTH = 64
@@ -214,20 +235,160 @@ class _Compiler:
         )
 
     def observe(self, tree: Tree[Token]) -> s.ObserveSpec:
-        command: str | None = None
-        rules: list[s.ObserveRule] = []
+        head = _first_token(tree)
+        fields: dict[str, Any] = {"command": None, "rules": []}
         for child in tree.children:
             if isinstance(child, Token):
-                command = self.template(child, None)
-            else:
+                fields["command"] = self.template(child, None)
+                continue
+            kind = str(child.data)
+            if kind == "rule":
                 pattern_tok, state_tok = _tokens(child)
                 self.use("state", state_tok, None, context="an observe rule")
-                rules.append(
+                fields["rules"].append(
                     s.ObserveRule(
                         decode_string(str(pattern_tok))[0], str(state_tok), _pos(pattern_tok)
                     )
                 )
-        return s.ObserveSpec(command, tuple(rules), _pos(_first_token(tree)))
+                continue
+            repeatable = kind in ("absent_ok", "compare", "job_rule", "unknown")
+            key = _OBSERVE_KEYS.get(kind, kind)
+            if not repeatable and key in fields:
+                self.error(_first_token(child), f"an observe block has one '{_WORDS[kind]}'")
+                continue
+            value = getattr(self, f"observe_{kind}")(child)
+            if kind == "building":
+                value, grace = value
+                if grace is not None:
+                    fields["grace"] = grace
+            if repeatable:
+                fields.setdefault(key, []).extend(value if kind == "unknown" else [value])
+            else:
+                fields[key] = value
+        for key in ("rules", "unknown", "absent_ok", "compares", "job_rules"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
+        return s.ObserveSpec(pos=_pos(head), **fields)
+
+    def observe_on(self, tree: Tree[Token]) -> str | None:
+        tok = _tokens(tree)[0]
+        self.use("ref", tok, None, context="on")
+        return None if str(tok) == "self" else str(tok)
+
+    def observe_absent(self, tree: Tree[Token]) -> s.AbsentSpec:
+        exit_code: int | None = None
+        op: Any = None
+        expected: str | None = None
+        for sub in _trees(tree):
+            if sub.data == "exit_code":
+                exit_code = self.integer(_tokens(sub)[0])
+            else:
+                found, expected = self.condition(sub)
+                if found not in ("contains", "equals"):
+                    self.error(
+                        _first_token(sub) if sub.children else _first_token(tree),
+                        f"'absent if' reads the output with contains or equals, not {found}",
+                        hint="write 'absent if exit N' to judge the exit status",
+                    )
+                else:
+                    op = found
+        return s.AbsentSpec(exit_code, op, expected)
+
+    def observe_unknown(self, tree: Tree[Token]) -> list[str]:
+        return [decode_string(str(t))[0] for t in _tokens(tree)]
+
+    def observe_listing(self, tree: Tree[Token]) -> s.ListingSpec:
+        toks = _tokens(tree)
+        command_tok, format_tok = toks[0], toks[-1]
+        self.use("format", format_tok, None, context="a listing")
+        columns: tuple[str, ...] = ()
+        separator: str | None = None
+        for sub in _trees(tree):
+            if sub.data == "columns":
+                tok = _tokens(sub)[0]
+                columns = tuple(c.strip() for c in decode_string(str(tok))[0].split(","))
+                if not all(columns):
+                    self.error(tok, "an empty column name", hint='write columns "name,status"')
+            elif sub.data == "separator":
+                tok = _tokens(sub)[0]
+                separator = decode_string(str(tok))[0]
+                if not separator:
+                    self.error(tok, "an empty separator")
+        return s.ListingSpec(
+            self.template(command_tok, None),
+            str(format_tok),
+            self.on(tree, None),
+            columns,
+            separator,
+            _pos(command_tok),
+        )
+
+    observe_jobs = observe_listing
+
+    def observe_owned(self, tree: Tree[Token]) -> str:
+        tok = _tokens(tree)[0]
+        prefix = decode_string(str(tok))[0]
+        if not prefix:
+            self.error(tok, "an empty ownership prefix owns everything", hint="drop 'owned'")
+        return prefix
+
+    def observe_jobid(self, tree: Tree[Token]) -> str:
+        tok = _tokens(tree)[0]
+        self.use("attribute", tok, None, context="job id in")
+        return str(tok)
+
+    def observe_building(self, tree: Tree[Token]) -> tuple[tuple[str, ...], float | None]:
+        states: list[str] = []
+        for tok in _tokens(tree):
+            self.use("state", tok, None, context="building")
+            states.append(str(tok))
+        grace: float | None = None
+        for sub in _trees(tree, "grace"):
+            grace = self.duration(_tokens(sub)[0], positive=False)
+        return tuple(states), grace
+
+    def observe_absent_ok(self, tree: Tree[Token]) -> s.AbsentOk:
+        states: list[str] = []
+        for tok in _tokens(tree):
+            self.use("state", tok, None, context="absent ok in")
+            states.append(str(tok))
+        unless: list[str] = []
+        for sub in _trees(tree, "unless"):
+            for tok in _tokens(sub):
+                self.use("trigger", tok, None, context="absent ok ... unless action")
+                unless.append(str(tok))
+        return s.AbsentOk(tuple(states), tuple(unless))
+
+    def observe_compare(self, tree: Tree[Token]) -> s.CompareSpec:
+        group_tok = _tokens(tree)[0]
+        pairs: list[tuple[str, str]] = []
+        for pair in _trees(tree, "field_pair"):
+            name_tok, field_tok = _tokens(pair)
+            self.use("attribute", name_tok, None, context="compare")
+            pairs.append((str(name_tok), decode_string(str(field_tok))[0]))
+        return s.CompareSpec(str(group_tok), tuple(pairs), _pos(group_tok))
+
+    def observe_job_rule(self, tree: Tree[Token]) -> s.JobRule:
+        op_tok, *status_toks, state_tok = _tokens(tree)
+        for tok in status_toks:
+            if str(tok) not in JOB_STATUSES:
+                self.error(
+                    tok,
+                    f"unknown job status '{tok}'; job rules read {', '.join(JOB_STATUSES)}",
+                    hint=did_you_mean(str(tok), JOB_STATUSES),
+                )
+        self.use("state", state_tok, None, context="a job rule")
+        return s.JobRule(
+            decode_string(str(op_tok))[0],
+            tuple(str(t) for t in status_toks),
+            str(state_tok),
+            _pos(op_tok),
+        )
+
+    def observe_delete_orphans(self, tree: Tree[Token]) -> str:
+        tok = _tokens(tree)[0]
+        self.use("trigger", tok, None, context="delete orphans via")
+        return str(tok)
 
     # ---- transitions ------------------------------------------------------------------
     def transition(self, tree: Tree[Token]) -> s.TransitionSpec:
@@ -299,9 +460,13 @@ class _Compiler:
         name_tok, action_tree, *options = tree.children
         assert isinstance(name_tok, Token) and isinstance(action_tree, Tree)
         fields: dict[str, Any] = {"action": self.action(action_tree, trigger)}
+        sets: list[s.SetSpec] = []
         for opt in options:
             assert isinstance(opt, Tree)
             key = str(opt.data)
+            if key == "set":
+                sets.append(self.set_option(opt, trigger, sets))
+                continue
             if key in fields:
                 word = "undo" if key == "compensate" else key
                 self.error(
@@ -309,7 +474,35 @@ class _Compiler:
                     f"step '{name_tok}' has more than one '{word}'",
                 )
             fields[key] = self.option(opt, trigger, name_tok)
-        return s.StepSpec(str(name_tok), pos=_pos(name_tok), **fields)
+        return s.StepSpec(str(name_tok), pos=_pos(name_tok), sets=tuple(sets), **fields)
+
+    def set_option(self, tree: Tree[Token], trigger: str, earlier: list[s.SetSpec]) -> s.SetSpec:
+        name_tok = _tokens(tree)[0]
+        value_tree = next(_trees(tree))
+        self.use("attribute", name_tok, trigger, context="set")
+        if any(x.name == str(name_tok) for x in earlier):
+            self.error(name_tok, f"the step sets '{name_tok}' twice")
+        if value_tree.data == "output":
+            pattern: str | None = None
+            for tok in _tokens(value_tree):
+                pattern = decode_string(str(tok))[0]
+                try:
+                    compiled = re.compile(pattern)
+                except re.error as exc:
+                    self.error(tok, f"bad pattern: {exc}")
+                else:
+                    if compiled.groups < 1:
+                        self.error(
+                            tok,
+                            "the pattern has no group to take the value from",
+                            hint='write the part to keep in parentheses: "JobID: ([0-9]+)"',
+                        )
+            return s.SetSpec(str(name_tok), None, True, pattern, _pos(name_tok))
+        if value_tree.data == "ref":
+            value: Any = self.ref(value_tree, trigger, "a set value")
+        else:
+            value = ("lit", self.literal(value_tree))
+        return s.SetSpec(str(name_tok), value, False, None, _pos(name_tok))
 
     def option(self, tree: Tree[Token], trigger: str, step_tok: Token) -> Any:
         if tree.data == "idempotent":
@@ -389,7 +582,7 @@ class _Compiler:
             args.append((str(key_tok), value))
         return s.CallAction(plugin, tuple(args))
 
-    def on(self, tree: Tree[Token], trigger: str) -> str | None:
+    def on(self, tree: Tree[Token], trigger: str | None) -> str | None:
         for sub in _trees(tree, "on"):
             tok = _tokens(sub)[0]
             self.use("ref", tok, trigger, context="on")

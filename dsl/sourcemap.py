@@ -24,6 +24,8 @@ Role = Literal[
     "plugin",  # a `call` plugin name
     "default",  # a param's default value (attr "bare" when written as a bare word)
     "choice",  # a string compared with param `name` in a guard: must be a choice (attr)
+    "attribute",  # `set NAME = ...`, `compare G: NAME = ...`: must be a machine param
+    "format",  # a listing format name (checked when the caller knows the formats)
 ]
 
 

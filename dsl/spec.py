@@ -106,13 +106,92 @@ class ObserveRule:
 
 
 @dataclass(frozen=True, slots=True)
+class AbsentSpec:
+    """``absent if exit N [contains|equals "X"]``: the only outcome of the observe
+    command that proves the resource absent (anything else that is not a status is
+    *unknown*). ``op``/``expected`` are read on stdout and stderr together."""
+
+    exit: int | None = None
+    op: Literal["contains", "equals"] | None = None
+    expected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingSpec:
+    """``list|jobs "CMD" [on REF] format NAME [columns "a,b"] [separator "|"]``: a
+    command whose output a listing format parses (resources, or the backend's jobs)."""
+
+    command: str
+    format: str
+    on: str | None = None
+    columns: tuple[str, ...] = ()
+    separator: str | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AbsentOk:
+    """``absent ok in S1, S2 [unless action T1, T2]``: a resource in these states may be
+    absent from the backend (an ERROR build that never created anything) unless the
+    last action asked of it was one of these triggers (Synnefo: ERROR servers are stale
+    only when the user asked to destroy them)."""
+
+    states: tuple[str, ...]
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSpec:
+    """``compare GROUP: param = "backend field", ...``: attributes reconcile checks
+    against the listing (a finding of class ``unsynced_GROUP``) and ingest updates."""
+
+    group: str
+    pairs: tuple[tuple[str, str], ...]
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRule:
+    """``job "OPERATION" status[, status] -> STATE``: what a backend job's outcome means
+    for the resource (Synnefo's opcode table), applied by ingest and by reconcile."""
+
+    operation: str
+    statuses: tuple[str, ...]
+    state: str
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ObserveSpec:
-    """How a backend's status maps to states; ``command`` is the probe that reads the
-    status on a host (optional: the sim and ingested messages report it directly)."""
+    """How a backend's status maps to states, and how the backend is read.
+
+    ``command`` (``on`` a ref) is the probe that reads one resource's status on a host;
+    ``listing`` reads every resource of the kind at once (and so finds orphans);
+    ``jobs`` reads the backend's job queue. Everything after ``rules`` was added with
+    reconciliation's full rule set; empty values are left out of the definition hash so
+    machines that do not use them keep theirs.
+    """
 
     command: str | None
     rules: tuple[ObserveRule, ...]
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+    on: str | None = None
+    absent: AbsentSpec | None = None
+    unknown: tuple[str, ...] = ()
+    listing: ListingSpec | None = None
+    jobs: ListingSpec | None = None
+    owned: str | None = None
+    job_attr: str | None = None
+    building: tuple[str, ...] = ()
+    grace: float = 0.0
+    absent_ok: tuple[AbsentOk, ...] = ()
+    compares: tuple[CompareSpec, ...] = ()
+    job_rules: tuple[JobRule, ...] = ()
+    delete_orphans: str | None = None
+
+    def compared(self) -> dict[str, str]:
+        """Every compared param and the backend field it is read from."""
+        return {param: fld for c in self.compares for param, fld in c.pairs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +267,19 @@ Action: TypeAlias = RunAction | CallAction | EnsureAction | WaitAction
 
 
 @dataclass(frozen=True, slots=True)
+class SetSpec:
+    """``set NAME = VALUE``: after the step succeeds, param ``NAME`` of the resource takes
+    ``value`` (an ``Expr``: a literal, a param, ``ref.attr``) or, with ``output``, the
+    step's stdout (stripped; with ``pattern``, the first group of its first match)."""
+
+    name: str
+    value: Any = None
+    output: bool = False
+    pattern: str | None = None
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
     """One side-effecting action of a transition's plan and how to run it safely."""
 
@@ -202,6 +294,9 @@ class StepSpec:
     # Added after the first draft, so it comes last: ``undo run "CMD"`` / ``undo call
     # P(...)`` on a step, the compensation run when ``on failure ... undo [this step]``.
     compensate: RunAction | CallAction | None = None
+    # ``set NAME = VALUE`` (repeatable): attributes the step records into the resource
+    # when it succeeds; left out of the hash when empty.
+    sets: tuple[SetSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +391,29 @@ _ACTIONS: dict[str, type] = {
 
 _NOT_DATA = frozenset({"pos", "source", "filename", "definition_hash"})
 _DATA_FIELDS: dict[type, tuple[str, ...]] = {}
+#: Fields added after machines were journaled: left out of the data form while they
+#: hold their default, so a machine that does not use them keeps its definition hash.
+_LATE_FIELDS: dict[type, frozenset[str]] = {
+    StepSpec: frozenset({"sets"}),
+    ObserveSpec: frozenset(
+        {
+            "on",
+            "absent",
+            "unknown",
+            "listing",
+            "jobs",
+            "owned",
+            "job_attr",
+            "building",
+            "grace",
+            "absent_ok",
+            "compares",
+            "job_rules",
+            "delete_orphans",
+        }
+    ),
+}
+_DEFAULTS: dict[tuple[type, str], Any] = {}
 
 
 def _data_fields(cls: type) -> tuple[str, ...]:
@@ -305,6 +423,9 @@ def _data_fields(cls: type) -> tuple[str, ...]:
     if names is None:
         names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NOT_DATA)
         _DATA_FIELDS[cls] = names
+        for f in dataclasses.fields(cls):
+            if f.name in _LATE_FIELDS.get(cls, ()):
+                _DEFAULTS[(cls, f.name)] = f.default
     return names
 
 
@@ -312,7 +433,14 @@ def to_data(obj: Any) -> Any:
     """Plain JSON-able data for a spec object, without source positions."""
     cls = type(obj)
     if hasattr(cls, "__dataclass_fields__"):
-        return {name: to_data(getattr(obj, name)) for name in _data_fields(cls)}
+        late = _LATE_FIELDS.get(cls)
+        data: dict[str, Any] = {}
+        for name in _data_fields(cls):
+            value = getattr(obj, name)
+            if late and name in late and value == _DEFAULTS[(cls, name)]:
+                continue
+            data[name] = to_data(value)
+        return data
     if isinstance(obj, tuple | list):
         return [to_data(x) for x in obj]
     return obj
@@ -359,6 +487,10 @@ def step_from_data(d: dict[str, Any]) -> StepSpec:
         idempotent=bool(d.get("idempotent", False)),
         when=_tuplify(d.get("when")),
         compensate=compensate,
+        sets=tuple(
+            SetSpec(x["name"], _tuplify(x.get("value")), bool(x.get("output")), x.get("pattern"))
+            for x in d.get("sets", ())
+        ),
     )
 
 

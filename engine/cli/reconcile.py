@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +46,114 @@ def _print_report(report: Any, json: bool, pass_no: int | None) -> None:
             output.emit_json(data)
     else:
         for f in report.findings:
-            if f.fixed:
-                what = f"fixed -> {f.fix_to} (seq {f.fix_seq})"
-            elif f.unfixable:
-                what = f"unfixable: {f.unfixable}"
-            else:
-                what = f"fix would set {f.fix_to}"
-            seen = "" if f.new else " (already recorded)"
-            output.say(
-                f"{f.cls:<11} {f.resource}: journal {f.journal_state}, backend "
-                f"{f.observed!r} -> {f.mapped}; {what} [finding seq {f.detected_seq}{seen}]"
-            )
+            output.say(_finding_line(f))
         for note in report.notes:
             output.say(f"note: {note}")
         prefix = f"pass {pass_no}: " if pass_no is not None else ""
         output.say(prefix + summary_line(report))
     sys.stdout.flush()
+
+
+def _finding_line(f: Any) -> str:
+    if f.fixed:
+        what = f"fixed (seq {f.fix_seq})" if f.fix_seq else "fixed"
+        if f.fix_to:
+            what = f"fixed -> {f.fix_to}" + (f" (seq {f.fix_seq})" if f.fix_seq else "")
+    elif f.cls == "unknown":
+        what = "never fixed"
+    elif f.unfixable:
+        what = f"unfixable: {f.unfixable}"
+    elif f.held:
+        what = f"not fixed: {f.held}"
+    elif f.fix_attrs is not None:
+        what = "fix would set " + ", ".join(f"{k}={v!r}" for k, v in f.fix_attrs.items())
+    elif f.fix_run is not None:
+        what = f"fix would {f.fix_run} it"
+    else:
+        what = f"fix would set {f.fix_to}"
+    if f.detected_seq is None:
+        seen = ""
+    else:
+        seen = f" [finding seq {f.detected_seq}{'' if f.new else ', already recorded'}]"
+    ev = f.evidence
+    if f.cls == "unknown":
+        about = f"journal {f.journal_state}, backend unknown: {f.unfixable}"
+    elif f.cls.startswith("unsynced_"):
+        diffs = ev.get("attributes") or {}
+        about = "; ".join(
+            f"{k} journal {d['journal']!r}, backend {d['backend']!r}" for k, d in diffs.items()
+        )
+    elif f.cls == "pending_task":
+        about = (
+            f"{ev.get('task')} in progress at step {ev.get('step')}, its job {ev.get('job')} "
+            f"is {ev.get('job_status') or 'gone'}"
+        )
+    elif ev.get("absent"):
+        about = f"journal {f.journal_state}, backend: {ev['absent']}"
+    else:
+        about = f"journal {f.journal_state}, backend {f.observed!r} -> {f.mapped}"
+    build = ev.get("build")
+    if build:
+        about += f" (build job {build.get('job')}: {build.get('status')})"
+    return f"{f.cls:<11} {f.resource}: {about}; {what}{seen}"
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What one reconcile command asked for (every pass of ``--every`` shares it)."""
+
+    pattern: str | None
+    fix: list[str]
+    limit: int | None
+    max_fix_share: float
+    read_only: bool
+    now: str | None
+    listing: list[str]
+    jobs: list[str]
+
+
+def _reconciler(
+    session: Session, opts: _Options, should_stop: Callable[[], bool] = lambda: False
+) -> Any:
+    from fleetlog.engine.ops.observe import Override
+    from fleetlog.engine.ops.reconcile import Reconciler, parse_fix
+
+    groups = {c.group for k in session.registry if k.spec.observe for c in k.spec.observe.compares}
+    fixes = parse_fix(opts.fix, groups)
+    when = None
+    if opts.now is not None:
+        from fleetlog.engine.ops.ingest import iso_time
+
+        try:
+            when = _aware(iso_time(opts.now))
+        except ValueError:
+            raise UsageError(
+                f"--now {opts.now!r}: expected an ISO time (2026-12-07T10:00:00Z)"
+            ) from None
+    listings = {o.kind: o for o in (Override.parse(x, "--listing") for x in opts.listing)}
+    job_lists = {o.kind: o for o in (Override.parse(x, "--jobs") for x in opts.jobs)}
+    runs = fixes.wants("pending_task") or fixes.wants("orphan_delete")
+    return Reconciler(
+        session.journal,
+        session.registry,
+        session.backend,
+        pattern=opts.pattern,
+        fix=fixes,
+        limit=opts.limit,
+        should_stop=should_stop,
+        max_fix_share=opts.max_fix_share,
+        read_only=opts.read_only,
+        now=when,
+        listings=listings,
+        jobs=job_lists,
+        intake=session.runner() if runs else None,
+    )
+
+
+def _aware(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def reconcile(
@@ -69,8 +162,37 @@ def reconcile(
     fix: list[str] = typer.Option(
         [],
         "--fix",
-        help="Fix findings of this class: stale, orphan, unsynced, build_error or all "
-        "(repeatable). Without it, reconcile only detects.",
+        help="Fix findings of this class (repeatable): stale, orphan (adopt), orphan_delete "
+        "(adopt, then delete in the backend), unsynced, build_error, pending_task, "
+        "unsynced_GROUP (a compare group: unsynced_flavor, ...) or all. 'all' never "
+        "includes a fix that ends a resource (stale, orphan_delete, an unsynced one into a "
+        "final state): name those. Without --fix, reconcile only detects.",
+    ),
+    max_fix_share: float = typer.Option(
+        0.10,
+        "--max-fix-share",
+        min=0.0,
+        max=1.0,
+        help="Brake: when a pass would fix more than this share of the resources of a kind "
+        "it checked (one fix is always allowed), it fixes none of that kind and says why.",
+    ),
+    read_only: bool = typer.Option(
+        False, "--read-only", help="Journal nothing, not even the findings (no --fix)."
+    ),
+    now: str = typer.Option(
+        None,
+        "--now",
+        help="The reconcile clock (ISO time) for build grace periods: reproducible reports.",
+    ),
+    listing: list[str] = typer.Option(
+        [],
+        "--listing",
+        help="KIND=FORMAT:LOCATION: read KIND's listing from a file or an http(s) URL "
+        "instead of running its list command (e.g. ganeti_vm=ganeti_rapi_instances:"
+        "https://master:5080/2/instances?bulk=1).",
+    ),
+    jobs: list[str] = typer.Option(
+        [], "--jobs", help="KIND=FORMAT:LOCATION: read KIND's backend jobs likewise."
     ),
     every: str = typer.Option(
         None,
@@ -84,40 +206,30 @@ def reconcile(
     passes: int = typer.Option(None, "--passes", min=1, help="With --every: stop after N passes."),
     json: bool = JSON,
 ) -> None:
-    """Compare the backend's observed status with the journal: stale, orphan, unsynced,
-    build errors. Detect-only unless --fix; every finding and fix is journaled. Exit 3
-    when drift remains."""
-    from fleetlog.engine.ops.reconcile import Reconciler, parse_fix
-
+    """Compare the backend with the journal, by Synnefo's rules: stale, orphan, unsynced
+    (state and attributes), build errors, pending tasks, and unknown (the backend could
+    not tell: never fixed). Detect-only unless --fix; every finding and fix is journaled
+    (not with --read-only). Exit 3 when drift remains."""
     session: Session = ctx.obj
-    fixes = parse_fix(fix)
+    if every is None and passes is not None:
+        raise UsageError("--passes goes with --every")
+    opts = _Options(pattern, fix, limit, max_fix_share, read_only, now, listing, jobs)
     if every is None:
-        if passes is not None:
-            raise UsageError("--passes goes with --every")
-        rec = Reconciler(
-            session.journal,
-            session.registry,
-            session.backend,
-            pattern=pattern,
-            fix=fixes,
-            limit=limit,
-        )
+        rec = _reconciler(session, opts)
         report = rec.run_pass()
         _print_report(report, json, None)
         if report.drift_remaining:
             raise typer.Exit(3)
         return
     interval = parse_duration(every)
-    code = _periodic(session, pattern, fixes, limit, interval, passes, json)
+    code = _periodic(session, opts, interval, passes, json)
     if code:
         raise typer.Exit(code)
 
 
 def _periodic(
     session: Session,
-    pattern: str | None,
-    fixes: frozenset[str],
-    limit: int | None,
+    opts: _Options,
     interval: float,
     passes: int | None,
     json: bool,
@@ -128,8 +240,6 @@ def _periodic(
     import signal
     import threading
 
-    from fleetlog.engine.ops.reconcile import Reconciler
-
     stop = threading.Event()
     previous: dict[int, Any] = {}
 
@@ -139,15 +249,7 @@ def _periodic(
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, on_signal)
     try:
-        rec = Reconciler(
-            session.journal,
-            session.registry,
-            session.backend,
-            pattern=pattern,
-            fix=fixes,
-            limit=limit,
-            should_stop=stop.is_set,
-        )
+        rec = _reconciler(session, opts, stop.is_set)
         n = 0
         last = None
         while not stop.is_set():

@@ -46,6 +46,7 @@ HOST_KEY_ACCEPTED = "host_key.accepted"
 BACKEND_BOUND = "backend.bound"
 PLAN_STARTED = "plan.started"
 PLAN_FINISHED = "plan.finished"
+ATTRIBUTES_SET = "attributes.set"
 
 
 #: ``from`` and ``to`` are keywords in Python: the fields are ``source`` and ``target``.
@@ -348,6 +349,25 @@ class StateReconciled(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class AttributesSet(Payload):
+    """Params of the resource take new values: recorded by a step's ``set``, by ingest
+    (a resize the backend reports) or by a reconcile fix (the backend's values)."""
+
+    TYPE = ATTRIBUTES_SET
+    FOLDED = True
+    OPTIONAL = frozenset({"step", "finding", "message"})
+
+    values: dict[str, Any]
+    #: What they were, for the audit.
+    previous: dict[str, Any]
+    step: str | None = None
+    #: The ``drift.detected`` it fixes: ``{id, class}``.
+    finding: dict[str, Any] | None = None
+    #: The ingested message that reported them.
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BackendObserved(Payload):
     TYPE = BACKEND_OBSERVED
     FOLDED = True
@@ -470,6 +490,7 @@ VOCABULARY: dict[str, type[Payload]] = {
         StepResolved,
         AttentionRequired,
         StateReconciled,
+        AttributesSet,
         BackendObserved,
         DriftDetected,
         LockAcquired,

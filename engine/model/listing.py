@@ -174,4 +174,3 @@ def text_of(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(text_of(v) for v in value)
     return str(value)
-

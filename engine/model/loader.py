@@ -26,6 +26,7 @@ from fleetlog import dsl, packs
 from fleetlog.dsl import Diagnostic, DSLError
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.model.kinds import Kind, KindRegistry
+from fleetlog.engine.model.listing import formats as listing_formats
 
 
 def _env_dirs() -> list[Path]:
@@ -84,7 +85,7 @@ def _lazy_plugin(ep: metadata.EntryPoint) -> Callable[..., Any]:
 
 
 def compile_files(
-    files: Iterable[Path], plugins: Iterable[str]
+    files: Iterable[Path], plugins: Iterable[str], formats: Iterable[str] | None = None
 ) -> tuple[dict[str, MachineSpec], list[Diagnostic], list[DSLError]]:
     """Compile every file; collect (specs by kind, warnings, errors) instead of stopping at
     the first bad file, so ``machines check`` reports everything in one run."""
@@ -92,9 +93,10 @@ def compile_files(
     warnings: list[Diagnostic] = []
     errors: list[DSLError] = []
     known = set(plugins)
+    listing = set(listing_formats() if formats is None else formats)
     for path in files:
         try:
-            spec, warns = dsl.compile_file(path, plugins=known)
+            spec, warns = dsl.compile_file(path, plugins=known, formats=listing)
         except DSLError as exc:
             errors.append(exc)
             continue

@@ -145,8 +145,13 @@ def apply(rec: Resource | None, event: Event, registry: KindRegistry) -> Resourc
     elif isinstance(p, ev.StateReconciled):
         _check_from(rec, event, p.source)
         rec.state = _check_state(kind, event, p.target, "reconciled")
+    elif isinstance(p, ev.AttributesSet):
+        if not isinstance(p.values, dict):
+            raise _problem(event, "attributes.set without a values object")
+        rec.params.update(p.values)
     elif isinstance(p, ev.BackendObserved):
-        rec.observed = p.status
+        if p.status is not None:
+            rec.observed = p.status
         rec.observed_at = p.event_time or event.recorded_at
     rec.version = event.version
     rec.last_seq = event.seq

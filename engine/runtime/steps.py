@@ -18,7 +18,7 @@ from typing import Any
 from fleetlog.dsl.spec import StepSpec
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.progress import StepState
-from fleetlog.engine.runtime import actions
+from fleetlog.engine.runtime import actions, attributes
 from fleetlog.engine.runtime.ensure import ensure
 from fleetlog.engine.runtime.outcome import Outcome, Stopping
 from fleetlog.engine.runtime.task import Task
@@ -168,6 +168,14 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
                 return decided
             reruns_left -= 1
             continue  # safe to run again: idempotent, or its check found no effect
+        values: dict[str, Any] = {}
+        if res.ok and step.sets:
+            try:
+                values = attributes.step_values(task.kind, step, scope, res.output)
+            except FleetlogError as exc:
+                # The command ran: running it again is no answer to unreadable output.
+                res = replace(res, ok=False, error=str(exc))
+                max_attempts = st.attempts
         if res.ok:
             writer.hold(
                 rid,
@@ -181,6 +189,11 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
                 ),
                 corr,
             )
+            if values:
+                previous = {k: task.record.params.get(k) for k in values}
+                writer.hold(rid, attributes.recorded(step, values, previous), corr)
+                tparams = frozenset(p.name for p in task.kind.transition(prog.trigger).params)
+                attributes.apply_values(scope, tparams, values)
             st.status = "succeeded"
             st.output = res.output
             return "done"

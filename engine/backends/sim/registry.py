@@ -117,7 +117,10 @@ class ToolContext:
 
 ToolReturn: TypeAlias = ToolResult | tuple[int, str, str]
 ToolFn: TypeAlias = Callable[[ToolContext], ToolReturn]
-ObserverFn: TypeAlias = Callable[[str, Mapping[str, Any]], Mapping[str, str]]
+#: ``fn(host, state)``: the status of each resource of the kind on the host, ``{}`` when
+#: the host has none, None when the host has no view of the kind at all (a storage cell
+#: says nothing about KVM guests): only a host with a view proves a resource absent.
+ObserverFn: TypeAlias = Callable[[str, Mapping[str, Any]], Mapping[str, str] | None]
 
 _tools: dict[str, ToolFn] = {}
 _observers: dict[str, list[ObserverFn]] = {}
@@ -151,7 +154,8 @@ def sim_tool(name: str, *, replace: bool = False) -> Callable[[ToolFn], ToolFn]:
 
 
 def sim_observer(kind: str) -> Callable[[ObserverFn], ObserverFn]:
-    """Register an observer: ``fn(host, state) -> {resource name: status}`` for ``kind``.
+    """Register an observer: ``fn(host, state) -> {resource name: status}`` for ``kind``
+    (None: this host has no view of the kind).
 
     Several observers may serve one kind (a machine pack adding resources of a kind
     another module already models); their reports are merged.

@@ -500,13 +500,18 @@ class World:
         with self._transaction(write=False) as conn:
             state = _read_state(conn, host)
             faults = [r.fault for r in _load_faults(conn) if r.fault.mode == "wrong_status"]
-        return _observe(host, kind, state), faults
+        return _observe(host, kind, state) or {}, faults
 
     def observe_all(self, kind: str) -> tuple[dict[str, dict[str, str]], list[Fault]]:
         with self._transaction(write=False) as conn:
             rows = conn.execute("SELECT host, state FROM hosts ORDER BY host").fetchall()
             faults = [r.fault for r in _load_faults(conn) if r.fault.mode == "wrong_status"]
-        return {h: _observe(h, kind, json.loads(s)) for h, s in rows}, faults
+        reports: dict[str, dict[str, str]] = {}
+        for host, state in rows:
+            report = _observe(host, kind, json.loads(state))
+            if report is not None:  # a host with no view of the kind proves nothing
+                reports[host] = report
+        return reports, faults
 
     def unreachable_fault(self, host: str) -> Fault | None:
         """An ``unreachable`` fault for any tool on ``host`` also blinds observation."""
@@ -518,10 +523,13 @@ class World:
         return None
 
 
-def _observe(host: str, kind: str, state: Mapping[str, Any]) -> dict[str, str]:
-    report: dict[str, str] = {}
+def _observe(host: str, kind: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    """What ``host`` reports for ``kind``; None when no observer has a view there."""
+    report: dict[str, str] | None = None
     for observer in observers_for(kind):
-        report.update(observer(host, state))
+        seen = observer(host, state)
+        if seen is not None:
+            report = {**(report or {}), **seen}
     return report
 
 

@@ -99,10 +99,14 @@ def random_tool(ctx: ToolContext) -> ToolResult:
 
 
 @sim_observer("flag")
-def observe_flags(host: str, state: Mapping[str, Any]) -> dict[str, str]:
-    return {name: "set" for name, value in state.get("flags", {}).items() if value}
+def observe_flags(host: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    if "flags" not in state:
+        return None
+    return {name: "set" for name, value in state["flags"].items() if value}
 
 
 @sim_observer("counter")
-def observe_counters(host: str, state: Mapping[str, Any]) -> dict[str, str]:
-    return {name: str(value) for name, value in state.get("counters", {}).items()}
+def observe_counters(host: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    if "counters" not in state:
+        return None
+    return {name: str(value) for name, value in state["counters"].items()}

@@ -183,9 +183,10 @@ def _drop_pooldisks(ctx: ToolContext) -> ToolResult:
 
 
 @sim_observer("cell")
-def observe_cell(host: str, state: Mapping[str, Any]) -> dict[str, str]:
-    """A cell reports ``exascale:online`` once its block store (BSW) serves."""
+def observe_cell(host: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    """A cell reports ``exascale:online`` once its block store (BSW) serves; any other
+    host has no view of cells."""
     if not cell_state.is_cell(state):
-        return {}
+        return None
     online = cell_state.read(state)["services"]["bsw_cell"] == ONLINE
     return {host: "exascale:online" if online else "exascale:absent"}

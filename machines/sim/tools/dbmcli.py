@@ -35,6 +35,9 @@ def dbmcli(ctx: ToolContext) -> ToolResult:
 
 
 def _list(ctx: ToolContext) -> ToolResult:
+    # dbmcli runs on database servers only: a host that answers it is a KVM host.
+    if "role" not in ctx.state:
+        ctx.state["role"] = "kvm_host"
     exa = exa_state.read(ctx.state)
     svc = exa["services"]
 

@@ -181,14 +181,22 @@ def _power(ctx: ToolContext, action: str, name: str) -> ToolResult:
     return ToolResult(0, f"Guest {name} is {wanted}\n")
 
 
+def is_kvm_host(state: Mapping[str, Any]) -> bool:
+    return state.get("role") == "kvm_host" or "exascale" in state or "vms" in state
+
+
 @sim_observer("vm")
-def observe_vms(host: str, state: Mapping[str, Any]) -> dict[str, str]:
+def observe_vms(host: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    """The guests of a KVM host; any other host (a cell, an admin node) has no view."""
+    if not is_kvm_host(state):
+        return None
     return {name: vm["status"] for name, vm in state.get("vms", {}).items()}
 
 
 @sim_observer("kvm_host")
-def observe_kvm_host(host: str, state: Mapping[str, Any]) -> dict[str, str]:
-    """A KVM host reports ``exascale:online`` once EDV runs, else ``exascale:absent``."""
-    if state.get("role") != "kvm_host" and "exascale" not in state and "vms" not in state:
-        return {}
+def observe_kvm_host(host: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+    """A KVM host reports ``exascale:online`` once EDV runs, else ``exascale:absent``;
+    a host that is not one (a storage cell) says nothing about KVM hosts."""
+    if not is_kvm_host(state):
+        return None
     return {host: "exascale:online" if exa_state.edv_online(state) else "exascale:absent"}

@@ -95,8 +95,16 @@ def test_the_observe_map_prefers_exact_rules_and_reads_globs() -> None:
 
 
 def test_fix_classes_are_validated() -> None:
-    assert parse_fix(["all"]) == {"stale", "orphan", "unsynced", "build_error"}
-    assert parse_fix(["stale,orphans"]) == {"stale", "orphan"}
+    every = parse_fix(["all"], groups=["flavor"])
+    # `all` never ends a resource: stale and orphan deletion must be named.
+    assert not every.wants("stale") and not every.wants("orphan_delete")
+    assert all(every.wants(c) for c in ("orphan", "unsynced", "build_error", "pending_task"))
+    assert every.wants("unsynced_flavor") and not every.named_explicitly("unsynced")
+    named = parse_fix(["stale,orphans"])
+    assert named.classes == named.named == {"stale", "orphan"}
+    assert parse_fix(["unsynced_flavor"], groups=["flavor"]).wants("unsynced_flavor")
+    with pytest.raises(UsageError, match="--fix 'unsynced_nics'"):
+        parse_fix(["unsynced_nics"], groups=["flavor"])
     with pytest.raises(UsageError, match="--fix 'everything'"):
         parse_fix(["everything"])
 
@@ -194,12 +202,17 @@ def test_a_guest_gone_from_the_backend_is_stale(rack: Fleet) -> None:
     assert reconcile(rack, "vm")[0] == 0
 
 
-def test_a_resource_on_an_unreachable_host_is_skipped_not_stale(rack: Fleet) -> None:
+def test_a_resource_on_an_unreachable_host_is_unknown_never_stale(rack: Fleet) -> None:
     rack.sim.world.inject(Fault(mode="unreachable", host="node3"))
-    code, out = reconcile(rack, "vm", "--fix", "all")
-    assert code == 0 and out["findings"] == []
-    assert out["skipped"]["unreachable"] == ["vm/g9"]
+    code, out = reconcile(rack, "vm", "--fix", "all", "--fix", "stale")
+    [f] = out["findings"]
+    assert (f["resource"], f["class"], f["fixed"]) == ("vm/g9", "unknown", False)
+    assert "unreachable" in f["unfixable"]
+    assert code == 3  # it needs looking at
     assert rack.status()["vm/g9"]["state"] == "ACTIVE"
+    # Journaled as evidence, and only once however many passes see it.
+    assert reconcile(rack, "vm")[1]["findings"][0]["new"] is False
+    assert types(rack, "vm/g9").count("drift.detected") == 1
 
 
 # ---------------------------------------------------------------------------- orphans
@@ -309,7 +322,7 @@ def test_a_resource_that_moved_meanwhile_is_rechecked_not_overwritten(rack: Flee
     backend = MovingBackend(rack.sim, someone_else_fixes_it)
     rec = Reconciler(rack.journal, registry, backend, pattern="vm/g9", fix=frozenset({"unsynced"}))
     report = rec.run_pass()
-    assert backend.calls == 2  # read again after the conflict
+    assert backend.calls == 1  # the backend is read once; the journal again
     assert report.findings == [] and report.in_sync == 1
     assert types(rack, "vm/g9").count("state.reconciled") == 1
     assert "drift.detected" not in types(rack, "vm/g9")
@@ -356,6 +369,7 @@ machine guest "A guest observed with a command" {
     state stopped
     state gone : final
     observe "vm_maker --status {name}" {
+        absent if exit 1 contains "not found"
         "running" -> running
         "stopped" -> stopped
     }
@@ -382,11 +396,12 @@ def test_a_command_backend_runs_the_kinds_observe_command(fleet: Fleet) -> None:
     rec = Reconciler(j, registry, CommandOnly(fleet.sim), fix=frozenset({"unsynced"}))
     report = rec.run_pass()
     assert report.in_sync == 1  # a
-    [f] = report.findings
+    [f] = [x for x in report.findings if x.resource == "guest/b"]
     assert (f.resource, f.cls, f.fixed) == ("guest/b", "unsynced", True)
     assert f.evidence["command"] == "vm_maker --status b"
     assert f.evidence["raw_sha256"] == hashlib.sha256(b"stopped\n").hexdigest()
-    assert report.skipped["unreachable"] == ["guest/c"]
+    [c] = [x for x in report.findings if x.resource == "guest/c"]
+    assert c.cls == "unknown" and "unreachable" in (c.unfixable or "") and not c.fixed
     assert any("orphans not checked" in n for n in report.notes)
 
     fleet.sim.run("node1", "vm_maker --delete a")  # exits 1: "not found"
@@ -394,6 +409,36 @@ def test_a_command_backend_runs_the_kinds_observe_command(fleet: Fleet) -> None:
     assert [(f.resource, f.cls, f.fix_to) for f in report.findings] == [
         ("guest/a", "stale", "gone")
     ]
+    assert "declared absent outcome" in report.findings[0].evidence["absent"]
+
+
+def test_a_failing_observe_command_is_unknown_not_absent(fleet: Fleet) -> None:
+    """Any exit but the declared one proves nothing: vm_maker missing (127) or a
+    kind that declares no absence at all."""
+    from fleetlog.engine.ops import create_resource
+    from fleetlog.engine.runtime import Runner
+
+    exascale_rack(fleet.sim.world, computes=1, guests={"node1": {"a": "asm"}})
+    registry = compile_kinds(GUEST.replace("vm_maker --status", "vm_makr --status"))
+    runner = Runner(fleet.journal, registry, fleet.sim)
+    create_resource(fleet.journal, registry, "guest/a", {"host": "node1"})
+    assert runner.fire("guest/a", "adopt").ok
+    report = Reconciler(
+        fleet.journal, registry, CommandOnly(fleet.sim), fix=parse_fix(["all", "stale"])
+    ).run_pass()
+    [f] = report.findings
+    assert (f.cls, f.fixed) == ("unknown", False)
+    assert "vm_makr --status a" in (f.unfixable or "")
+    assert replay_all(fleet.journal, registry)["guest/a"].state == "running"
+
+    undeclared = compile_kinds(GUEST.replace('absent if exit 1 contains "not found"', ""))
+    fleet.sim.run("node1", "vm_maker --delete a")
+    report = Reconciler(
+        fleet.journal, undeclared, CommandOnly(fleet.sim), fix=parse_fix(["stale"])
+    ).run_pass()
+    [f] = report.findings
+    assert f.cls == "unknown" and "declares no 'absent if'" in (f.unfixable or "")
+    assert replay_all(fleet.journal, undeclared)["guest/a"].state == "running"
 
 
 # ---------------------------------------------------------------------------- periodic
