@@ -17,6 +17,9 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from fleetlog.dsl.diagnostics import Diagnostic, Severity, did_you_mean
+from fleetlog.dsl.errors import TemplateError
+from fleetlog.dsl.interpolate import Placeholder
+from fleetlog.dsl.interpolate import parse as parse_template
 from fleetlog.dsl.sourcemap import Use
 from fleetlog.dsl.spec import MachineSpec, ParamSpec, Pos, SecretSpec, TransitionSpec
 
@@ -451,6 +454,14 @@ def check_observe(spec: MachineSpec, report: _Report) -> None:
             "'delete orphans via' needs a listing to find orphans",
             hint='add list "COMMAND" format NAME',
         )
+    for listing in (obs.listing, obs.jobs):
+        if listing is not None and _placeholders(listing.command):
+            report.add(
+                listing.pos,
+                "a listing runs once for every resource it lists: its command cannot "
+                f"read one resource's values ({', '.join(_placeholders(listing.command))})",
+                hint="write the command in full",
+            )
     if obs.owned is not None and obs.listing is None:
         report.add(obs.pos, "'owned' filters a listing, and there is none", severity="warning")
     groups = [c.group for c in obs.compares]
@@ -475,6 +486,14 @@ def check_observe(spec: MachineSpec, report: _Report) -> None:
         for st in rule.statuses:
             if pairs.count((rule.operation, st)) > 1:
                 report.add(rule.pos, f"job rule for {rule.operation} {st} is declared twice")
+
+
+def _placeholders(command: str) -> list[str]:
+    try:
+        segments = parse_template(command)
+    except TemplateError:
+        return []  # reported by the compiler
+    return ["{" + seg.name + "}" for seg in segments if isinstance(seg, Placeholder)]
 
 
 def check_sets(spec: MachineSpec, report: _Report) -> None:

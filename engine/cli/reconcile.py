@@ -289,17 +289,20 @@ def ingest(
     skip_bad: bool = typer.Option(
         False,
         "--skip-bad",
-        help="Journal the good messages and report the bad ones (exit 1), instead of "
-        "refusing the whole input.",
+        help="Journal the good messages and report each bad one with its line (exit 1), "
+        "instead of refusing the whole input; reading goes on at the line after a "
+        "broken one.",
     ),
     ganeti_kind: str = typer.Option(
         "vm", "--ganeti-kind", help="Kind of the resources Ganeti instances are."
     ),
     json: bool = JSON,
 ) -> None:
-    """Journal backend event messages (JSON lines, or Ganeti job results in Python-literal
-    syntax) as backend.observed events; duplicates and messages not newer than the last
-    applied one are dropped and counted. A bad message refuses the input (exit 2)."""
+    """Journal backend event messages (fleetlog JSON lines, snf-ganeti-eventd messages,
+    Ganeti job results) and apply them: a job's outcome or a status moves the state the
+    kind's rules give it, a resize sets attributes. Duplicates, messages not newer than
+    the last applied one and messages for deleted resources are dropped and counted. A
+    bad message refuses the whole input (exit 2, nothing journaled)."""
     from fleetlog.engine.ops.ingest import ingest as run
 
     session: Session = ctx.obj
@@ -332,9 +335,10 @@ def ingest(
     else:
         d = report.to_dict()
         output.say(
-            "ingest: {read} message(s) read, {applied} applied, {duplicates} duplicate(s), "
-            "{out_of_order} out of order, {unknown} for unknown resources, "
-            "{ignored} ignored, {bad} bad".format(**d)
+            "ingest: {read} message(s) read, {applied} applied ({moved} moved a state, "
+            "{attributes} set attributes), {duplicates} duplicate(s), {out_of_order} out "
+            "of order, {unknown} for unknown resources, {after_delete} after delete, "
+            "{in_progress} under a running transition, {ignored} ignored, {bad} bad".format(**d)
         )
     if report.bad:
         raise typer.Exit(1)

@@ -341,11 +341,15 @@ class StateReconciled(Payload):
     TYPE = STATE_RECONCILED
     FOLDED = True
     KEYS = _FROM_TO
+    OPTIONAL = frozenset({"message"})
 
     source: Any
     target: Any
     #: The ``drift.detected`` it fixes: ``{id, class, observed}``.
     finding: dict[str, Any] | None = None
+    #: Or the ingested backend message that moved it: ``{id, operation, job_status,
+    #: status}``.
+    message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

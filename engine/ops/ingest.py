@@ -34,8 +34,11 @@ from typing import Any, Protocol
 
 from fleetlog import packs
 from fleetlog.engine.model import events as ev
-from fleetlog.engine.model.kinds import KindRegistry
-from fleetlog.engine.model.records import split_id
+from fleetlog.engine.model.kinds import Kind, KindRegistry
+from fleetlog.engine.model.listing import text_of
+from fleetlog.engine.model.records import Resource, split_id
+from fleetlog.engine.model.replay import fold
+from fleetlog.engine.model.statusmap import job_rule_state, map_status
 from fleetlog.errors import FleetlogError, UsageError
 from fleetlog.journal.base import ConcurrencyConflict, Journal
 
@@ -104,6 +107,10 @@ class IngestReport:
     out_of_order: int = 0
     unknown: list[str] = field(default_factory=list)
     ignored: int = 0
+    moved: int = 0  # state changes the messages caused
+    attributes: int = 0  # attribute updates (a resize)
+    after_delete: int = 0  # messages for resources the journal has in a final state
+    in_progress: int = 0  # journaled, but nothing moved under a running transition
     bad: list[str] = field(default_factory=list)
     applied_seqs: list[int] = field(default_factory=list)
 
@@ -116,6 +123,10 @@ class IngestReport:
             "unknown": len(self.unknown),
             "unknown_resources": sorted(set(self.unknown)),
             "ignored": self.ignored,
+            "moved": self.moved,
+            "attributes": self.attributes,
+            "after_delete": self.after_delete,
+            "in_progress": self.in_progress,
             "bad": len(self.bad),
             "errors": self.bad,
         }
@@ -279,6 +290,28 @@ def fleetlog_message(d: dict[str, Any], line: int) -> Message:
     )
 
 
+def frame_resyncing(
+    lines: list[str], source: str
+) -> tuple[list[tuple[int, str]], list[IngestError]]:
+    """Frame everything; a message that cannot be framed (truncated, unbalanced, garbage)
+    is an error at its line, and framing starts again at the line after it: every other
+    line is still read."""
+    framed: list[tuple[int, str]] = []
+    errors: list[IngestError] = []
+    start = 0
+    while start < len(lines):
+        try:
+            for line, text in frame(lines[start:], source):
+                framed.append((line + start, text))
+        except IngestError as exc:
+            at = int(exc.fields["line"]) + start
+            errors.append(IngestError(source=source, line=at, problem=exc.fields["problem"]))
+            start = at  # resume at the line after the broken one
+            continue
+        break
+    return framed, errors
+
+
 def read_messages(
     lines: Iterable[str],
     registry: KindRegistry,
@@ -294,14 +327,11 @@ def read_messages(
     formats = pack_sources() if sources is None else sources
     report = IngestReport()
     messages: list[Message] = []
-    framed: list[tuple[int, str]] = []
-    try:
-        framed.extend(frame(lines, source))
-    except IngestError as exc:
-        if not skip_bad:
-            raise
-        # Framing cannot resume inside broken text: keep what was framed before it.
-        report.bad.append(str(exc))
+    bad: list[IngestError] = []
+    if skip_bad:
+        framed, bad = frame_resyncing(list(lines), source)
+    else:
+        framed = list(frame(lines, source))
     for line, text in framed:
         try:
             data = parse_message(text)
@@ -319,10 +349,11 @@ def read_messages(
             err = IngestError(source=source, line=line, problem=str(exc))
             if not skip_bad:
                 raise err from None
-            report.bad.append(str(err))
+            bad.append(err)
             continue
         report.read += 1
         messages.extend(found)
+    report.bad = [str(e) for e in sorted(bad, key=lambda e: int(e.fields["line"]))]
     return messages, report
 
 
@@ -332,10 +363,10 @@ class _StreamView:
     version: int
     ids: set[str]
     last_time: str | None
-    exists: bool
+    record: Resource | None
 
 
-def _view(journal: Journal, rid: str) -> _StreamView:
+def _view(journal: Journal, registry: KindRegistry, rid: str) -> _StreamView:
     events = journal.read_stream(rid)
     ids: set[str] = set()
     last: str | None = None
@@ -347,45 +378,121 @@ def _view(journal: Journal, rid: str) -> _StreamView:
             t = p.event_time
             if isinstance(t, str) and (last is None or t > last):
                 last = t
-    exists = any(event.type == ev.RESOURCE_CREATED for event in events)
     version = events[-1].version if events else 0
-    return _StreamView(version, ids, last, exists)
+    record = fold(events, registry).get(rid) if events else None
+    return _StreamView(version, ids, last, record)
 
 
-def apply_messages(journal: Journal, messages: list[Message], report: IngestReport) -> IngestReport:
+def effects(kind: Kind, rec: Resource, m: Message) -> list[ev.Payload]:
+    """What one new message does to its resource, besides being journaled: a state its
+    kind's rules give it (a job rule for a job's outcome, the observe map for a status),
+    and the attributes its fields carry (a resize). Nothing moves under a transition in
+    progress: the transition owns the state until it ends."""
+    from fleetlog.engine.model.params import coerce
+
+    out: list[ev.Payload] = []
+    spec = kind.spec
+    if spec.observe is None or rec.in_progress is not None:
+        return out
+    target: str | None = None
+    if m.operation is not None and m.job_status is not None:
+        target = job_rule_state(spec, [m.operation], m.job_status)
+    elif m.status is not None:
+        target = map_status(spec, m.status)
+    if m.fields and m.job_status in (None, "success"):
+        values: dict[str, Any] = {}
+        for param_name, field_name in spec.observe.compared().items():
+            if field_name not in m.fields:
+                continue
+            param = spec.param(param_name)
+            raw = m.fields[field_name]
+            if isinstance(raw, list | tuple):
+                raw = raw[0] if param.type in ("int", "float") and len(raw) == 1 else text_of(raw)
+            try:
+                value = coerce(param, raw, rec.id)
+            except FleetlogError:
+                continue  # not a value of the param (an unknown flavor): reconcile says so
+            if value != rec.params.get(param_name):
+                values[param_name] = value
+        if values:
+            previous = {k: rec.params.get(k) for k in values}
+            out.append(ev.AttributesSet(values=values, previous=previous, message=m.message_id))
+    if target is not None and target != rec.state:
+        moved = {
+            "id": m.message_id,
+            "operation": m.operation,
+            "job_status": m.job_status,
+            "status": m.status,
+        }
+        out.append(
+            ev.StateReconciled(
+                source=rec.state,
+                target=target,
+                message={k: v for k, v in moved.items() if v is not None},
+            )
+        )
+    return out
+
+
+def apply_messages(
+    journal: Journal, registry: KindRegistry, messages: list[Message], report: IngestReport
+) -> IngestReport:
     views: dict[str, _StreamView] = {}
     for m in messages:
         for _ in range(20):
             view = views.get(m.resource)
             if view is None:
-                view = views[m.resource] = _view(journal, m.resource)
-            if not view.exists:
+                view = views[m.resource] = _view(journal, registry, m.resource)
+            rec = view.record
+            if rec is None:
                 report.unknown.append(m.resource)
                 break
             if m.message_id in view.ids:
                 report.duplicates += 1
                 break
+            kind = registry.get(rec.kind)
+            if kind.spec.state(rec.state).final:
+                report.after_delete += 1  # Synnefo ignores messages for deleted servers
+                break
             if view.last_time is not None and m.event_time <= view.last_time:
                 report.out_of_order += 1
                 break
+            job = dict(m.job or {})
+            for key, value in (
+                ("operation", m.operation),
+                ("status", m.job_status),
+                ("progress", m.progress),
+                ("logmsg", m.logmsg),
+            ):
+                if value is not None:
+                    job.setdefault(key, value)
             observed = ev.BackendObserved(
                 status=m.status,
                 event_time=m.event_time,
                 message_id=m.message_id,
                 source=m.source,
-                job=m.job,
+                job=job or None,
             )
+            then = effects(kind, rec, m)
+            if rec.in_progress is not None and (m.operation or m.status):
+                report.in_progress += 1
+            drafts = [ev.new_event(observed), *(ev.new_event(p) for p in then)]
             try:
-                recorded = journal.append(
-                    m.resource, [ev.new_event(observed)], expected_version=view.version
-                )[0]
+                recorded = journal.append(m.resource, drafts, expected_version=view.version)
             except ConcurrencyConflict:
                 views.pop(m.resource)  # someone appended meanwhile: look again
                 continue
-            view.version, view.last_time = recorded.version, m.event_time
+            view.version, view.last_time = recorded[-1].version, m.event_time
             view.ids.add(m.message_id)
+            for p in then:
+                if isinstance(p, ev.StateReconciled):
+                    rec.state = str(p.target)
+                    report.moved += 1
+                elif isinstance(p, ev.AttributesSet):
+                    rec.params.update(p.values)
+                    report.attributes += 1
             report.applied += 1
-            report.applied_seqs.append(recorded.seq)
+            report.applied_seqs.append(recorded[0].seq)
             break
     return report
 
@@ -402,4 +509,4 @@ def ingest(
     messages, report = read_messages(
         lines, registry, source=source, source_kind=source_kind, skip_bad=skip_bad
     )
-    return apply_messages(journal, messages, report)
+    return apply_messages(journal, registry, messages, report)
