@@ -112,6 +112,8 @@ class FixChoice:
 
     classes: frozenset[str] = frozenset()
     named: frozenset[str] = frozenset()
+    #: ``all`` was asked for (so a final fix it leaves out is explained, not silent).
+    everything: bool = False
 
     def wants(self, cls: str) -> bool:
         return cls in self.classes or (cls.startswith("unsynced_") and "unsynced_*" in self.classes)
@@ -143,7 +145,8 @@ def parse_fix(values: Iterable[str], groups: Iterable[str] = ()) -> FixChoice:
             else:
                 classes.add(item)
                 named.add(item)
-    return FixChoice(frozenset(classes), frozenset(named))
+    everything = any(item.strip() == "all" for value in values for item in value.split(","))
+    return FixChoice(frozenset(classes), frozenset(named), everything)
 
 
 # ---------------------------------------------------------------------------- findings
@@ -486,6 +489,11 @@ class Reconciler:
             return False
         wanted = "orphan_delete" if f.cls == "orphan" and self.fix.wants("orphan_delete") else f.cls
         if not self.fix.wants(wanted):
+            if self.fix.everything and wanted in FINAL_FIXES:
+                f.held = (
+                    f"the fix ends {f.resource} ({f.fix_to}): name the class "
+                    f"(--fix {f.cls}), 'all' never ends a resource"
+                )
             return False
         ends = f.fix_to is not None and kind.spec.state(f.fix_to).final
         if ends and not self.fix.named_explicitly(f.cls):
