@@ -11,6 +11,7 @@ answers. A call whose latency will outlast its timeout times out before phase tw
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, cap_text
 from fleetlog.engine.backends.sim.faults import ANY_TOOL, Fault
 from fleetlog.engine.backends.sim.registry import get_tool
 from fleetlog.engine.backends.sim.world import World
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 #: How long a ``hang`` blocks when the caller set no timeout and the fault gave no ms.
 DEFAULT_HANG_MS = 3_600_000.0
@@ -67,6 +70,10 @@ class SimBackend:
     ) -> CommandResult:
         started = time.monotonic()
         argv = split_command(host, command)
+        # ``NAME=value cmd``: the shell's per-command environment (``TZ=UTC gnt-job list``).
+        while len(argv) > 1 and _ASSIGNMENT.match(argv[0]):
+            name, _, value = argv.pop(0).partition("=")
+            env = {**(env or {}), name: value}
         tool = argv[0]
         fn = get_tool(tool)
         if fn is None:
