@@ -21,5 +21,11 @@ PACK = Pack(
     inventory_hooks=("fleetlog.machines.exascale_inventory:INVENTORY_HOOKS",),
     sim_tools=("fleetlog.machines.sim.tools",),
     commands=("fleetlog.machines.cli:register",),
-    ingest_sources=("fleetlog.machines.ganeti:SOURCE",),
+    ingest_sources=("fleetlog.machines.ganeti:SOURCE", "fleetlog.machines.ganeti_eventd:SOURCE"),
+    listing_formats=(
+        "fleetlog.machines.ganeti_listing:INSTANCES",
+        "fleetlog.machines.ganeti_listing:JOBS",
+        "fleetlog.machines.ganeti_listing:RAPI_INSTANCES",
+        "fleetlog.machines.ganeti_listing:RAPI_JOBS",
+    ),
 )

@@ -181,8 +181,15 @@ def test_the_builtin_pack_declares_what_it_ships() -> None:
         assert sorted(p.name for p in directory.glob("*.fsm"))
     for reference in (*PACK.steps, *PACK.sim_tools, *PACK.commands, *PACK.inventory_hooks):
         assert packs.resolve(reference) is not None
-    [source] = [packs.resolve(r) for r in PACK.ingest_sources]
-    assert source.name == "ganeti"
+    sources = [packs.resolve(r) for r in PACK.ingest_sources]
+    assert [s.name for s in sources] == ["ganeti", "eventd"]
+    formats = [packs.resolve(r) for r in PACK.listing_formats]
+    assert [f.name for f in formats] == [
+        "ganeti_instances",
+        "ganeti_jobs",
+        "ganeti_rapi_instances",
+        "ganeti_rapi_jobs",
+    ]
     assert any(p.name == "builtin" for p in packs.discover().loaded)
 
 
