@@ -266,18 +266,43 @@ def _resource_of(value: Any) -> str:
 
 
 def fleetlog_message(d: dict[str, Any], line: int) -> Message:
-    missing = [k for k in ("id", "resource", "status", "event_time") if k not in d]
+    """fleetlog's own message: a ``status``, or a job's ``operation`` and ``job_status``
+    (or both), optional backend ``fields``, ``progress`` (0-100) and ``logmsg``."""
+    missing = [k for k in ("id", "resource", "event_time") if k not in d]
+    has_job = "operation" in d or "job_status" in d
+    if "status" not in d and not has_job:
+        missing.append("status")
     if missing:
         raise ValueError(f"message without {', '.join(repr(m) for m in missing)}")
     mid = d["id"]
     if not isinstance(mid, str | int) or isinstance(mid, bool) or mid == "":
         raise ValueError("'id' must be a non-empty string or an integer")
-    status = d["status"]
-    if not isinstance(status, str) or not status:
+    status = d.get("status")
+    if status is not None and (not isinstance(status, str) or not status):
         raise ValueError("'status' must be a non-empty string")
+    operation, job_status = d.get("operation"), d.get("job_status")
+    if has_job and not (
+        isinstance(operation, str) and operation and isinstance(job_status, str) and job_status
+    ):
+        raise ValueError("'operation' and 'job_status' come together, as non-empty strings")
     job = d.get("job")
     if job is not None and not isinstance(job, dict):
         raise ValueError("'job' must be an object")
+    fields = d.get("fields")
+    if fields is not None and (
+        not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields)
+    ):
+        raise ValueError("'fields' must be an object of backend field names")
+    progress = d.get("progress")
+    if progress is not None and (
+        isinstance(progress, bool)
+        or not isinstance(progress, int | float)
+        or not 0 <= progress <= 100
+    ):
+        raise ValueError("'progress' must be a number from 0 to 100")
+    logmsg = d.get("logmsg")
+    if logmsg is not None and not isinstance(logmsg, str):
+        raise ValueError("'logmsg' must be a string")
     source = d.get("source", "ingest")
     return Message(
         line,
@@ -287,6 +312,11 @@ def fleetlog_message(d: dict[str, Any], line: int) -> Message:
         iso_time(d["event_time"]),
         str(source),
         job,
+        operation=operation,
+        job_status=job_status,
+        fields=fields,
+        progress=float(progress) if progress is not None else None,
+        logmsg=logmsg,
     )
 
 

@@ -266,3 +266,45 @@ def test_framing_reports_the_line_of_garbage_between_messages() -> None:
 def test_a_missing_file_is_a_usage_error(guests: Fleet, tmp_path: Path) -> None:
     res = guests.cli("ingest", str(tmp_path / "nope.jsonl"))
     assert res.code == 2 and "nope.jsonl" in res.err
+
+
+def test_fleetlog_messages_carry_job_outcomes_fields_and_progress(guests: Fleet) -> None:
+    """A job's outcome moves the state by the kind's rules; fields become attributes
+    only through ``compare`` (the ``vm`` kind compares none: nothing set); progress and
+    the log line are journaled as they are."""
+    lines = [
+        '{"id": "j1", "resource": "vm/g1", "operation": "OP_INSTANCE_STARTUP",'
+        ' "job_status": "running", "progress": 40, "logmsg": "starting",'
+        ' "event_time": "2026-01-01T00:00:00Z"}\n',
+        '{"id": "j2", "resource": "vm/g1", "status": "running",'
+        ' "event_time": "2026-01-01T00:00:01Z", "fields": {"be/vcpus": 2}}\n',
+    ]
+    res = guests.cli("ingest", write(guests, "job.txt", "".join(lines)), "--json")
+    assert res.code == 0 and res.json()["applied"] == 2
+    assert res.json()["attributes"] == 0
+    first, second = observed(guests, "vm/g1")
+    assert first["job"] == {
+        "operation": "OP_INSTANCE_STARTUP",
+        "status": "running",
+        "progress": 40.0,
+        "logmsg": "starting",
+    }
+    assert second["status"] == "running"
+    assert guests.cli("status", "vm/g1", "--json").json()[0]["state"] == "ACTIVE"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('"operation": "OP_X"', "come together"),
+        ('"operation": "OP_X", "job_status": ""', "come together"),
+        ('"status": "running", "fields": [1]', "'fields' must be an object"),
+        ('"status": "running", "progress": 101', "from 0 to 100"),
+        ('"status": "running", "logmsg": 3', "'logmsg' must be a string"),
+        ('"job_status": "success"', "come together"),
+    ],
+)
+def test_malformed_job_fields_are_refused(guests: Fleet, extra: str, problem: str) -> None:
+    text = f'{{"id": "x", "resource": "vm/g1", "event_time": "2026-01-01", {extra}}}\n'
+    res = guests.cli("ingest", write(guests, "bad.txt", text))
+    assert res.code == 2 and problem in res.err
