@@ -18,8 +18,9 @@ from typing import Any
 
 from fleetlog.dsl.diagnostics import Diagnostic, Severity, did_you_mean
 from fleetlog.dsl.errors import TemplateError
-from fleetlog.dsl.interpolate import Placeholder
+from fleetlog.dsl.interpolate import Placeholder, misquoted
 from fleetlog.dsl.interpolate import parse as parse_template
+from fleetlog.dsl.literals import decode_string
 from fleetlog.dsl.sourcemap import Use
 from fleetlog.dsl.spec import MachineSpec, ParamSpec, Pos, SecretSpec, TransitionSpec
 
@@ -46,6 +47,7 @@ def check_machine(
     check_duplicates(spec, report)
     check_reserved_names(spec, report)
     check_uses(spec, uses, report, plugins, formats)
+    check_quoting(uses, report)
     check_defaults(spec, uses, report)
     check_observe(spec, report)
     check_sets(spec, report)
@@ -348,6 +350,39 @@ def _check_choice(scope: _Scope, use: Use, report: _Report) -> None:
             use.length,
             did_you_mean(value, param.choices),
         )
+
+
+# ---- shell quoting ----------------------------------------------------------------------
+def check_quoting(uses: Iterable[Use], report: _Report) -> None:
+    """No ``{placeholder}`` inside shell quotes (or after a backslash or ``$``) in any
+    command: ``run``, ``wait``, probes, ``undo run``, observe and listing commands.
+
+    Values are substituted already single-quoted; wrapped again they are read unquoted
+    (``'... {v}'``) or with ``$(...)`` live (``"... {v}"``): a value becomes a command.
+    """
+    for use in uses:
+        if use.role != "command":
+            continue
+        text, offsets = decode_string(use.name)
+        try:
+            found = misquoted(text)
+        except TemplateError:
+            continue  # reported by the compiler
+        for seg, where in found:
+            label = "{" + seg.name + (f".{seg.attr}" if seg.attr else "") + "}"
+            pos = Pos(use.pos.line, use.pos.col + offsets[seg.offset])
+            if where in ("single quotes", "double quotes"):
+                message = f"placeholder {label} is inside {where} in a command"
+                advice = f"write {label} outside quotes"
+            else:
+                message = f"placeholder {label} follows {where} in a command"
+                advice = f"write {label} as a word of its own, without the {where[2:]}"
+            report.add(
+                pos,
+                message,
+                len(label),
+                hint=f"interpolated values are already shell-quoted; {advice}",
+            )
 
 
 # ---- defaults --------------------------------------------------------------------------

@@ -612,7 +612,8 @@ class _Compiler:
 
     # ---- values -----------------------------------------------------------------------
     def template(self, tok: Token, scope: str | None) -> str:
-        """A command string: decoded, its placeholders recorded as value uses."""
+        """A command string: decoded, its placeholders recorded as value uses and the
+        whole string (as written) as a command use, whose shell quoting checks read."""
         text, offsets = decode_string(str(tok))
         try:
             segments = parse_template(text)
@@ -620,6 +621,7 @@ class _Compiler:
             offset = offsets[exc.index] if exc.index < len(offsets) else len(str(tok)) - 1
             self.error(tok, exc.reason, offset=offset)
             return text
+        self.uses.append(Use("command", str(tok), _pos(tok), len(str(tok)), scope))
         for seg in segments:
             if isinstance(seg, Placeholder):
                 offset = offsets[seg.offset] + 1

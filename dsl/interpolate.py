@@ -7,6 +7,10 @@ yourself. Secrets interpolate too, but ``redact=True`` renders ``<secret:NAME>``
 which is the form that reaches the journal, logs and output.
 
 Syntax: ``{name}`` or ``{ref.attr}`` (identifiers), ``{{`` and ``}}`` for literal braces.
+
+The rendered text is POSIX shell on every backend (``/bin/sh -c`` locally, the login
+shell over ssh), so the quoting means the same wherever it runs. ``misquoted`` finds the
+placeholders an author put inside shell quotes, which ``machines check`` refuses.
 """
 
 from __future__ import annotations
@@ -103,6 +107,90 @@ def render(
         else:
             parts.append(shlex.quote(to_text(lookup(seg.name, seg.attr))))
     return "".join(parts)
+
+
+class Misquoted(NamedTuple):
+    """A placeholder the shell would not read as a word of its own, and why: it stands
+    inside ``single quotes`` or ``double quotes``, or right after ``a backslash``."""
+
+    placeholder: Placeholder
+    where: str
+
+
+def misquoted(template: str) -> list[Misquoted]:
+    """The placeholders of ``template`` that an author wrapped in shell quoting.
+
+    A value is substituted already single-quoted, so inside ``'...'`` it closes the
+    author's quote and its text is read unquoted, and inside ``"..."`` its quotes are
+    literal while ``$(...)`` and backquotes in it still run: both make a value a command.
+    A backslash before it escapes the value's opening quote, and a ``$`` before it makes
+    ``$'...'``, whose backslash escapes would rewrite the value. The template is read as
+    POSIX shell text: ``\\`` escapes outside single quotes, and ``$(...)`` or backquotes
+    (even within double quotes) start a fresh command in which quoting begins anew, so
+    ``"$(cat {file})"`` is fine. Raises ``TemplateError`` like :func:`parse`.
+    """
+    found: list[Misquoted] = []
+    # The shell contexts open at this point, innermost last: "sh" (words), "(" (a
+    # subshell or nested parens), "$(" and "`" (a command substitution), "'" and '"'.
+    frames = ["sh"]
+    escaped = dollar = False
+    for seg in parse(template):
+        if isinstance(seg, Placeholder):
+            if escaped:
+                found.append(Misquoted(seg, "a backslash"))
+            elif frames[-1] == "'":
+                found.append(Misquoted(seg, "single quotes"))
+            elif frames[-1] == '"':
+                found.append(Misquoted(seg, "double quotes"))
+            elif dollar:
+                found.append(Misquoted(seg, "a '$'"))
+            escaped = dollar = False  # the value is a complete quoted word
+        else:
+            escaped, dollar = _scan(seg, frames, escaped)
+    return found
+
+
+def _scan(text: str, frames: list[str], escaped: bool) -> tuple[bool, bool]:
+    """Advance the shell quoting state ``frames`` over literal ``text``; return whether
+    it ends in an escaping backslash, and whether in a ``$`` that is not quoted."""
+    i, n = 0, len(text)
+    dollar = False
+    while i < n:
+        c, top = text[i], frames[-1]
+        dollar = False
+        if escaped:
+            escaped = False
+        elif top == "'":
+            if c == "'":
+                frames.pop()
+        elif c == "\\":
+            escaped = True
+        elif top == '"':
+            if c == '"':
+                frames.pop()
+            elif c == "`":
+                frames.append("`")
+            elif text.startswith("$(", i):
+                frames.append("$(")
+                i += 1
+        elif c in "'\"":
+            frames.append(c)
+        elif c == "`":
+            if top == "`":
+                frames.pop()
+            else:
+                frames.append("`")
+        elif text.startswith("$(", i):
+            frames.append("$(")
+            i += 1
+        elif c == "(":
+            frames.append("(")
+        elif c == ")" and top in ("(", "$("):
+            frames.pop()
+        elif c == "$":
+            dollar = True
+        i += 1
+    return escaped, dollar
 
 
 def to_text(value: Any) -> str:

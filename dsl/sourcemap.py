@@ -26,6 +26,7 @@ Role = Literal[
     "choice",  # a string compared with param `name` in a guard: must be a choice (attr)
     "attribute",  # `set NAME = ...`, `compare G: NAME = ...`: must be a machine param
     "format",  # a listing format name (checked when the caller knows the formats)
+    "command",  # a command string as written, quotes included: its shell quoting is checked
 ]
 
 

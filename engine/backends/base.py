@@ -1,9 +1,11 @@
 """The Backend protocol: where steps run and where status is observed.
 
-A command reaches a backend as one string, already rendered by the engine with every
-interpolated value shell-quoted (``shlex.quote``). Backends that do not use a shell
-(``local``, ``sim``) split it back with ``shlex.split`` into an argument list, so a value
-like ``x; rm -rf /`` is always one argument, never a command.
+A command reaches a backend as one string of POSIX shell text, already rendered by the
+engine with every interpolated value shell-quoted (``shlex.quote``), so a value like
+``x; rm -rf /`` is always one argument, never a command. ``ssh`` hands it to the remote
+login shell and ``local`` to ``/bin/sh -c``: the same text means the same on both. The
+simulator (``sim``) reads it as one simple command, split with ``shlex.split`` (with
+``NAME=value`` prefixes), since its tools are functions, not programs.
 """
 
 from __future__ import annotations

@@ -1,15 +1,22 @@
-"""The ``local`` backend: run a step's command as a subprocess on this machine.
+"""The ``local`` backend: run a step's command with ``/bin/sh -c`` on this machine.
 
-The engine hands us a command string in which every interpolated value is already
-shell-quoted. We split it back with ``shlex.split`` and execute the argument list
-directly — never ``shell=True`` — so a value such as ``x; rm -rf /`` reaches the program
-as one literal argument and can never become a second command.
+A command is POSIX shell text on every backend: over ssh the remote login shell runs it,
+here ``/bin/sh -c`` does, so ``run "make && make install"`` or ``run "printf %s {v} >
+{out}"`` mean the same wherever they run. The engine hands us the command with every
+interpolated value already shell-quoted (``shlex.quote`` in ``dsl.interpolate``): a value
+such as ``x; rm -rf /`` is one single-quoted word that the shell passes on literally, and
+can never become a second command.
+
+Stdin is ``/dev/null`` (as the ssh backend's ``exec </dev/null``). Each command gets its
+own process group (``start_new_session``) so that a timeout kills everything the shell
+spawned, not just the shell.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -28,9 +35,24 @@ from fleetlog.engine.backends.output import DEFAULT_MAX_OUTPUT, TailBuffer, drai
 #: silently running a step meant for ``node3`` here would be dangerous.
 LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
 
+#: The shell every command runs in (the ssh backend's lab and real hosts use the login
+#: shell, which for a service account is ``/bin/sh``; both read POSIX shell text).
+SHELL = "/bin/sh"
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def shell_argv(command: str) -> list[str]:
+    """The argument list that runs ``command`` as shell text: ``/bin/sh -c COMMAND``."""
+    return [SHELL, "-c", command]
+
 
 def split_command(host: str, command: str) -> list[str]:
-    """``shlex.split`` with a :class:`BackendError` instead of a bare ``ValueError``."""
+    """``shlex.split`` with a :class:`BackendError` instead of a bare ``ValueError``.
+
+    For backends that read a command as one simple command without a shell (the
+    simulator's tools); the local backend itself hands the text to ``/bin/sh``.
+    """
     try:
         argv = _split(command)
     except ValueError as exc:  # unbalanced quotes: the engine rendered something broken
@@ -48,10 +70,10 @@ def _split(command: str) -> tuple[str, ...]:
 
 
 class LocalBackend:
-    """Runs commands on localhost through ``subprocess`` without a shell.
+    """Runs commands on localhost with ``/bin/sh -c``, like a remote shell over ssh.
 
     Each command gets its own process group (``start_new_session``) so that a timeout
-    kills everything it spawned, not just the direct child.
+    kills everything it spawned, not just the shell.
     """
 
     name = "local"
@@ -72,12 +94,21 @@ class LocalBackend:
             raise BackendError(
                 host=host, reason="the local backend only runs commands on localhost"
             )
-        argv = split_command(host, command)
-        full_env = {**os.environ, **env} if env else None
+        if not command.strip():
+            raise BackendError(host=host, reason="empty command")
+        if "\0" in command:
+            raise BackendError(host=host, reason="a command cannot contain a NUL character")
+        full_env = None
+        if env:
+            bad = [k for k in env if not _ENV_NAME.match(k)]
+            if bad:
+                reason = f"invalid environment variable name {bad[0]!r}"
+                raise BackendError(host=host, reason=reason)
+            full_env = {**os.environ, **env}
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
-                argv,
+                shell_argv(command),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -85,13 +116,8 @@ class LocalBackend:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        except FileNotFoundError:
-            # Same code a shell (and so the ssh backend) reports, so steps behave alike.
-            return CommandResult(127, "", f"local: command not found: {argv[0]}")
-        except PermissionError as exc:
-            return CommandResult(126, "", f"local: cannot execute {argv[0]}: {exc}")
-        except OSError as exc:
-            raise BackendError(host=host, reason=f"cannot start {argv[0]}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # no /bin/sh, a bad cwd, a NUL in env
+            raise BackendError(host=host, reason=f"cannot start {SHELL}: {exc}") from exc
 
         assert proc.stdout is not None and proc.stderr is not None
         out, err = TailBuffer(self.max_output), TailBuffer(self.max_output)
@@ -121,10 +147,10 @@ class LocalBackend:
             _kill_group(proc)
             for reader in readers:
                 reader.join()
-        if proc.returncode < 0:  # killed by a signal, and not by our timeout
+        if proc.returncode < 0:  # the shell was killed by a signal, and not by our timeout
             raise CommandInDoubt(
                 host=host,
-                reason=f"{argv[0]} was killed by signal {-proc.returncode}",
+                reason=f"the command was killed by signal {-proc.returncode}",
                 stdout=out.text(),
                 stderr=err.text(),
             )

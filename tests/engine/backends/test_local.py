@@ -1,4 +1,6 @@
-"""LocalBackend: no shell, timeouts kill the whole process group, env, output cap."""
+"""LocalBackend: ``/bin/sh -c`` like ssh, quoted values stay literal, timeouts kill the whole
+process group, env, output cap. (tests/engine/backends/test_shell_semantics.py compares
+local with ssh value by value.)"""
 
 from __future__ import annotations
 
@@ -99,10 +101,22 @@ def test_refuses_remote_hosts(local: LocalBackend, host: str) -> None:
         local.run(host, "true")
 
 
-@pytest.mark.parametrize("command", ["", "   ", "echo 'unbalanced"])
-def test_unparsable_command_is_a_backend_error(local: LocalBackend, command: str) -> None:
+@pytest.mark.parametrize("command", ["", "   ", "\n", "echo a\0b"])
+def test_empty_or_nul_command_is_a_backend_error(local: LocalBackend, command: str) -> None:
     with pytest.raises(BackendError):
         local.run("localhost", command)
+
+
+def test_a_shell_syntax_error_is_the_shells_exit_status(local: LocalBackend) -> None:
+    # As over ssh: the shell refuses the text and exits 2; nothing ran.
+    result = local.run("localhost", "echo 'unbalanced")
+    assert result.exit_code == 2
+    assert result.stderr
+
+
+def test_invalid_env_name_is_a_backend_error(local: LocalBackend) -> None:
+    with pytest.raises(BackendError, match="invalid environment variable name"):
+        local.run("localhost", "true", env={"A=B": "x"})
 
 
 def _eventually_dead(pid: int, within: float = 5.0) -> bool:
