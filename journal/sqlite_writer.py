@@ -70,6 +70,12 @@ class BatchWriter:
         self._tail: tuple[int, str, int] | None = None  # (seq, hash, recorded_at µs)
         self._versions: dict[str, int] = {}
 
+    def close(self) -> None:
+        """Before the connection closes: a statement that failed (disk full) stays
+        referenced by the cursor, and SQLite keeps a connection with a live statement
+        open (locks held, no checkpoint) until it is finalized."""
+        self._cur.close()
+
     def invalidate(self) -> None:
         """Forget cached state (after writing events other than through this writer)."""
         self._data_version = None

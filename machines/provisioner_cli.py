@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from fleetlog.engine.backends.sim import SimBackend
-from fleetlog.engine.cli import Session, output
+from fleetlog.engine.cli import Session, output, paths
 from fleetlog.engine.model import Resource
 from fleetlog.errors import UsageError
 
@@ -55,6 +55,8 @@ def export(
     from fleetlog.machines.provisioner import setup_yaml
 
     session: Session = ctx.obj
+    paths.check_output(out, "--output")
+    session.for_reading()
     rec = load_resource(session.journal, session.registry, resource)
     if rec is None:
         raise UsageError(f"no resource {resource!r} in the journal")
@@ -72,7 +74,7 @@ def export(
     if out is None:
         output.say(text.rstrip("\n"))
     else:
-        out.write_text(text, encoding="utf-8")
+        paths.write_file(out, text)
         output.warn(f"wrote {out}")
 
 

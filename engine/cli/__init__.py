@@ -1,16 +1,17 @@
 """The ``fleetlog`` command line: ``main`` is the console script, ``app`` the typer app.
 
 Machine packs add their commands through ``Pack.commands`` with what this face offers:
-the ``Session`` a command gets as ``ctx.obj``, ``add_commands``/``add_group``, ``output``
-and ``report`` (an outcome table and the contract's exit code). Those are imported before
+the ``Session`` a command gets as ``ctx.obj``, ``add_commands``/``add_group``, ``output``,
+``paths`` (output files checked before any work, written whole or not at all) and
+``report`` (an outcome table and the contract's exit code). Those are imported before
 the app, because building the app imports the packs' command modules, which import them.
 """
 
-from fleetlog.engine.cli import output
+from fleetlog.engine.cli import output, paths
 from fleetlog.engine.cli.registration import add_commands, add_group
 from fleetlog.engine.cli.run import report
 from fleetlog.engine.cli.session import Session
 
 from fleetlog.engine.cli.app import app, main  # isort: skip  (after what packs import)
 
-__all__ = ["Session", "add_commands", "add_group", "app", "main", "output", "report"]
+__all__ = ["Session", "add_commands", "add_group", "app", "main", "output", "paths", "report"]

@@ -29,7 +29,7 @@ def show(ctx: typer.Context, json: bool = JSON) -> None:
     from fleetlog.engine.model import events as ev
 
     session: Session = ctx.obj
-    session.require_existing()
+    session.for_reading()
     history = [
         {
             "seq": e.seq,

@@ -3,6 +3,8 @@ a failure budget, a progress bar, and identical outcomes gathered into one line.
 
 ``--max-fail PCT`` stops *starting* new resources once more than PCT% of all of them
 have failed; those already running finish, and the rest are reported as not started.
+A journal that cannot be written (disk full, read-only media: ``JournalUnavailable``)
+stops new starts at once, whatever the budget: every member would fail the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from fleetlog.engine.model.patterns import fold_names, natural_key
 from fleetlog.engine.runtime import Outcome
 from fleetlog.errors import FleetlogError
+from fleetlog.journal.environment import JournalUnavailable
 
 
 @dataclass
@@ -83,8 +86,9 @@ def run_many(
     completion: at a hundred wide that bookkeeping, on the main thread and under the
     GIL, cost more than the resources' own journaling.) A failure counter kept as
     outcomes arrive answers ``--max-fail`` without rescanning the outcomes. An error
-    that is not a ``FleetlogError`` (a bug) stops new starts and is raised once every
-    running resource has finished.
+    that is not a ``FleetlogError`` (a bug), or a journal that cannot be written
+    (``JournalUnavailable``), stops new starts and is raised once every running
+    resource has finished.
 
     ``failed_before`` and ``total``: a continued plan's earlier failures count against
     ``--max-fail``, as a share of all its members.
@@ -101,6 +105,8 @@ def run_many(
     def one(rid: str) -> Outcome:
         try:
             return fn(rid)
+        except JournalUnavailable:
+            raise  # disk full, read-only media: no member can be journaled
         except FleetlogError as exc:
             return Outcome(rid, label, "rejected", error=str(exc))
 
