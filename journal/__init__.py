@@ -7,6 +7,8 @@ from fleetlog.journal.base import (
     Event,
     Fence,
     Fenced,
+    Head,
+    IntegrityReport,
     Journal,
     JournalError,
     JournalIntegrityError,
@@ -23,6 +25,8 @@ __all__ = [
     "Event",
     "Fence",
     "Fenced",
+    "Head",
+    "IntegrityReport",
     "Journal",
     "JournalError",
     "JournalIntegrityError",
@@ -35,9 +39,13 @@ __all__ = [
 ]
 
 
-def open_journal(url: str, **options: object) -> Journal:
+def open_journal(url: str, *, read_only: bool = False, **options: object) -> Journal:
     """Open (creating if needed) the journal at ``url``: a file path or ``sqlite:///path``
-    for SQLite, ``postgresql://…`` for PostgreSQL."""
+    for SQLite, ``postgresql://…`` for PostgreSQL.
+
+    ``read_only``: for reading commands. An SQLite journal is then opened read-only: it
+    must exist already, and no file is created, changed or repaired (it can be read on
+    read-only media). PostgreSQL journals open as usual."""
     if url.startswith(("postgresql://", "postgres://")):
         from fleetlog.journal.postgres import PostgresJournal  # lazy: psycopg costs start-up time
 
@@ -45,4 +53,4 @@ def open_journal(url: str, **options: object) -> Journal:
     from fleetlog.journal.sqlite import SQLiteJournal
 
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    return SQLiteJournal(path, **options)  # type: ignore[arg-type]
+    return SQLiteJournal(path, read_only=read_only, **options)  # type: ignore[arg-type]

@@ -151,10 +151,48 @@ def fence_of(lease: Lease) -> Fence:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
+    """The outcome of ``verify``. ``head_seq``/``head_hash``: the head when the chain is
+    intact (the last sound event before the first problem otherwise)."""
+
     ok: bool
     events: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A point of the chain: the event at ``seq`` has ``hash`` (seq 0: the genesis)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    """The outcome of ``check_integrity``: the chain from the last verified point to the
+    head, the verified point itself, the snapshots, and the heads a witness recorded.
+
+    ``head``: the last event checked. ``full``: the whole chain was walked (no usable
+    verified point). ``cookie``: what the verified point is valid for (SQLite's schema
+    cookie), passed on to ``seal``. ``unsealed``: the only problem is that a chain key is
+    given and the verified head carries no seal made with it (``verify --seal``)."""
+
+    ok: bool
+    head: Head
+    checked: int = 0
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    full: bool = False
+    cookie: int | None = None
+    unsealed: bool = False
+    #: the verified head carries a chain-key seal (writes without the key would drop it)
+    keyed: bool = False
+
+    def error(self) -> JournalIntegrityError:
+        return JournalIntegrityError(seq=self.first_bad_seq, reason=self.reason)
 
 
 class Journal(abc.ABC):
@@ -299,13 +337,75 @@ class Journal(abc.ABC):
         ids, versions and hashes. The whole file is verified first; a broken file imports
         nothing (``JournalIntegrityError``)."""
 
+    # -- integrity: the verified head, write refusal ---------------------------------------
+    #: The chain key (``FLEETLOG_CHAIN_KEY``): seals the verified head and snapshots with
+    #: HMAC-SHA256 (``journal.integrity``). Never changes an event's hash.
+    chain_key: bytes | None = None
+    #: Set once anything was written through this object (appends, leases, snapshots).
+    wrote: bool = False
+    _refusal: FleetlogError | None = None
+
+    def refuse_writes(self, error: FleetlogError | None) -> None:
+        """From now on every write raises ``error`` and changes nothing (None: allow
+        writes again). The CLI does this when the check before a write command fails."""
+        self._refusal = error
+
+    def _writable(self) -> None:
+        """Called at the start of every write."""
+        if self._refusal is not None:
+            raise self._refusal
+        self.wrote = True
+
+    @abc.abstractmethod
+    def tail(self) -> Head:
+        """The last event's seq and hash (``Head(0, GENESIS_HASH)`` when empty)."""
+
+    @abc.abstractmethod
+    def check_integrity(
+        self, witnessed: Sequence[Head] = (), sound: Head | None = None
+    ) -> IntegrityReport:
+        """Check, without writing anything: the verified head the journal keeps (still
+        there, unchanged, sealed with ``chain_key`` when one is given), the chain from
+        it to the head (the whole chain when there is none, or when the file's schema
+        changed since), every snapshot against the event it names and its seal, and
+        every head in ``witnessed`` (held with the same hash; the head not behind it).
+        Its cost is proportional to the events appended since the verified head.
+        ``sound``: a head up to which the caller just walked the chain (``verify``)."""
+
+    @abc.abstractmethod
+    def seal(self, since: IntegrityReport, witnessed: Sequence[Head] = ()) -> IntegrityReport:
+        """After writing: check the chain from ``since.head`` (a sound report) to the
+        head now and the ``witnessed`` heads, then keep the head as the verified head
+        (sealed with ``chain_key``). A report that is not ok is returned (nothing kept)
+        when a check fails."""
+
     # -- snapshots: a disposable cache ----------------------------------------------------
     @abc.abstractmethod
     def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
-        """(version, state) of the newest snapshot of ``stream``, or None."""
+        """(version, state) of the newest snapshot of ``stream``, or None. A snapshot is
+        used only when the event it names is the journal's event at its version, with
+        the same hash, and its seal holds; one that contradicts the chain is never
+        returned and is added to ``snapshot_problems``."""
 
     @abc.abstractmethod
-    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None: ...
+    def drop_snapshots(self) -> int:
+        """Discard every snapshot (a cache); how many there were."""
+
+    def snapshot_streams(self) -> list[tuple[str, int, int]]:
+        """(stream, version, seq of the event at that version) of every snapshot that
+        names an event the journal holds."""
+        return []
+
+    @abc.abstractmethod
+    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
+        """Keep ``state`` as ``stream`` folded up to ``version``, bound to (sealed with)
+        the journal's event at that version. Does nothing while writes are refused."""
+
+    @property
+    def snapshot_problems(self) -> list[tuple[int | None, str]]:
+        """Snapshots ``get_snapshot`` found contradicting the chain: (seq, what is wrong)."""
+        found: list[tuple[int | None, str]] = self.__dict__.setdefault("_snapshot_problems", [])
+        return found
 
     # -- leases ------------------------------------------------------------------------
     @abc.abstractmethod

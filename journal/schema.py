@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from fleetlog.journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal import environment
+from fleetlog.journal.base import JournalError, NotAJournal, SchemaTooNew
+from fleetlog.journal.walfile import read_wal
 
 SCHEMA_VERSION = 1
 
@@ -41,30 +43,51 @@ _NULLABLE = {"command_id", "causation_id", "correlation_id"}
 
 
 def check_file(path: str) -> None:
-    """Refuse a file that is not an intact SQLite database, judging only by its bytes.
+    """Refuse a file that is not an intact SQLite database, judging only by its bytes
+    (and its WAL's).
 
     An empty file is a new journal. A file shorter than its header says (or not a whole
     number of pages) was truncated: SQLite would only notice when a query reaches the
-    missing pages.
+    missing pages. Unless every missing page is in the WAL: then a checkpoint ran out of
+    disk while copying the WAL into the file, and SQLite rebuilds the file from the WAL
+    (the pages it reads come from there, the next checkpoint writes them).
     """
-    size = os.path.getsize(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise environment.os_fault(e, path, "reading") from e
     if size == 0:
         return
-    with open(path, "rb") as f:
-        header = f.read(100)
     if len(header) < 100 or not header.startswith(_HEADER):
         raise NotAJournal(path=path, reason="not a SQLite database")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
-    if page_size < 512 or size % page_size:
+    if page_size < 512:
         raise NotAJournal(path=path, reason="the file is truncated or damaged")
     pages = int.from_bytes(header[28:32], "big")
     header_valid = header[24:28] == header[92:96]
-    if header_valid and size < pages * page_size:
-        raise NotAJournal(
-            path=path,
-            reason=f"the file is truncated ({size} bytes, its header says {pages * page_size})",
-        )
+    whole = size // page_size
+    if not size % page_size and not (header_valid and whole < pages):
+        return
+    if _wal_holds_the_rest(path, page_size, whole):
+        return
+    if size % page_size:
+        raise NotAJournal(path=path, reason="the file is truncated or damaged")
+    raise NotAJournal(
+        path=path,
+        reason=f"the file is truncated ({size} bytes, its header says {pages * page_size})",
+    )
+
+
+def _wal_holds_the_rest(path: str, page_size: int, whole: int) -> bool:
+    """Every page past the file's ``whole`` complete pages, up to the size the WAL's last
+    committed transaction gives the database, is in the WAL's committed frames."""
+    wal = read_wal(f"{path}-wal")
+    if wal is None or wal.page_size != page_size:
+        return False
+    return all(p in wal.pages for p in range(whole + 1, wal.db_pages + 1))
 
 
 def _user_tables(conn: sqlite3.Connection, path: str) -> set[str]:
@@ -73,15 +96,22 @@ def _user_tables(conn: sqlite3.Connection, path: str) -> set[str]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         ).fetchall()
     except sqlite3.DatabaseError as e:
-        raise NotAJournal(path=path, reason=f"SQLite cannot read it ({e})") from e
+        raise refusal(e, path, f"SQLite cannot read it ({e})") from e
     return {name for (name,) in rows}
+
+
+def refusal(e: sqlite3.Error, path: str, reason: str, doing: str = "opening") -> JournalError:
+    """What SQLite's ``e`` means for the file at ``path``: an environment fault (disk
+    full, read-only media, permissions) says nothing about the file, which is then not
+    refused as damaged; anything else is ``NotAJournal`` with ``reason``."""
+    return environment.sqlite_fault(e, path, doing) or NotAJournal(path=path, reason=reason)
 
 
 def _schema_version(conn: sqlite3.Connection, path: str) -> int:
     try:
         (version,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     except sqlite3.DatabaseError as e:
-        raise NotAJournal(path=path, reason=f"unreadable schema_version ({e})") from e
+        raise refusal(e, path, f"unreadable schema_version ({e})") from e
     if not isinstance(version, int):
         raise NotAJournal(path=path, reason="schema_version holds no version")
     return version
@@ -121,6 +151,24 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def check_readable(conn: sqlite3.Connection, path: str) -> None:
+    """For a read-only opening: ``conn``'s database must be a current journal already
+    (nothing is created or migrated). One with no tables is not a journal yet."""
+    tables = _user_tables(conn, path)
+    if not tables:
+        raise environment.JournalPathError(
+            f"{path} holds no journal yet (a writing command such as `fleetlog add` or "
+            "`fleetlog import` creates one)"
+        )
+    _check_existing(conn, path, tables)
+    found = _schema_version(conn, path)
+    if found < SCHEMA_VERSION:
+        raise JournalError(
+            f"{path} has journal schema version {found}: a writing command upgrades it to "
+            f"{SCHEMA_VERSION} before it can be read"
+        )
 
 
 def _check_existing(conn: sqlite3.Connection, path: str, tables: set[str]) -> None:
@@ -181,6 +229,29 @@ def create_snapshots(db: sqlite_utils.Database) -> None:
             {"stream": str, "version": int, "state": str},
             pk="stream",
             not_null=["version", "state"],
+            if_not_exists=True,
+        )
+    )
+
+
+def create_verified_head(db: sqlite_utils.Database) -> None:
+    """The verified head (one row): how far a write command found the chain sound, under
+    which schema cookie, sealed with the chain key. Created by the first write command
+    that checks the chain (``journal.sql_journal``), so journals made before it keep
+    schema version 1 and open in any fleetlog."""
+    db.execute(
+        db.create_table_sql(
+            "verified_head",
+            {
+                "id": int,
+                "seq": int,
+                "hash": str,
+                "cookie": int,
+                "verified_at": str,
+                "mac": str,
+            },
+            pk="id",
+            not_null=["seq", "hash", "verified_at"],
             if_not_exists=True,
         )
     )

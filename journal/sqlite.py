@@ -11,7 +11,6 @@ directly; sqlite-utils builds the schema (``journal.schema``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 import sqlite_utils
 
-from fleetlog.journal import schema
+from fleetlog.journal import environment, schema
 from fleetlog.journal.appender import (
     AppendRequest,
     events_from_rows,
@@ -30,6 +29,7 @@ from fleetlog.journal.appender import (
 from fleetlog.journal.base import (
     Event,
     Fence,
+    Head,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -37,18 +37,17 @@ from fleetlog.journal.base import (
     LeaseAppending,
     LeaseChanged,
     NewEvent,
-    NotAJournal,
     VerifyReport,
     fence_of,
 )
-from fleetlog.journal.canonical import canonical_json
 from fleetlog.journal.chain import check_rows
-from fleetlog.journal.clock import iso_from_us, us_from_iso
+from fleetlog.journal.clock import iso_from_us, now_us, us_from_iso
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 from fleetlog.journal.identity import default_actor, default_host
 from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
 from fleetlog.journal.leases import LeaseRow, check_fence, decide_acquire, decide_renew
-from fleetlog.journal.sql_journal import SQLJournal
+from fleetlog.journal.sql_journal import VERIFIED_TABLE, SQLJournal
+from fleetlog.journal.sqlite_readonly import ReadOnlySource, read_only_source
 from fleetlog.journal.sqlite_writer import BatchWriter, Request, TxnOp
 from fleetlog.journal.sqlite_writer import lease_row as _lease_row
 
@@ -82,6 +81,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         actor: str | None = None,
         host: str | None = None,
         max_batch: int = 512,
+        read_only: bool = False,
     ) -> None:
         self.path = os.fspath(path)
         self.url = "sqlite:///" + os.path.abspath(self.path)
@@ -97,25 +97,11 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        #: Opened for a reading command: nothing is created, changed or repaired.
+        self.read_only = read_only
+        self._source: ReadOnlySource | None = None
         with _private_umask():
-            self._create_file()
-            self._file_key = _check_file_once(self.path)
-            try:
-                conn = self._connect()
-            except BaseException:
-                _forget_file(self._file_key)
-                raise
-            try:
-                schema.prepare(conn, self.path)
-                conn.execute(f"PRAGMA synchronous={sync}")
-            except sqlite3.DatabaseError as e:
-                conn.close()
-                _forget_file(self._file_key)
-                raise NotAJournal(path=self.path, reason=str(e)) from e
-            except BaseException:
-                conn.close()
-                _forget_file(self._file_key)
-                raise
+            conn = self._open()
         self._conn = conn
         self._writer = BatchWriter(conn, self.stats)
         self._committer: GroupCommitter[Request] = GroupCommitter(
@@ -123,28 +109,78 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         )
 
     # -- connections ---------------------------------------------------------------------
-    def _create_file(self) -> None:
+    def _open(self) -> sqlite3.Connection:
+        """The writing connection on a file checked first (``schema.check_file``) and made
+        a current journal (``schema.prepare``); read-only, on a file that is one already.
+
+        Disk full, read-only media, permissions and bad paths are told apart from damage
+        (``journal.environment``): such a file is not refused as "not a usable journal".
+        A file this call created and could not make a journal is removed again."""
+        created = False
+        if self.read_only:
+            self._source = read_only_source(self.path)
+        else:
+            environment.check_path(self.path)
+            created = self._create_file()
+            if not created:
+                environment.check_writable(self.path)
+        try:
+            self._file_key = _check_file_once(self.path)
+        except BaseException:
+            self._undo_open(created, last=False)
+            raise
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            if self.read_only:
+                schema.check_readable(conn, self.path)
+            else:
+                schema.prepare(conn, self.path)
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+            return conn
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            self._undo_open(created, last=_forget_file(self._file_key))
+            if isinstance(e, sqlite3.DatabaseError):
+                doing = "creating" if created else "opening"
+                raise schema.refusal(e, self.path, str(e), doing) from e
+            raise
+
+    def _undo_open(self, created: bool, last: bool) -> None:
+        """Nothing half-made stays: a file created by a failed opening is removed."""
+        if self._source is not None:
+            self._source.release(self.path, last)
+        if created:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path + suffix)
+
+    def _create_file(self) -> bool:
         """Create a missing journal file as 0600 before SQLite opens it (SQLite would use
-        0644, and the -wal/-shm files copy the main file's mode)."""
+        0644, and the -wal/-shm files copy the main file's mode). True if it did."""
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
-            return
+            return False
         except OSError as e:
-            raise JournalError(f"cannot create journal {self.path}: {e.strerror}") from e
+            raise environment.os_fault(e, self.path, "creating") from e
         os.close(fd)
+        return True
 
     def _connect(self) -> sqlite3.Connection:
+        source = self._source
         try:
             return sqlite3.connect(
-                self.path,
+                self.path if source is None else source.uri,
                 timeout=self._busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=256,
+                uri=source is not None,
             )
         except sqlite3.Error as e:
-            raise NotAJournal(path=self.path, reason=str(e)) from e
+            raise schema.refusal(e, self.path, str(e)) from e
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -161,7 +197,8 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.DatabaseError as e:
-            raise JournalError(f"reading journal {self.path} failed: {e}") from e
+            fault = environment.sqlite_fault(e, self.path, "reading")
+            raise fault or JournalError(f"reading journal {self.path} failed: {e}") from e
 
     # -- writing -------------------------------------------------------------------------
     def append(
@@ -183,6 +220,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
     ) -> list[Event]:
         if self.closed:
             raise JournalError(f"journal {self.path} is closed")
+        self._writable()
         if not isinstance(stream, str) or not stream:
             raise JournalError("stream must be a non-empty string")
         if not events and lease_op is None:
@@ -219,6 +257,9 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
                         slot.fail(self._write_error(e1))
 
     def _write_error(self, e: sqlite3.Error) -> JournalError:
+        fault = environment.sqlite_fault(e, self.path, "writing")
+        if fault is not None:
+            return fault
         if isinstance(e, sqlite3.IntegrityError):
             return JournalError(f"append refused by journal {self.path}: {e}")
         if "locked" in str(e) or "busy" in str(e):
@@ -297,6 +338,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         """Two passes: check the whole file, then insert it in one transaction while
         checking it again (the file could change in between). Nothing is written unless
         the first pass found the whole file sound."""
+        self._writable()
         if self.head():
             raise JournalError(f"import refused: journal {self.path} is not empty")
         fp = rewindable(fp)
@@ -305,8 +347,8 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         fp.seek(start)
         with self._write_lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 (head,) = conn.execute("SELECT count(*) FROM events").fetchone()
                 if head:
                     raise JournalError(f"import refused: journal {self.path} is not empty")
@@ -320,33 +362,26 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
                         reason=result.reason,
                     )
                 conn.execute("COMMIT")
+            except sqlite3.Error as e:  # disk full, ...: nothing was imported
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._write_error(e) from e
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         return result.events
 
-    # -- snapshots -----------------------------------------------------------------------
-    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
-        try:
-            row = (
-                self._reader()
-                .execute("SELECT version, state FROM snapshots WHERE stream = ?", (stream,))
-                .fetchone()
-            )
-        except sqlite3.OperationalError:
-            return None  # the cache was dropped: that is allowed
-        if row is None:
-            return None
-        return int(row[0]), json.loads(row[1])
-
-    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
+    # -- snapshots (bound to the chain by journal.sql_journal) ---------------------------
+    def _store_snapshot(self, stream: str, version: int, text: str) -> None:
+        if self.read_only:
+            return  # a disposable cache: a reading command leaves the file as it found it
         sql = (
             "INSERT INTO snapshots (stream, version, state) VALUES (?, ?, ?) "
             "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, "
             "state = excluded.state WHERE excluded.version >= snapshots.version"
         )
-        params = (stream, version, canonical_json(state))
+        params = (stream, version, text)
         with self._write_lock:
             try:
                 self._conn.execute(sql, params)
@@ -358,6 +393,42 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
                 )
                 schema.create_snapshots(db)
                 self._conn.execute(sql, params)
+
+    def _drop_snapshots(self) -> int:
+        with self._write_lock:
+            try:
+                return int(self._conn.execute("DELETE FROM snapshots").rowcount)
+            except sqlite3.Error as e:
+                raise self._write_error(e) from e
+
+    # -- integrity (the checks are journal.sql_journal's) --------------------------------
+    def _schema_cookie(self) -> int | None:
+        return int(self._query("PRAGMA schema_version")[0][0])
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(
+            self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        )
+
+    def _store_verified(self, head: Head, cookie: int | None, mac: str | None) -> bool:
+        if self.read_only:
+            return False
+        with self._write_lock:
+            if self.closed:
+                raise JournalError(f"journal {self.path} is closed")
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    stored = _store_verified(conn, head, cookie, mac)
+                    conn.execute("COMMIT" if stored else "ROLLBACK")
+                    return stored
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise self._write_error(e) from e
 
     # -- leases --------------------------------------------------------------------------
     # Lease changes ride in the group commit's transaction (``TxnOp``): see there why.
@@ -424,6 +495,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
     def _lease_op(self, resource: str, op: Callable[[sqlite3.Connection], Any]) -> Any:
         if self.closed:
             raise JournalError(f"journal {self.path} is closed")
+        self._writable()
         return self._committer.submit(TxnOp(op, resource))
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -432,12 +504,54 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
             return
         with self._write_lock:
             self.closed = True
+            self._writer.close()
             self._conn.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        _forget_file(self._file_key)
+        last = _forget_file(self._file_key)
+        if self._source is not None:
+            self._source.release(self.path, last)
+
+
+def _store_verified(
+    conn: sqlite3.Connection, head: Head, cookie: int | None, mac: str | None
+) -> bool:
+    """``SQLiteJournal._store_verified`` inside its ``BEGIN IMMEDIATE``."""
+    (now,) = conn.execute("PRAGMA schema_version").fetchone()
+    if cookie is not None and now != cookie:
+        return False  # the schema changed since the check: the next one walks it all
+    if head.seq:
+        row = conn.execute("SELECT hash FROM events WHERE seq = ?", (head.seq,)).fetchone()
+        if row is None or row[0] != head.hash:
+            return False
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERIFIED_TABLE,)
+    ).fetchone()
+    keyed_before = False
+    if exists:
+        row = conn.execute(f"SELECT mac FROM {VERIFIED_TABLE} WHERE id = 1").fetchone()
+        keyed_before = row is not None and row[0] is not None
+    else:
+        db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+        schema.create_verified_head(db)
+        (now,) = conn.execute("PRAGMA schema_version").fetchone()
+    has_snapshots = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
+    ).fetchone()
+    if has_snapshots and (not exists or (mac is not None and not keyed_before)):
+        # Snapshots kept before heads were verified carry no seal, and those kept before
+        # a chain key was first used carry a plain digest: drop that part of the cache.
+        conn.execute("DELETE FROM snapshots")
+    conn.execute(
+        f"INSERT INTO {VERIFIED_TABLE} (id, seq, hash, cookie, verified_at, mac) "
+        "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
+        "hash = excluded.hash, cookie = excluded.cookie, verified_at = excluded.verified_at, "
+        f"mac = excluded.mac WHERE excluded.seq >= {VERIFIED_TABLE}.seq",
+        (head.seq, head.hash, now, iso_from_us(now_us()), mac),
+    )
+    return True
 
 
 def _release(conn: sqlite3.Connection, lease: Lease) -> None:
@@ -468,7 +582,10 @@ _open_files_lock = threading.Lock()
 
 
 def _check_file_once(path: str) -> tuple[int, int]:
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise environment.os_fault(e, path, "reading") from e
     key = (st.st_dev, st.st_ino)
     with _open_files_lock:
         if not _open_files.get(key):
@@ -477,13 +594,15 @@ def _check_file_once(path: str) -> tuple[int, int]:
     return key
 
 
-def _forget_file(key: tuple[int, int]) -> None:
+def _forget_file(key: tuple[int, int]) -> bool:
+    """True when no other journal of this process has the file open."""
     with _open_files_lock:
         left = _open_files.get(key, 0) - 1
         if left > 0:
             _open_files[key] = left
-        else:
-            _open_files.pop(key, None)
+            return False
+        _open_files.pop(key, None)
+        return True
 
 
 def _inserting(conn: sqlite3.Connection, fp: IO[str]) -> Iterator[tuple[Any, ...]]:

@@ -34,6 +34,7 @@ from fleetlog.journal.base import (
     ConcurrencyConflict,
     Fence,
     Fenced,
+    Head,
     Journal,
     JournalError,
     JournalIntegrityError,
@@ -305,12 +306,100 @@ class JournalContract(abc.ABC):
     # -- snapshots ------------------------------------------------------------------------
 
     def test_snapshots_are_a_cache(self, journal: Journal) -> None:
+        journal.append("s", [ev(i=i) for i in range(5)])
         assert journal.get_snapshot("s") is None
         journal.put_snapshot("s", 3, {"state": "up"})
         journal.put_snapshot("s", 2, {"state": "old"})  # an older snapshot never wins
         assert journal.get_snapshot("s") == (3, {"state": "up"})
         journal.put_snapshot("s", 5, {"state": "down"})
         assert journal.get_snapshot("s") == (5, {"state": "down"})
+        assert journal.snapshot_streams() == [("s", 5, 5)]
+        # a snapshot is bound to an event: there must be one at its version
+        with pytest.raises(JournalError, match="no such event"):
+            journal.put_snapshot("s", 6, {"state": "later"})
+        assert journal.snapshot_problems == []
+
+    # -- integrity: the verified head, witnessed heads, refused writes ---------------------
+
+    def test_the_check_starts_at_the_verified_head(self, journal: Journal) -> None:
+        empty = journal.check_integrity()
+        assert empty.ok and empty.head == Head(0, GENESIS_HASH) and empty.checked == 0
+        for i in range(6):
+            journal.append(f"s{i % 2}", [ev(i=i), ev(i=-i)])
+        first = journal.check_integrity()
+        assert first.ok and first.full and first.checked == 12
+        assert first.head == journal.tail() and first.head.seq == 12
+        sealed = journal.seal(first)
+        assert sealed.ok and sealed.head == first.head
+        journal.append("s0", [ev(i=99)])
+        journal.append("s2", [ev(i=100)])
+        later = journal.check_integrity()
+        assert later.ok and not later.full
+        assert later.checked == 2 and later.head == journal.tail() and later.head.seq == 14
+        assert journal.seal(later).ok
+        assert journal.check_integrity().checked == 0
+
+    def test_witnessed_heads_must_be_held(self, journal: Journal) -> None:
+        events = [e for i in range(4) for e in journal.append("s", [ev(i=i)])]
+        heads = [Head(e.seq, e.hash) for e in events]
+        assert journal.check_integrity(heads).ok
+        rewritten = journal.check_integrity([heads[0], Head(3, "f" * 64)])
+        assert not rewritten.ok and rewritten.first_bad_seq == 3
+        assert "history was rewritten" in (rewritten.reason or "")
+        behind = journal.check_integrity([*heads, Head(7, "e" * 64)])
+        assert not behind.ok and behind.first_bad_seq == 5
+        assert "removed from its tail" in (behind.reason or "")
+        error = behind.error()
+        assert isinstance(error, JournalIntegrityError) and error.exit_code == 4
+        # sealing checks them too, and keeps nothing when they fail
+        report = journal.check_integrity()
+        assert not journal.seal(report, [Head(7, "e" * 64)]).ok
+
+    def test_refused_writes_raise_and_write_nothing(self, journal: Journal) -> None:
+        journal.append("s", [ev(), ev()])
+        journal.put_snapshot("s", 2, {"x": 1})
+        head = journal.tail()
+        refusal = JournalIntegrityError(seq=2, reason="damaged")
+        journal.refuse_writes(refusal)
+        for write in (
+            lambda: journal.append("s", [ev()]),
+            lambda: journal.append_many([("s", [ev()])]),
+            lambda: journal.acquire_lease("s", "me", 30),
+        ):
+            with pytest.raises(JournalIntegrityError) as info:
+                write()
+            assert info.value is refusal
+        journal.put_snapshot("s", 1, {"x": 0})  # a cache: quietly not kept
+        assert journal.get_snapshot("s") == (2, {"x": 1})
+        assert journal.tail() == head and journal.get_lease("s") is None
+        journal.refuse_writes(None)
+        journal.append("s", [ev()])
+        assert journal.tail().seq == 3
+
+    def test_a_chain_key_seals_heads_and_snapshots_but_never_changes_a_hash(
+        self, journal: Journal
+    ) -> None:
+        (plain,) = journal.append("s", [ev(i=1)])
+        journal.seal(journal.check_integrity())  # verified without a key
+        journal.chain_key = b"k" * 32
+        (keyed,) = journal.append("s", [ev(i=2)])
+        for e in (plain, keyed):
+            assert e.hash == event_hash(e.to_dict())
+        unsealed = journal.check_integrity()
+        assert not unsealed.ok and unsealed.unsealed
+        assert "verify --seal" in (unsealed.reason or "")
+        assert journal.seal(unsealed).ok  # what `verify --seal` does
+        assert journal.check_integrity().ok
+        journal.put_snapshot("s", 2, {"x": 2})
+        assert journal.get_snapshot("s") == (2, {"x": 2})
+        journal.chain_key = b"another key, not this journal's"
+        wrong = journal.check_integrity()
+        assert not wrong.ok and "does not match the chain key" in (wrong.reason or "")
+        journal.chain_key = None  # the seals cannot be checked, nor dropped
+        assert journal.check_integrity().ok
+        assert journal.get_snapshot("s") is None  # an HMAC seal needs the key
+        refused = journal.seal(journal.check_integrity())
+        assert not refused.ok and "sealed with a chain key" in (refused.reason or "")
 
     # -- leases ---------------------------------------------------------------------------
 

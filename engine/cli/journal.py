@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import typer
 
+from fleetlog import limits
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
@@ -25,25 +25,23 @@ AT = typer.Option(
     "(e.g. 2026-11-25T14:02:00Z).",
 )
 
-_SEQ = re.compile(r"^\d+$")
 
-
-def resolve_at(session: Session, at: str | None) -> int | None:
-    """``--at`` as a seq: digits are a seq, anything else an ISO-8601 time (UTC if no zone)."""
+def resolve_at(session: Session, at: str | None, option: str = "--at") -> int | None:
+    """``--at`` as a seq: ASCII digits are a seq (at most 2^63-1), anything else an
+    ISO-8601 time (UTC if no zone) between 1970 and 9999."""
     if at is None:
         return None
-    if _SEQ.match(at):
-        return int(at)
-    from datetime import UTC, datetime
-
+    seq = limits.parse_seq(at, option)
+    if seq is not None:
+        return seq
     try:
-        when = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {at!r}: expected a seq number or an ISO time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    iso = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return session.journal.seq_at_time(iso)
+        when = limits.parse_time(at, option)
+    except limits.InputError:
+        raise UsageError(
+            f"{option} {limits.shown(at, 40)}: expected a seq number or an ISO time "
+            "(e.g. 1200 or 2026-11-25T14:02:00Z) between 1970 and 9999"
+        ) from None
+    return session.journal.seq_at_time(limits.iso(when))
 
 
 def add(
@@ -140,7 +138,7 @@ def status(
 ) -> None:
     """Current state of every matching resource, replayed from the journal."""
     session: Session = ctx.obj
-    session.require_existing()
+    session.for_reading()
     if plan is not None:
         if pattern or at:
             raise UsageError("--plan shows one fan-out plan: give it alone")
@@ -215,7 +213,7 @@ def replay(
 ) -> None:
     """Fold the journal from the start (no snapshots) up to --at, and show the states."""
     session: Session = ctx.obj
-    session.require_existing()
+    session.for_reading()
     to_seq = resolve_at(session, at)
     records = _replayed(session, pattern, at)
     head = session.journal.head() if to_seq is None else min(to_seq, session.journal.head())
@@ -271,7 +269,7 @@ def history(
     from fleetlog.engine.model.records import split_id
 
     session: Session = ctx.obj
-    session.require_existing()
+    session.for_reading()
     split_id(resource)
     events = session.journal.read_stream(resource)
     if not events:
@@ -290,27 +288,94 @@ def history(
     )
 
 
-def verify(ctx: typer.Context, json: bool = JSON) -> None:
-    """Recompute the journal's hash chain and check its fencing (no event under a lease
-    token that had been superseded); exit 4 at the first problem."""
+def verify(
+    ctx: typer.Context,
+    json: bool = JSON,
+    seal: bool = typer.Option(
+        False,
+        "--seal",
+        help="Once everything checks out, keep the head as the journal's verified head, "
+        "sealed with the chain key. Needed once when a chain key is first given for a "
+        "journal that already has events.",
+    ),
+    drop_snapshots: bool = typer.Option(
+        False,
+        "--drop-snapshots",
+        help="Once the hash chain checks out, discard every snapshot (a cache, rebuilt as "
+        "resources are folded): the way out of a snapshot that fails its checks.",
+    ),
+) -> None:
+    """Recompute the journal's whole hash chain, and check its fencing (no event under a
+    lease token that had been superseded), its verified head, every snapshot (against
+    the events it folds) and every head the witness recorded (--witness); print the
+    head (seq and hash). Exit 4 at the first problem."""
     from fleetlog.engine.ops.fencing import check as check_fencing
+    from fleetlog.journal import Head
 
     session: Session = ctx.obj
-    session.require_existing()
-    report = session.journal.verify()
-    violations = check_fencing(session.journal) if report.ok else []
+    guard = session.guard
+    guard.reported = True  # this command says what is wrong itself
+    if seal or drop_snapshots:
+        session.require_existing()  # opened for writing
+    else:
+        session.for_reading()
+    journal = session.journal
+    report = journal.verify()
+    witness = guard.witness
+    witnessed = [] if witness is None else [w.head for w in witness.heads()]
+    violations = check_fencing(journal) if report.ok else []
+    problems: list[tuple[int | None, str]] = []
+    head = Head(report.head_seq, report.head_hash) if report.ok else journal.tail()
+    sealed = False
+    if report.ok and drop_snapshots and not violations:
+        dropped = journal.drop_snapshots()
+        output.warn(f"fleetlog: dropped {dropped} snapshots (rebuilt as resources are folded)")
+    if report.ok:
+        checked = journal.check_integrity(witnessed, sound=head)
+        if not checked.ok and not (seal and checked.unsealed):
+            problems.append((checked.first_bad_seq, checked.reason or "integrity failure"))
+        if not problems and journal.snapshot_streams():
+            from fleetlog.engine.ops.snapshots import check as check_snapshots
+
+            problems.extend(check_snapshots(journal, session.registry))
+        if seal and not violations and not problems:
+            result = journal.seal(checked, witnessed)
+            if result.ok:
+                sealed = True
+            else:
+                problems.append((result.first_bad_seq, result.reason or "integrity failure"))
+    ok = report.ok and not violations and not problems
     if json:
         output.emit_json(
             {
-                "ok": report.ok and not violations,
+                "ok": ok,
                 "events": report.events,
-                "first_bad_seq": report.first_bad_seq,
-                "reason": report.reason,
+                "head": {"seq": head.seq, "hash": head.hash},
+                "first_bad_seq": report.first_bad_seq
+                if not report.ok
+                else (problems[0][0] if problems else None),
+                "reason": report.reason
+                if not report.ok
+                else (problems[0][1] if problems else None),
                 "fencing": [str(v) for v in violations],
+                "witness": None
+                if witness is None
+                else {"path": str(witness), "heads": len(witnessed)},
+                "sealed": sealed,
             }
         )
-    elif report.ok and not violations:
+    elif ok:
         output.say(f"ok: {report.events} events, hash chain intact")
+        output.say(f"head: seq {head.seq} hash {head.hash}")
+        if witness is not None:
+            output.say(
+                f"witness: {witness} recorded {len(witnessed)} heads; the journal holds them all"
+                if witnessed
+                else f"witness: {witness} has recorded no head yet"
+            )
+        if sealed:
+            keyed = "sealed with the chain key" if journal.chain_key else "kept (no chain key)"
+            output.say(f"verified head seq {head.seq} {keyed}")
     if not report.ok:
         if not json:
             output.warn(
@@ -318,10 +383,12 @@ def verify(ctx: typer.Context, json: bool = JSON) -> None:
                 f"{report.first_bad_seq}: {report.reason}"
             )
         raise typer.Exit(4)
-    if violations:
+    if violations or problems:
         if not json:
             for v in violations:
                 output.warn(f"fleetlog: error: {v}")
+            for seq, problem in problems:
+                output.warn(f"fleetlog: error: journal integrity failure at seq {seq}: {problem}")
         raise typer.Exit(4)
 
 
@@ -330,12 +397,15 @@ def export(
     out: Path = typer.Option(None, "-o", "--output", help="Write to FILE.jsonl (default: stdout)."),
 ) -> None:
     """Write every event as one JSON line (with seq, versions and hashes)."""
+    from fleetlog.engine.cli import paths
+
     session: Session = ctx.obj
-    session.require_existing()
+    paths.check_output(out, "--output")
+    session.for_reading()
     if out is None:
         n = session.journal.export(sys.stdout)
     else:
-        with open(out, "w", encoding="utf-8") as fp:
+        with paths.writing(out) as fp:
             n = session.journal.export(fp)
     output.warn(f"exported {n} events")
 
@@ -345,8 +415,10 @@ def import_(
     file: str = typer.Argument(..., help="A JSON-lines export, or - for stdin."),
 ) -> None:
     """Import an export into an empty journal; the whole file is verified first and a
-    broken file imports nothing."""
+    broken file imports nothing. With --witness, the imported journal must hold every
+    head the witness recorded (a restore from a backup missing some is exit 4)."""
     session: Session = ctx.obj
+    session.guard.restoring = True  # an empty journal is expected; checked after
     if file == "-":
         n = session.journal.import_(sys.stdin)
     else:

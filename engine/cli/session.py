@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fleetlog.engine.backends import BACKENDS
+from fleetlog.engine.cli.integrity import Guard
 from fleetlog.errors import UsageError
 
 if TYPE_CHECKING:
@@ -50,27 +51,52 @@ class Session:
     _bound_read: bool = field(default=False, repr=False)
     _runner: Runner | None = field(default=None, repr=False)
     _noted: bool = field(default=False, repr=False)
+    _read_only: bool = field(default=False, repr=False)
+    #: The journal's integrity: checked on opening, sealed and witnessed after writes.
+    guard: Guard = field(default_factory=Guard, repr=False)
 
     @property
     def journal(self) -> Journal:
         if self._journal is None:
             from fleetlog.journal import open_journal
 
-            self._journal = open_journal(self.journal_url)
+            self.guard.check_not_lost(self.journal_url)
+            journal = open_journal(self.journal_url, read_only=self._read_only)
+            try:
+                self.guard.opened(journal)
+            except BaseException:
+                journal.close()
+                raise
+            self._journal = journal
         return self._journal
 
     def require_existing(self) -> None:
         """Reading commands must not create a journal: a typo'd path would show an empty
         fleet instead of an error."""
+        self.guard.check_not_lost(self.journal_url)
         url = self.journal_url
         if url.startswith(("postgresql://", "postgres://")):
             return
         path = url.removeprefix("sqlite:///")
-        if not os.path.exists(path):
+        try:
+            os.stat(path)
+        except FileNotFoundError:
             raise UsageError(
                 f"no journal at {path} (give --journal PATH or set FLEETLOG_JOURNAL; "
                 "`fleetlog add` or `fleetlog import` creates one)"
-            )
+            ) from None
+        except OSError as exc:  # permission denied on the way to it, ...: say that
+            from fleetlog.journal.environment import os_fault
+
+            raise os_fault(exc, path, "reading") from None
+
+    def for_reading(self) -> None:
+        """A command that only reads: the journal must exist, and an SQLite journal is
+        opened read-only, so the command never creates, changes or repairs a file and
+        works on read-only media. A missing or empty journal is a usage error (exit 2)."""
+        self.require_existing()
+        if self._journal is None:
+            self._read_only = True
 
     @property
     def registry(self) -> KindRegistry:
@@ -189,8 +215,11 @@ class Session:
             self._backend.close()
             self._backend = None
         if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+            try:
+                self.guard.closing(self._journal)
+            finally:
+                self._journal.close()
+                self._journal = None
 
 
 def default_journal_url() -> str:

@@ -11,7 +11,10 @@ happened; the definition or the journal file is what needs looking at, and guess
 would hide it.
 
 Snapshots are a cache only: a snapshot is used when it was taken under the same
-definition hash and at or before the requested seq; results never depend on it.
+definition hash and at or before the requested seq; results never depend on it. The
+journal hands one out only when it still names the event it folds, with that event's
+hash, and its seal holds (``journal.integrity``); ``fleetlog verify`` also folds each
+one's events and compares (``engine.ops.snapshots``).
 """
 
 from __future__ import annotations

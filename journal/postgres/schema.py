@@ -29,7 +29,7 @@ from fleetlog.journal.base import NotAJournal, SchemaTooNew
 SCHEMA_VERSION = 1
 
 # Tables this module creates; a schema holding other tables is not ours to fill.
-OUR_TABLES = frozenset({"schema_version", "events", "snapshots", "leases"})
+OUR_TABLES = frozenset({"schema_version", "events", "snapshots", "leases", "verified_head"})
 
 _V1 = [
     """
@@ -93,6 +93,19 @@ _V1 = [
     )
     """,
 ]
+
+# The verified head (one row), made by the first write command that checks the chain
+# (``journal.sql_journal``): journals made before it keep schema version 1.
+VERIFIED_HEAD = """
+    CREATE TABLE IF NOT EXISTS verified_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL,
+        cookie bigint,
+        verified_at text NOT NULL,
+        mac text
+    )
+"""
 
 # version -> the statements that bring version-1 to version.
 MIGRATIONS: dict[int, list[str]] = {1: _V1}

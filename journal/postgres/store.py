@@ -16,7 +16,6 @@ errors are converted here, at the boundary, into ``JournalError`` and its subcla
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 import time
@@ -32,6 +31,7 @@ from fleetlog.journal.base import (
     ConcurrencyConflict,
     Event,
     Fence,
+    Head,
     JournalError,
     JournalIntegrityError,
     JournalStats,
@@ -40,9 +40,8 @@ from fleetlog.journal.base import (
     NotAJournal,
     VerifyReport,
 )
-from fleetlog.journal.canonical import canonical_json
 from fleetlog.journal.chain import check_rows
-from fleetlog.journal.clock import iso_from_us, us_from_iso
+from fleetlog.journal.clock import iso_from_us, now_us, us_from_iso
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 from fleetlog.journal.identity import default_actor, default_host
 from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
@@ -51,7 +50,7 @@ from fleetlog.journal.postgres import schema
 from fleetlog.journal.postgres.conninfo import first_line, redacted, split_url
 from fleetlog.journal.postgres.leases import lease_change
 from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter
-from fleetlog.journal.sql_journal import SQLJournal
+from fleetlog.journal.sql_journal import VERIFIED_TABLE, SQLJournal
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -167,6 +166,7 @@ class PostgresJournal(SQLJournal):
     ) -> list[Event]:
         if self.closed:
             raise JournalError(f"journal {self.where} is closed")
+        self._writable()
         if not isinstance(stream, str) or not stream:
             raise JournalError("stream must be a non-empty string")
         if not events:
@@ -347,6 +347,7 @@ class PostgresJournal(SQLJournal):
     def import_(self, fp: IO[str]) -> int:
         """Check the whole file, then copy it in one transaction under the append lock
         while checking it again (the file could change in between)."""
+        self._writable()
         if self.head():
             raise JournalError(f"import refused: journal {self.where} is not empty")
         fp = rewindable(fp)
@@ -374,28 +375,16 @@ class PostgresJournal(SQLJournal):
             raise JournalError(f"import into {self.where} failed: {first_line(e)}") from e
         return result.events
 
-    # -- snapshots -----------------------------------------------------------------------
-    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
-        try:
-            with self._pool.connection() as conn:
-                row = conn.execute(
-                    "SELECT version, state::text FROM snapshots WHERE stream = %s", (stream,)
-                ).fetchone()
-        except pg_errors.UndefinedTable:
-            return None  # the cache was dropped: that is allowed
-        except psycopg.Error as e:
-            raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
-        if row is None:
-            return None
-        return int(row[0]), json.loads(row[1])
+    # -- snapshots (bound to the chain by journal.sql_journal) ---------------------------
+    STATE_TEXT = "state::text"
 
-    def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
+    def _store_snapshot(self, stream: str, version: int, text: str) -> None:
         sql = (
             "INSERT INTO snapshots (stream, version, state) VALUES (%s, %s, %s::json) "
             "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, "
             "state = excluded.state WHERE excluded.version >= snapshots.version"
         )
-        params = (stream, version, canonical_json(state))
+        params = (stream, version, text)
         try:
             with self._pool.connection() as conn:
                 try:
@@ -406,10 +395,69 @@ class PostgresJournal(SQLJournal):
         except psycopg.Error as e:
             raise JournalError(f"writing snapshot to {self.where} failed: {first_line(e)}") from e
 
+    def _drop_snapshots(self) -> int:
+        try:
+            with self._pool.connection() as conn:
+                return int(conn.execute("DELETE FROM snapshots").rowcount)
+        except psycopg.Error as e:
+            raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
+
+    # -- integrity (the checks are journal.sql_journal's) --------------------------------
+    def _schema_cookie(self) -> int | None:
+        return None  # no cheap equivalent: the walk starts at the verified head
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(
+            self._query(
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.schema, name),
+            )
+        )
+
+    def _store_verified(self, head: Head, cookie: int | None, mac: str | None) -> bool:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema_lock_key(self.schema),))
+                if head.seq:
+                    row = conn.execute(
+                        "SELECT hash FROM events WHERE seq = %s", (head.seq,)
+                    ).fetchone()
+                    if row is None or row[0] != head.hash:
+                        return False
+                exists = conn.execute(
+                    "SELECT 1 FROM information_schema.tables "
+                    "WHERE table_schema = %s AND table_name = %s",
+                    (self.schema, VERIFIED_TABLE),
+                ).fetchone()
+                keyed_before = False
+                if exists:
+                    row = conn.execute(f"SELECT mac FROM {VERIFIED_TABLE} WHERE id = 1").fetchone()
+                    keyed_before = row is not None and row[0] is not None
+                else:
+                    conn.execute(schema.VERIFIED_HEAD)
+                if not exists or (mac is not None and not keyed_before):
+                    # Snapshots kept before heads were verified carry no seal, and those
+                    # kept before a chain key was first used a plain digest: dropped.
+                    with contextlib.suppress(pg_errors.UndefinedTable), conn.transaction():
+                        conn.execute("DELETE FROM snapshots")
+                conn.execute(
+                    f"INSERT INTO {VERIFIED_TABLE} (id, seq, hash, cookie, verified_at, mac) "
+                    "VALUES (1, %s, %s, NULL, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                    "seq = excluded.seq, hash = excluded.hash, cookie = excluded.cookie, "
+                    "verified_at = excluded.verified_at, mac = excluded.mac "
+                    f"WHERE excluded.seq >= {VERIFIED_TABLE}.seq",
+                    (head.seq, head.hash, iso_from_us(now_us()), mac),
+                )
+                return True
+        except psycopg.Error as e:
+            raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
+
     # -- leases --------------------------------------------------------------------------
     def acquire_lease(
         self, resource: str, owner: str, ttl: float, steal_from: str | None = None
     ) -> tuple[Lease, Lease | None]:
+        self._writable()
         result: tuple[Lease, Lease | None] = lease_change(
             self._pool,
             self.where,
@@ -421,6 +469,7 @@ class PostgresJournal(SQLJournal):
         return result
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        self._writable()
         # A row never seen (token 0, no owner) reads like a released lease: both refuse.
         renewed: Lease = lease_change(
             self._pool,
@@ -431,6 +480,7 @@ class PostgresJournal(SQLJournal):
         return renewed
 
     def release_lease(self, lease: Lease) -> None:
+        self._writable()
         try:
             with self._pool.connection() as conn:
                 conn.execute(

@@ -274,6 +274,7 @@ def test_postgres_appends_hash_as_sqlite_verifies(schemas: Schemas, tmp_path: Pa
 def test_dropped_snapshot_table_is_recreated(schemas: Schemas) -> None:
     url = schemas.url()
     with PostgresJournal(url) as j:
+        j.append("s", [ev(), ev()])
         j.put_snapshot("s", 1, {"a": 1})
         with _raw(url) as conn:
             conn.execute("DROP TABLE snapshots")

@@ -100,7 +100,7 @@ def test_unique_constraints_back_the_checks(tmp_path: Path) -> None:
 
 def test_dropped_snapshot_table_is_recreated(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
-    with _filled(path, 2) as j:
+    with _filled(path, 4) as j:
         j.put_snapshot("s0", 1, {"a": 1})
         raw = _raw(path)
         raw.execute("DROP TABLE snapshots")

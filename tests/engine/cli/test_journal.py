@@ -380,15 +380,22 @@ def test_replay_at_iso_time(cli: Cli) -> None:
 def test_verify_ok(cli: Cli) -> None:
     populate(cli)
     n = len(events_of(cli.journal))
+    head = events_of(cli.journal)[-1]
     code, out, _ = cli("verify")
     assert code == 0
-    assert out.strip() == f"ok: {n} events, hash chain intact"
+    assert out.splitlines() == [
+        f"ok: {n} events, hash chain intact",
+        f"head: seq {n} hash {head['hash']}",
+    ]
     assert cli.json("verify") == {
         "ok": True,
         "events": n,
+        "head": {"seq": n, "hash": head["hash"]},
         "first_bad_seq": None,
         "reason": None,
         "fencing": [],
+        "witness": None,
+        "sealed": False,
     }
 
 
