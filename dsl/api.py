@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 
+from fleetlog import limits
 from fleetlog.dsl.checks import check_machine
 from fleetlog.dsl.compiler import compile_tree
 from fleetlog.dsl.diagnostics import Diagnostic, sort_key
@@ -34,6 +35,10 @@ def compile_source(
     any other name is an error (when None, plugin names are not checked). ``formats``
     likewise names the listing formats an observe block may use.
     """
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark (Windows editors) is not content
+    unsafe = _control_characters(text, filename)
+    if unsafe:
+        raise DSLError.from_diagnostics(unsafe, source=text)
     tree = parse(text, filename)
     try:
         lowered = compile_tree(tree, text, filename)
@@ -48,6 +53,31 @@ def compile_source(
     if any(d.is_error for d in diagnostics):
         raise DSLError.from_diagnostics(diagnostics, source=text)
     return lowered.spec, diagnostics
+
+
+def _control_characters(text: str, filename: str) -> list[Diagnostic]:
+    """A diagnostic for the first raw control character (NUL, ESC, ...: never in a
+    machine file, and not to be echoed to a terminal) on each of the first few lines that
+    hold one; tabs, form feeds and line ends are whitespace."""
+    if text.isprintable():
+        return []
+    found: list[Diagnostic] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        bad = limits.unsafe_chars(line, "\t\f\r")
+        if bad:
+            col = line.index(bad[0]) + 1
+            found.append(
+                Diagnostic(
+                    filename,
+                    lineno,
+                    col,
+                    f"{limits.describe(bad[:1])} cannot be in a machine file",
+                    hint="a machine file is text: remove it, or write what it stands for",
+                )
+            )
+            if len(found) == 5:
+                break
+    return found
 
 
 def compile_file(

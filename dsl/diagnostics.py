@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from fleetlog.limits import escape
+
 Severity = Literal["error", "warning"]
 
 
@@ -44,18 +46,22 @@ class Diagnostic:
 
     def format(self, source_text: str) -> str:
         """The headline, the source line, a caret under the column, then the hint."""
-        out = [self.headline()]
+        out = [escape(self.headline())]
         lines = source_text.splitlines()
         if 1 <= self.line <= len(lines):
             text = lines[self.line - 1]
             col = max(1, min(self.col, len(text) + 1))
+            # The line as the terminal will show it: control characters escaped (never
+            # sent raw), so the caret counts the escapes' columns too.
+            before = escape(text[: col - 1], keep="\t")
+            span = escape(text[col - 1 : col - 1 + max(1, self.length)], keep="\t")
             # Keep tabs in the caret's indent so the caret lines up however tabs render.
-            indent = "".join("\t" if c == "\t" else " " for c in text[: col - 1])
-            width = max(1, min(self.length, len(text) - col + 1))
-            out.append("    " + text)
+            indent = "".join("\t" if c == "\t" else " " for c in before)
+            width = max(1, min(len(span), len(escape(text, keep="\t")) - len(before)))
+            out.append("    " + escape(text, keep="\t"))
             out.append("    " + indent + "^" * width)
         if self.hint:
-            out.append("    " + self.hint)
+            out.append("    " + escape(self.hint))
         return "\n".join(out)
 
 

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+from fleetlog import limits
 from fleetlog.journal.base import Event, JournalIntegrityError
 from fleetlog.journal.canonical import canonical_json
 from fleetlog.journal.chain import check_rows
@@ -63,8 +64,41 @@ def parse_lines(fp: IO[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
                 ok = isinstance(value, str)
             if not ok:
                 raise _bad(lineno, f"column {column} has the wrong type", seq)
+        _check_bounds(lineno, record)
         row = tuple(canonical_json(record[c]) if c == "payload" else record[c] for c in _COLUMNS)
         yield lineno, row
+
+
+def _check_bounds(lineno: int, record: dict[str, Any]) -> None:
+    """What fleetlog refuses at every other entry it refuses here too (``fleetlog.limits``,
+    exit 2): a seq or version beyond SQLite's INTEGER, a control character in a column
+    (a stream, an actor, an id), and in a created resource a name or parameter value
+    that ``fleetlog add`` would refuse. Step output in payloads is left as it was."""
+
+    def refuse(problem: str) -> limits.InputError:
+        return limits.InputError(f"import refused: line {lineno}: {problem}", line=lineno)
+
+    for column in _INT_COLUMNS:
+        if not 0 <= record[column] <= limits.MAX_SEQ:
+            raise refuse(f"{column} {record[column]} is out of range (0..{limits.MAX_SEQ})")
+    for column in _COLUMNS:
+        value = record[column]
+        if isinstance(value, str):
+            problem = limits.text_problem(value, max_bytes=limits.MAX_ARG_BYTES)
+            if problem is not None:
+                raise refuse(f"{column} {limits.shown(value, 40)}: {problem}")
+    if record["type"] == "resource.created":
+        name = record["stream"].partition("/")[2]
+        problem = limits.name_problem(name)
+        if problem is not None:
+            raise refuse(f"resource {limits.shown(record['stream'])}: {problem}")
+        params = record["payload"].get("params")
+        for key, value in params.items() if isinstance(params, dict) else ():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    problem = limits.text_problem(item, multiline=True)
+                    if problem is not None:
+                        raise refuse(f"{record['stream']}: parameter {key!r}: {problem}")
 
 
 def rewindable(fp: IO[str]) -> IO[str]:

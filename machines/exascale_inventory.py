@@ -22,6 +22,7 @@ must agree, or loading fails. The pack declares ``INVENTORY_HOOKS`` (``pack.py``
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,7 +50,8 @@ def _names(value: Any, key: str) -> list[str]:
             raise InventoryHookError(f"{key}: {exc}") from None
     else:
         raise InventoryHookError(f"{key}: expected a node set or a list of names")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(names)
+    dupes = sorted(n for n, count in counts.items() if count > 1)
     if dupes:
         raise InventoryHookError(f"{key}: {dupes[0]!r} is listed twice")
     return names

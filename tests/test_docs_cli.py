@@ -38,6 +38,15 @@ The journal is `./fleetlog.db` unless `--journal` or `FLEETLOG_JOURNAL` says oth
 Exit codes: 0 ok, 1 an operation failed, 2 usage error, 3 drift found or needs
 attention, 4 journal integrity failure. Errors are one line on stderr (a bad machine
 file gets every diagnostic with its source line and a caret); data goes to stdout.
+Environment faults are not integrity failures: disk full, read-only media and permission
+denied exit 1, a bad path (a directory, a missing directory) exits 2
+([guarantees](guarantees.md#environment-faults-are-not-integrity-failures)).
+
+Input is bounded ([limits](inventory.md#limits)): a NUL or another control character in
+any argument, option or `--param` value (tabs and line breaks aside in values and
+`--reason`), a name over 253 bytes, a node set naming more than 1,000,000 resources
+(`FLEETLOG_MAX_NODESET` changes the cap; it is counted before it is expanded), a seq past
+2^63-1 or a time outside 1970..9999 is a usage error (exit 2) naming the option.
 """
 
 

@@ -22,8 +22,11 @@ from fleetlog.engine.cli import machines as machines_cmds
 from fleetlog.engine.cli import reconcile as reconcile_cmds
 from fleetlog.engine.cli import run as run_cmds
 from fleetlog.engine.cli import worker as worker_cmds
+from fleetlog.engine.cli.inputs import guarded
+from fleetlog.engine.cli.integrity import Guard
 from fleetlog.engine.cli.session import Session, default_journal_url
 from fleetlog.errors import FleetlogError
+from fleetlog.limits import escape
 
 app = typer.Typer(
     name="fleetlog",
@@ -65,13 +68,38 @@ def _globals(
         help="ssh: trust a host key seen for the first time (like OpenSSH accept-new) and "
         "journal its fingerprint. A changed key is always refused.",
     ),
+    witness: str = typer.Option(
+        None,
+        "--witness",
+        envvar="FLEETLOG_WITNESS",
+        help="A witness file, kept on another disk or host: every write command appends "
+        "the journal's head to it, and every command checks the journal still holds the "
+        "heads it recorded (`verify`: all of them), so removed or rewritten history shows.",
+        show_default=False,
+    ),
+    chain_key_file: str = typer.Option(
+        None,
+        "--chain-key-file",
+        envvar="FLEETLOG_CHAIN_KEY_FILE",
+        help="A file (mode 0600, kept away from the journal) holding the chain key: the "
+        "journal's verified head, its snapshots and witness lines are sealed with it "
+        "(HMAC-SHA256), so history cannot be rewritten unseen without it. Or give the key "
+        "itself in FLEETLOG_CHAIN_KEY.",
+        show_default=False,
+    ),
 ) -> None:
     ctx.obj = Session(
         journal_url=journal or default_journal_url(),
         backend_given=backend,
         accept_new_host_keys=accept_new_host_keys,
+        guard=Guard(witness_path=witness, key_file=chain_key_file),
     )
+    _SESSIONS.append(ctx.obj)
     ctx.call_on_close(ctx.obj.close)
+
+
+#: The sessions of the command running, for ``main`` to add what integrity says.
+_SESSIONS: list[Session] = []
 
 
 for _module in (
@@ -109,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the contract's exit code."""
     for problem in PACK_PROBLEMS:
         sys.stderr.write(f"fleetlog: warning: {problem}\n")
+    _SESSIONS.clear()
+    raised: BaseException | None = None
     try:
         # standalone_mode=False: click returns typer.Exit codes instead of exiting, and
         # raises its usage errors to us, so every exit code is decided here.
-        rv = app(args=argv, prog_name="fleetlog", standalone_mode=False)
+        # Every value of every command is checked first (engine.cli.inputs).
+        rv = guarded(app)(args=argv, prog_name="fleetlog", standalone_mode=False)
     except FleetlogError as exc:
         # dsl is already imported whenever a DSLError was raised: importing here is free,
         # and keeps dsl (and lark) out of start-up for commands that never compile.
@@ -121,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         # A bad machine file gets every diagnostic with its source line and caret; every
         # other error is one line.
         text = exc.format() if isinstance(exc, DSLError) else str(exc)
+        # A value echoed in a message never sends a raw control character to the terminal.
+        text = escape(text, keep="\t\n" if isinstance(exc, DSLError) else "")
         sys.stderr.write(f"fleetlog: error: {text}\n")
         code = exc.exit_code
+        raised = exc
     except SystemExit as exc:  # click usage errors in non-standalone mode still exit
         code = exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
@@ -137,21 +171,49 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(exc, click.Abort | typer.Abort):
             sys.stderr.write("fleetlog: aborted\n")
             code = 1
+        elif (fault := _environment_fault(exc)) is not None:
+            sys.stderr.write(f"fleetlog: error: {fault}\n")
+            code = 1
         elif os.environ.get("FLEETLOG_DEBUG"):
             raise
         else:
             # A bug, not bad input: still one line for the operator (the journal is
             # append-only, so nothing it held was changed), the traceback on request.
             sys.stderr.write(
-                f"fleetlog: internal error: {type(exc).__name__}: {exc} "
+                f"fleetlog: internal error: {type(exc).__name__}: {escape(str(exc))} "
                 "(this is a bug; rerun with FLEETLOG_DEBUG=1 for the traceback)\n"
             )
             code = 1
     else:
         code = rv if isinstance(rv, int) else 0
+    for session in _SESSIONS:  # a damaged journal's warning, a failed seal or witness
+        code = session.guard.outcome(code, raised)
+    _SESSIONS.clear()
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _environment_fault(exc: Exception) -> str | None:
+    """An OS error no command mapped that still says the environment refused — disk
+    full writing stdout, permission denied, read-only media, an I/O error — as one line:
+    not a bug. The journal and output files map their own (``journal.environment``,
+    ``cli.paths``), with the path."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+    ):
+        return None
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full writing{where or ' output'}: {exc.strerror}"
+    return f"{exc.strerror or exc}{':' + where if where else ''}"
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

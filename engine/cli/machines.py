@@ -124,15 +124,19 @@ def check(
     from fleetlog.engine.model.loader import compile_files, discover_plugins, machine_files
 
     plugins = discover_plugins()
-    missing = [f for f in files if not f.is_file()]
+    missing = [f for f in files if not _is_file(f)]
     for f in missing:
         output.warn(f"{f}: no such file")
-    given = [f for f in files if f.is_file()]
+    given = [f for f in files if _is_file(f)]
     specs, warnings, errors = compile_files(given, plugins)
-    # Link against the other loaded machines too, so refs to shipped kinds resolve.
-    context_files = [f for f in machine_files() if f.resolve() not in {g.resolve() for g in given}]
-    context, _, _ = compile_files(context_files, plugins)
-    link = dsl.link_check({**context, **specs})
+    # Link against the other loaded machines too, so refs to shipped kinds resolve (when
+    # a given file compiled: with none, there is nothing to link).
+    context: dict[str, Any] = {}
+    if specs:
+        chosen = {g.resolve() for g in given}
+        context_files = [f for f in machine_files() if f.resolve() not in chosen]
+        context, _, _ = compile_files(context_files, plugins)
+    link = dsl.link_check({**context, **specs}) if specs else []
     link_errors = [
         d for d in link if d.severity == "error" and d.file in {s.filename for s in specs.values()}
     ]
@@ -166,6 +170,15 @@ def check(
         raise typer.Exit(2)
 
 
+def _is_file(path: Path) -> bool:
+    """A regular file; a path the system refuses outright (a name too long, a loop of
+    links, a component that is not a directory) is not one, rather than an error."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def graph(
     ctx: typer.Context,
     kind: str = typer.Argument(..., help="Kind to draw."),
@@ -182,13 +195,16 @@ def graph(
     out: Path = typer.Option(None, "-o", "--output", help="Write to FILE instead of stdout."),
 ) -> None:
     """Draw a kind's state machine."""
+    from fleetlog.engine.cli import paths
     from fleetlog.engine.model.graph import render
     from fleetlog.engine.model.replay import load_resource
 
     session: Session = ctx.obj
+    paths.check_output(out, "--output")
     k = session.registry.get(kind)
     state = None
     if highlight:
+        session.for_reading()
         rec = load_resource(session.journal, session.registry, highlight)
         if rec is None:
             from fleetlog.errors import UsageError
@@ -203,7 +219,7 @@ def graph(
             raise UsageError(f"--format {format} is binary: give -o FILE")
         output.say(data)
     else:
-        out.write_bytes(data if isinstance(data, bytes) else data.encode())
+        paths.write_file(out, data)
         output.warn(f"wrote {out}")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from fleetlog import limits
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.journal import resolve_at
 from fleetlog.engine.cli.registration import add_commands
@@ -18,18 +19,20 @@ from fleetlog.engine.cli.session import Session
 from fleetlog.errors import UsageError
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts instead of text.")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 #: Exit code of ``reconcile --every`` stopped by SIGINT/SIGTERM after a clean stop.
 CLEAN_STOP = 0
 
 
 def parse_duration(text: str) -> float:
-    """``60s``, ``5m``, ``1h``, ``250ms`` or plain seconds."""
-    m = _DURATION.match(text)
+    """``60s``, ``5m``, ``1h``, ``250ms`` or plain seconds; at most 366 days."""
+    m = _DURATION.fullmatch(text)
     if m is None:
-        raise UsageError(f"--every {text!r}: expected a duration such as 60s, 5m or 1h")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+        raise UsageError(
+            f"--every {limits.shown(text, 40)}: expected a duration such as 60s, 5m or 1h"
+        )
+    return limits.check_duration(float(m.group(1)) * _UNITS[m.group(2)], "--every", text)
 
 
 # ---------------------------------------------------------------------------- reconcile
@@ -367,10 +370,13 @@ def audit(
     """The timeline of each resource: commands (actor, host), transitions with their steps,
     attempts and durations, observations, drift findings and fixes, and why each
     transition ran (its causation chain)."""
+    from fleetlog.engine.cli import paths
     from fleetlog.engine.model.patterns import select
     from fleetlog.engine.ops import audit as audit_mod
 
     session: Session = ctx.obj
+    paths.check_output(html, "--html")
+    session.for_reading()
     to_seq = resolve_at(session, at)
     streams = select(pattern, session.journal.streams())
     if pattern and "/" in pattern and not streams:
@@ -385,7 +391,7 @@ def audit(
     if html is not None:
         from fleetlog.engine.ops.audit_html import render_html
 
-        html.write_text(render_html(timeline), encoding="utf-8")
+        paths.write_file(html, render_html(timeline))
         if not json:
             output.warn(f"wrote {html}")
     if json:

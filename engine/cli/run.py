@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from fleetlog.engine.runtime import Outcome, Runner
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+#: The most transitions one command drives at once (each is a thread).
+MAX_PARALLEL = 4096
 
 
 def targets(session: Session, pattern: str, resources: Iterable[str] | None = None) -> list[str]:
@@ -39,10 +41,15 @@ def targets(session: Session, pattern: str, resources: Iterable[str] | None = No
     existing = sorted({rid for rid in resources if rid.startswith(kind + "/")})
     ids = select(pattern, existing)
     if "/" in pattern and not set("*?") & set(pattern):
-        missing = sorted(set(expand(pattern)) - set(existing))
+        present = set(existing)
+        missing = [rid for rid in expand(pattern) if rid not in present]
         if missing:
+            # Folding is slow for a huge set: name the first thousand, count the rest.
+            shown = fold_names(missing[:1000])
+            if len(missing) > 1000:
+                shown += f" and {len(missing) - 1000} more"
             raise UsageError(
-                f"no such resources: {fold_names(missing)} (create them with "
+                f"no such resources: {shown} (create them with "
                 "`fleetlog add` or `fleetlog inventory load`)"
             )
     if not ids:
@@ -94,7 +101,9 @@ def fire(
         help="Print the plan per resource (read-only probes only); "
         "journal nothing, change nothing.",
     ),
-    parallel: int = typer.Option(64, "--parallel", min=1, help="Resources driven at once."),
+    parallel: int = typer.Option(
+        64, "--parallel", min=1, max=MAX_PARALLEL, help="Resources driven at once."
+    ),
     max_fail: float = typer.Option(
         100.0,
         "--max-fail",

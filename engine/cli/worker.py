@@ -17,6 +17,7 @@ import typer
 
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
+from fleetlog.engine.cli.run import MAX_PARALLEL
 from fleetlog.engine.cli.session import Session
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -24,7 +25,9 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 def worker(
     ctx: typer.Context,
-    parallel: int = typer.Option(4, "--parallel", min=1, help="Transitions run at once."),
+    parallel: int = typer.Option(
+        4, "--parallel", min=1, max=MAX_PARALLEL, help="Transitions run at once."
+    ),
     once: bool = typer.Option(
         False,
         "--once",
@@ -35,6 +38,7 @@ def worker(
         1.0,
         "--idle-wait",
         min=0.01,
+        max=3600,
         help="Longest wait for new work before looking again (seconds); PostgreSQL "
         "wakes workers at once with NOTIFY.",
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fleetlog import limits
 from fleetlog.dsl.spec import ParamSpec
 from fleetlog.engine.model.kinds import did_you_mean
 from fleetlog.errors import UsageError
@@ -39,9 +40,17 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
 
     def bad(expected: str) -> ParamError:
         return ParamError(
-            where=where, param=spec.name, problem=f"expected {expected}, got {value!r}"
+            where=where, param=spec.name, problem=f"expected {expected}, got {_shown(value)}"
         )
 
+    def out_of_bounds(problem: str | None) -> None:
+        if problem is not None:
+            raise ParamError(where=where, param=spec.name, problem=problem)
+
+    if isinstance(value, str):
+        # Every value from outside, whatever its type: no NUL or control character (a
+        # value is free text: tabs and line breaks are allowed), at most 64 KiB.
+        out_of_bounds(limits.text_problem(value, multiline=True))
     t = spec.type
     if t == "str":
         if isinstance(value, bool | dict | list):
@@ -51,18 +60,23 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise bad("an integer")
         if isinstance(value, int):
-            return value
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise bad("an integer") from None
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise bad("an integer") from None
+        out_of_bounds(limits.int_problem(number))
+        return number
     if t == "float":
         if isinstance(value, bool):
             raise bad("a number")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            real = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise bad("a number") from None
+        out_of_bounds(limits.float_problem(real))
+        return real
     if t == "bool":
         if isinstance(value, bool):
             return value
@@ -78,7 +92,7 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
             raise ParamError(
                 where=where,
                 param=spec.name,
-                problem=f"{text!r} is not one of {', '.join(spec.choices)}"
+                problem=f"{limits.shown(text)} is not one of {', '.join(spec.choices)}"
                 + did_you_mean(text, spec.choices),
             )
         return text
@@ -90,10 +104,19 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
         ref_kind, _, name = text.partition("/")
         if ref_kind != kind or not name or "/" in name:
             raise bad(f"a {kind} resource (NAME or {kind}/NAME)")
+        out_of_bounds(limits.name_problem(name))
         return text
     if t == "refs":
         return _refs(spec, value, bad)
     raise bad(f"a value of type {t}")
+
+
+def _shown(value: Any) -> str:
+    """A given value for a message: quoted, control characters escaped, cut short."""
+    if isinstance(value, str):
+        return limits.shown(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
@@ -108,6 +131,8 @@ def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
     if isinstance(value, str):
         try:
             names = expand_names(value)
+        except limits.InputError:
+            raise  # a node set over the cap says so itself
         except ValueError:
             raise bad(expected) from None
     elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
@@ -115,13 +140,18 @@ def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
     else:
         raise bad(expected)
     out: list[str] = []
+    seen: set[str] = set()
     for name in names:
         rid = name if "/" in name else f"{kind}/{name}"
         ref_kind, _, bare = rid.partition("/")
         if ref_kind != kind or not bare or "/" in bare:
             raise bad(expected)
-        if rid in out:
+        problem = limits.name_problem(bare)
+        if problem is not None:
+            raise bad(f"{expected}: {problem}")
+        if rid in seen:
             raise bad(f"each resource once ({rid} is listed twice)")
+        seen.add(rid)
         out.append(rid)
     return out
 
@@ -129,9 +159,11 @@ def _refs(spec: ParamSpec, value: Any, bad: Any) -> list[str]:
 def expand_names(text: str) -> list[str]:
     """``"cell[1-3],c7"`` -> ``["cell1", "cell2", "cell3", "c7"]``, or ``ValueError``.
     Split at the commas outside brackets and expand each piece on its own: a whole
-    NodeSet would sort the pieces, and the order written is the order wanted."""
-    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+    NodeSet would sort the pieces, and the order written is the order wanted. The whole
+    is counted before any piece is expanded (``limits.NodeSetTooLarge``)."""
+    from ClusterShell.NodeSet import NodeSetParseError
 
+    limits.check_nodeset(text)
     pieces: list[str] = []
     depth, start = 0, 0
     for i, c in enumerate(text):
@@ -146,8 +178,10 @@ def expand_names(text: str) -> list[str]:
             continue
         kind, slash, rest = piece.rpartition("/")
         try:
-            expanded = list(NodeSet(rest)) if "[" in rest else [rest]
-        except NodeSetParseError as exc:
+            expanded = limits.expand_nodeset(rest) if "[" in rest else [rest]
+        except limits.InputError:
+            raise
+        except (NodeSetParseError, ValueError) as exc:
             raise ValueError(f"bad node set {piece!r}: {exc}") from None
         names.extend(f"{kind}/{n}" if slash else n for n in expanded)
     return names

@@ -1,7 +1,9 @@
 """Resource patterns: ``KIND``, ``KIND/NODESET`` (ClusterShell syntax) or a glob.
 
 ``node/ocean[1-1000]`` expands with ClusterShell's NodeSet (operators ``, ! & ^`` too),
-so operators write the ranges they already write for ``clush``. ``vm/guest*`` is an
+so operators write the ranges they already write for ``clush``; a set is counted before
+it is expanded and refused over the cap (``fleetlog.limits``), and node groups
+(``@group``) are never resolved. ``vm/guest*`` is an
 fnmatch glob over existing resources. A bare ``KIND`` means every resource of it.
 """
 
@@ -11,6 +13,7 @@ import fnmatch
 import re
 from collections.abc import Iterable
 
+from fleetlog import limits
 from fleetlog.errors import UsageError
 
 _GLOB = set("*?")
@@ -25,14 +28,18 @@ def natural_key(resource_id: str) -> list[object]:
 def expand(pattern: str) -> list[str]:
     """The resource ids a ``KIND/NODESET`` pattern names (no glob, no bare kind)."""
     kind, sep, names = pattern.partition("/")
-    if not sep or not kind or not names:
-        raise UsageError(f"bad resource pattern {pattern!r}: expected KIND/NAME or KIND/NODESET")
-    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+    if not sep or not kind or not names or "/" in names:
+        raise UsageError(
+            f"bad resource pattern {limits.shown(pattern)}: expected KIND/NAME or KIND/NODESET"
+        )
+    from ClusterShell.NodeSet import NodeSetParseError
 
     try:
-        nodes = NodeSet(names)
+        nodes = limits.expand_nodeset(names)
+    except limits.InputError:
+        raise
     except (NodeSetParseError, ValueError) as exc:
-        raise UsageError(f"bad node set in {pattern!r}: {exc}") from None
+        raise UsageError(f"bad node set in {limits.shown(pattern)}: {exc}") from None
     return [f"{kind}/{n}" for n in nodes]
 
 
@@ -51,10 +58,13 @@ def select(pattern: str | None, existing: Iterable[str]) -> list[str]:
 
 def fold_names(ids: Iterable[str]) -> str:
     """The shortest node-set notation for ids of one or more kinds (for summaries)."""
-    from ClusterShell.NodeSet import NodeSet
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
 
     by_kind: dict[str, list[str]] = {}
     for rid in ids:
         kind, _, name = rid.partition("/")
         by_kind.setdefault(kind, []).append(name)
-    return ",".join(f"{k}/{NodeSet.fromlist(v)}" for k, v in sorted(by_kind.items()))
+    # Names are folded as they are: never read as node groups ('@x') to resolve.
+    return ",".join(
+        f"{k}/{NodeSet.fromlist(v, resolver=RESOLVER_NOGROUP)}" for k, v in sorted(by_kind.items())
+    )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from fleetlog import limits
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.records import Resource
@@ -335,12 +336,16 @@ def since_bound(since: str | None) -> str | None:
     """``--since``: digits are a seq (``seq:N``), else an ISO time normalised to UTC."""
     if since is None:
         return None
-    if since.isdigit():
-        return f"seq:{since}"
+    seq = limits.parse_seq(since, "--since")
+    if seq is not None:
+        return f"seq:{seq}"
     try:
         return iso_time(since)
     except ValueError:
-        raise UsageError(f"--since {since!r}: expected a seq number or an ISO time") from None
+        raise UsageError(
+            f"--since {limits.shown(since, 40)}: expected a seq number or an ISO time "
+            "(e.g. 1200 or 2026-11-25T14:02:00Z) between 1970 and 9999"
+        ) from None
 
 
 def build(

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from fleetlog import packs
+from fleetlog import limits, packs
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.listing import text_of
@@ -230,27 +230,49 @@ def parse_message(text: str) -> Any:
 # ---------------------------------------------------------------------------- meaning
 def iso_time(value: Any) -> str:
     """An event time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC): an ISO string (UTC when it
-    has no zone), unix seconds, or Ganeti's ``[seconds, microseconds]``."""
+    has no zone), unix seconds, or Ganeti's ``[seconds, microseconds]``; between 1970 and
+    9999 (``fleetlog.limits``), else ``ValueError``."""
     if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        when = datetime.fromtimestamp(value[0], UTC) + timedelta(microseconds=value[1])
-    elif isinstance(value, int | float):
-        when = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str) and value.strip():
-        try:
-            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"not an ISO time: {value!r}") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-    else:
-        raise ValueError(f"not a time: {value!r}")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        raise ValueError(f"not a time: {_shown(value)}")
+    try:
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            when = _from_timestamp(value[0], value)
+            when += timedelta(microseconds=value[1])
+        elif isinstance(value, int | float):
+            when = _from_timestamp(value, value)
+        elif isinstance(value, str) and value.strip():
+            try:
+                when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"not an ISO time: {_shown(value)}") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            when = when.astimezone(UTC)
+        else:
+            raise ValueError(f"not a time: {_shown(value)}")
+    except (OverflowError, OSError):  # beyond what datetime (or the C library) can hold
+        raise ValueError(f"not a time between 1970 and 9999: {_shown(value)}") from None
+    if not limits.MIN_TIME <= when <= limits.MAX_TIME:
+        raise ValueError(f"not a time between 1970 and 9999: {_shown(value)}")
+    return limits.iso(when)
+
+
+def _from_timestamp(seconds: float, value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except ValueError:  # NaN, or a year datetime cannot hold
+        raise ValueError(f"not a time between 1970 and 9999: {_shown(value)}") from None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return limits.shown(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _resource_of(value: Any) -> str:
@@ -375,6 +397,7 @@ def read_messages(
                 found = [fleetlog_message(data, line)]
             for m in found:
                 registry.get(split_id(m.resource)[0])
+                _check_bounds(m)
         except (ValueError, FleetlogError) as exc:
             err = IngestError(source=source, line=line, problem=str(exc))
             if not skip_bad:
@@ -385,6 +408,34 @@ def read_messages(
         messages.extend(found)
     report.bad = [str(e) for e in sorted(bad, key=lambda e: int(e.fields["line"]))]
     return messages, report
+
+
+def _check_bounds(m: Message) -> None:
+    """What a message would journal holds no control character (``fleetlog.limits``): a
+    status, an id or a field value from a backend is shown to operators later, and must
+    not carry an escape sequence to their terminals. A log message may hold line breaks."""
+    name = split_id(m.resource)[1]
+    problem = limits.name_problem(name)
+    if problem is not None:
+        raise ValueError(f"resource {limits.shown(m.resource)}: {problem}")
+    texts: list[tuple[str, Any]] = [
+        ("id", m.message_id),
+        ("status", m.status),
+        ("source", m.source),
+        ("operation", m.operation),
+        ("job_status", m.job_status),
+        *((f"fields.{k}", v) for k, v in (m.fields or {}).items()),
+        *((f"job.{k}", v) for k, v in (m.job or {}).items()),
+    ]
+    for what, value in texts:
+        if isinstance(value, str):
+            problem = limits.text_problem(value)
+            if problem is not None:
+                raise ValueError(f"{limits.escape(what)} {limits.shown(value, 40)}: {problem}")
+    if m.logmsg is not None:
+        problem = limits.text_problem(m.logmsg, multiline=True)
+        if problem is not None:
+            raise ValueError(f"logmsg: {problem}")
 
 
 # ---------------------------------------------------------------------------- applying

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetlog import packs
+from fleetlog import limits, packs
 from fleetlog.dsl.spec import ParamSpec
 from fleetlog.engine.model.kinds import KindRegistry, UnknownKind, did_you_mean
 from fleetlog.engine.model.params import ParamError, coerce, resolve
@@ -79,12 +79,35 @@ class LoadResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def table_name(kind: str, key: str) -> str:
-    return f"[{kind}.{key if _BARE_KEY.match(key) else _quote(key)}]"
+def table_name(kind: str, key: str | None = None) -> str:
+    """``[kind."key"]`` as TOML writes it (quoted, escaped), for messages."""
+    if key is None:
+        return f"[{_key(kind)}]"
+    return f"[{_key(kind)}.{_key(key)}]"
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _quote(key)
 
 
 def _quote(key: str) -> str:
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: control characters as TOML's own escapes (never raw in a
+    message), over-long keys cut short."""
+    if len(key) > 80:
+        key = key[:77] + "..."
+    body = key.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _toml_escape(body) + '"'
+
+
+def _toml_escape(text: str) -> str:
+    if not limits.unsafe_chars(text):
+        return text
+    return "".join(
+        (f"\\u{ord(c):04X}" if ord(c) < 0x10000 else f"\\U{ord(c):08X}")
+        if limits.unsafe_chars(c)
+        else c
+        for c in text
+    )
 
 
 def inventory_hooks() -> dict[str, Hook]:
@@ -102,7 +125,7 @@ def inventory_hooks() -> dict[str, Hook]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except FileNotFoundError:
         raise InventoryError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -114,22 +137,30 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _expand_names(key: str, where: str) -> list[str]:
-    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+    from ClusterShell.NodeSet import NodeSetParseError
 
+    shown = limits.shown(key)
     if not key or "/" in key:
-        raise InventoryError(f"{where}: bad resource name {key!r} (a name or a node set)")
+        raise InventoryError(f"{where}: bad resource name {shown} (a name or a node set)")
+    unsafe = limits.unsafe_chars(key)
+    if unsafe:
+        raise InventoryError(
+            f"{where}: bad resource name {shown}: {limits.describe(unsafe)} cannot be in a name"
+        )
     try:
-        names = list(NodeSet(key))
+        names = limits.expand_nodeset(key)
+    except limits.InputError as exc:
+        raise InventoryError(f"{where}: {exc}") from None
     except (NodeSetParseError, ValueError) as exc:
-        raise InventoryError(f"{where}: bad node set {key!r}: {exc}") from None
+        raise InventoryError(f"{where}: bad node set {shown}: {exc}") from None
     if not names:
-        raise InventoryError(f"{where}: node set {key!r} names no resource")
+        raise InventoryError(f"{where}: node set {shown} names no resource")
     from fleetlog.engine.ops.resources import name_problem
 
     for name in names:
         problem = name_problem(name)
         if problem is not None:
-            raise InventoryError(f"{where}: bad resource name {name!r}: {problem}")
+            raise InventoryError(f"{where}: bad resource name {limits.shown(name)}: {problem}")
     return names
 
 
@@ -148,7 +179,8 @@ def _fill(value: Any, name: str, index: int, where: str, param: str) -> Any:
         if m.group(1) == "index":
             return str(index)
         raise InventoryError(
-            f"{where}: {param}: unknown placeholder {{{m.group(1)}}} (use {{name}} or {{index}})"
+            f"{where}: {limits.escape(param)}: unknown placeholder "
+            f"{{{limits.escape(m.group(1)[:40])}}} (use {{name}} or {{index}})"
         )
 
     return _PLACEHOLDER.sub(sub, value)
@@ -173,9 +205,10 @@ def entries(doc: Mapping[str, Any], registry: KindRegistry, source: str) -> list
             continue
         if not isinstance(tables, dict):
             raise InventoryError(
-                f"{source}: {kind} = ...: expected tables like [{kind}.NAME], not a value"
+                f"{source}: {_key(kind)} = ...: expected tables like "
+                f"[{_key(kind)}.NAME], not a value"
             )
-        _kind(registry, kind, f"{source}: [{kind}]")
+        _kind(registry, kind, f"{source}: {table_name(kind)}")
         for key, table in tables.items():
             tname = table_name(kind, key)
             where = f"{source}: {tname}"
@@ -184,8 +217,8 @@ def entries(doc: Mapping[str, Any], registry: KindRegistry, source: str) -> list
             nested = [k for k, v in table.items() if isinstance(v, dict)]
             if nested:
                 raise InventoryError(
-                    f"{where}: {nested[0]!r} is a table; resource names with dots must be "
-                    f'quoted: [{kind}."{key}.{nested[0]}"]'
+                    f"{where}: {limits.shown(nested[0])} is a table; resource names with "
+                    f"dots must be quoted: {table_name(kind, key + '.' + nested[0])}"
                 )
             for index, name in enumerate(_expand_names(key, where), 1):
                 rid = f"{kind}/{name}"
@@ -205,7 +238,7 @@ def _kind(registry: KindRegistry, kind: str, where: str) -> None:
         registry.get(kind)
     except UnknownKind:
         raise InventoryError(
-            f"{where}: unknown kind {kind!r}"
+            f"{where}: unknown kind {limits.shown(kind)}"
             + (did_you_mean(kind, registry.names) or f" (kinds: {', '.join(registry.names)})")
         ) from None
 

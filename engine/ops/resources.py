@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fleetlog import limits
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.params import resolve
@@ -28,7 +29,11 @@ _PATTERN_CHARS = frozenset("[],!&^@*?")
 
 
 def name_problem(name: str) -> str | None:
-    """Why a pattern could not address a resource of this name, or None if it could."""
+    """Why a resource could not have this name, or None if it could: control characters
+    and length (``fleetlog.limits``), or a character a pattern could not address it by."""
+    problem = limits.name_problem(name)
+    if problem is not None:
+        return problem
     bad = sorted({c for c in name if c in _PATTERN_CHARS or c.isspace() or not c.isprintable()})
     if bad:
         return f"{', '.join(repr(c) for c in bad)} cannot be in a name"
@@ -39,7 +44,11 @@ def name_problem(name: str) -> str | None:
 
 def check_new_name(resource_id: str) -> None:
     """Refuse, before anything is written, a name that a pattern could not address."""
-    problem = name_problem(split_id(resource_id)[1])
+    kind, name = split_id(resource_id)
+    problem = limits.name_problem(name) or limits.name_problem(kind)
+    if problem is not None:
+        raise limits.InputError(f"bad resource name {limits.shown(resource_id)}: {problem}")
+    problem = name_problem(name)
     if problem is not None:
         raise UsageError(
             f"bad resource name {resource_id!r}: {problem}, since patterns read it as an "

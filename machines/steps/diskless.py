@@ -30,15 +30,22 @@ class StepFailed(RuntimeError):
 
 
 def _nodes(nodes: str) -> list[str]:
-    from ClusterShell.NodeSet import NodeSet
+    """The node set's names, counted before it is expanded (``fleetlog.limits``): a set
+    over the cap, or a malformed one, fails the step and says why."""
+    from ClusterShell.NodeSet import NodeSetParseError
 
-    return list(NodeSet(nodes))
+    from fleetlog import limits
+
+    try:
+        return limits.expand_nodeset(nodes)
+    except (NodeSetParseError, ValueError) as exc:
+        raise StepFailed(f"clush: bad node set {limits.shown(nodes)}: {exc}") from None
 
 
 def _fold(names: list[str]) -> str:
-    from ClusterShell.NodeSet import NodeSet
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
 
-    return str(NodeSet.fromlist(names))
+    return str(NodeSet.fromlist(names, resolver=RESOLVER_NOGROUP))
 
 
 def _render(ctx: Any, template: str, extra: dict[str, str]) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from fleetlog import dsl
 from fleetlog.dsl import DSLError
+from fleetlog.limits import unsafe_chars
 
 MACHINES = Path(__file__).resolve().parents[2] / "machines"
 SHIPPED = [p.read_text() for p in sorted(MACHINES.glob("*.fsm"))]
@@ -119,6 +120,11 @@ TOKENS = [
     "host",
     "é",
     "\x00",
+    "\x1b[31m",
+    "\x7f",
+    "\u202e",
+    "\ufeff",
+    "\r\n",
 ]
 
 
@@ -128,7 +134,8 @@ def check(text: str) -> None:
     except DSLError as err:
         assert err.diagnostics and all(d.file == "fuzz.fsm" for d in err.diagnostics)
         assert any(d.is_error for d in err.diagnostics)
-        err.format()
+        # What the operator sees never carries a raw control character.
+        assert not unsafe_chars(err.format(), "\t\n")
     else:
         assert spec.definition_hash and all(w.severity == "warning" for w in warnings)
 

@@ -436,9 +436,16 @@ def _chap_ok(fs: FS, server_state: dict[str, Any], prefix: str) -> bool:
 
 
 def _in_nodeset(host: str, nodes: str) -> bool:
-    from ClusterShell.NodeSet import NodeSet
+    """Whether ``host`` is in the node set ``nodes`` (counted before it is expanded:
+    fleetlog.limits; a malformed or over-large set names no host)."""
+    from ClusterShell.NodeSet import NodeSetParseError
 
-    return host in NodeSet(nodes)
+    from fleetlog import limits
+
+    try:
+        return host in limits.expand_nodeset(nodes)
+    except (NodeSetParseError, ValueError):
+        return False
 
 
 @fs_tool("iscsiadm")
