@@ -535,20 +535,17 @@ class Reconciler:
             "source": verdict.source,
             "host": verdict.host,
         }
-        if isinstance(verdict, Seen):
-            e.update(observed=verdict.status, raw_sha256=verdict.raw_sha256, mapped_state=mapped)
+        if isinstance(verdict, Seen | Absent):
             if verdict.command is not None:
                 e["command"] = verdict.command
             if verdict.output is not None:
                 e["output"] = verdict.output
+        if isinstance(verdict, Seen):
+            e.update(observed=verdict.status, raw_sha256=verdict.raw_sha256, mapped_state=mapped)
             if verdict.target is not None:
                 e["listing_target"] = verdict.target
         elif isinstance(verdict, Absent):
             e.update(observed=None, raw_sha256=verdict.raw_sha256, absent=verdict.proof)
-            if verdict.command is not None:
-                e["command"] = verdict.command
-            if verdict.output is not None:
-                e["output"] = verdict.output
         else:
             e.update(
                 observed=None,

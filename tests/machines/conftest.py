@@ -4,7 +4,6 @@ and every assertion reads the journal or the world log."""
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.model import KindRegistry, load_registry
 from fleetlog.engine.ops import create_resource
@@ -66,18 +64,6 @@ class Lab:
 
 def step_events(events: list[Event], step: str) -> list[Event]:
     return [e for e in events if e.payload.get("step") == step and e.type.startswith("step.")]
-
-
-def observed_state(spec: MachineSpec, status: str) -> str | None:
-    """The state an ``observe`` block maps ``status`` to: an exact rule, else a glob."""
-    assert spec.observe is not None
-    for rule in spec.observe.rules:
-        if not rule.is_glob and rule.pattern == status:
-            return rule.state
-    for rule in spec.observe.rules:
-        if rule.is_glob and fnmatch.fnmatchcase(status, rule.pattern):
-            return rule.state
-    return None
 
 
 @pytest.fixture

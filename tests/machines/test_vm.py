@@ -8,11 +8,12 @@ import pytest
 
 from fleetlog import dsl
 from fleetlog.engine.model import Kind, KindRegistry
+from fleetlog.engine.model.statusmap import map_status
 from fleetlog.engine.ops import run_many
 from fleetlog.engine.runtime import GuardRefused
 from fleetlog.machines.sim.scenarios import ganeti_flip
 from fleetlog.machines.sim.tools.vm_maker import not_configured_error
-from tests.machines.conftest import REPO, Lab, observed_state, step_events
+from tests.machines.conftest import REPO, Lab, step_events
 
 CLONE = {"source": "exa1_vm1", "target": "node3"}
 
@@ -180,5 +181,5 @@ def test_a_ganeti_status_changed_behind_our_back_is_observed_and_mapped(
     assert seed_rack.sim.observe("node1", "vm", "exa1_vm1") == status
     listing = seed_rack.sim.run("node1", "gnt-instance list --no-headers -o name,status")
     assert f"exa1_vm1 {status}\n" in listing.stdout
-    assert observed_state(seed_rack.registry.get("vm").spec, status) == state
+    assert map_status(seed_rack.registry.get("vm").spec, status) == state
     assert seed_rack.effects("node1") == []  # no tool did it: nothing in the world log
