@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from fleetlog.journal import environment
 from fleetlog.journal.base import JournalError, NotAJournal, SchemaTooNew
 from fleetlog.journal.walfile import read_wal
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 1
 
@@ -138,6 +140,8 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
         if tables:
             _check_existing(conn, path, tables)
             current = _schema_version(conn, path)
+        import sqlite_utils  # schema work only: not every command pays for it
+
         db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](db)

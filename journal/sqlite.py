@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
-import sqlite_utils
-
 from fleetlog.journal import environment, schema
 from fleetlog.journal.appender import (
     AppendRequest,
@@ -388,6 +386,8 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
             except sqlite3.OperationalError as e:
                 if "no such table" not in str(e):
                     raise JournalError(f"writing snapshot to {self.path} failed: {e}") from e
+                import sqlite_utils  # schema work only: not every command pays for it
+
                 db = sqlite_utils.Database(
                     self._conn, recursive_triggers=False, execute_plugins=False
                 )
@@ -534,6 +534,8 @@ def _store_verified(
         row = conn.execute(f"SELECT mac FROM {VERIFIED_TABLE} WHERE id = 1").fetchone()
         keyed_before = row is not None and row[0] is not None
     else:
+        import sqlite_utils  # schema work only: not every command pays for it
+
         db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
         schema.create_verified_head(db)
         (now,) = conn.execute("PRAGMA schema_version").fetchone()

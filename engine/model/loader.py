@@ -24,6 +24,7 @@ from typing import Any
 
 from fleetlog import dsl, packs
 from fleetlog.dsl import Diagnostic, DSLError
+from fleetlog.dsl import cache as spec_cache
 from fleetlog.dsl.spec import MachineSpec
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.listing import formats as listing_formats
@@ -96,7 +97,7 @@ def compile_files(
     listing = set(listing_formats() if formats is None else formats)
     for path in files:
         try:
-            spec, warns = dsl.compile_file(path, plugins=known, formats=listing)
+            spec, warns = spec_cache.compile_file(path, plugins=known, formats=listing)
         except DSLError as exc:
             errors.append(exc)
             continue
