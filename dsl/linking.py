@@ -84,10 +84,20 @@ def _check_ref_kinds(spec: MachineSpec, specs: Mapping[str, MachineSpec]) -> Ite
 def _check_ensure(
     spec: MachineSpec, t: TransitionSpec, step: StepSpec, specs: Mapping[str, MachineSpec]
 ) -> Iterator[Diagnostic]:
-    """``ensure R is S via T``: S is a state and T a trigger of R's kind, T leads to S."""
-    action = step.action
-    if not isinstance(action, EnsureAction):
-        return
+    """``ensure R is S via T`` (the step's action or its ``undo``): S is a state and T a
+    trigger of R's kind, T leads to S."""
+    for action in (step.action, step.compensate):
+        if isinstance(action, EnsureAction):
+            yield from _check_one_ensure(spec, t, step, action, specs)
+
+
+def _check_one_ensure(
+    spec: MachineSpec,
+    t: TransitionSpec,
+    step: StepSpec,
+    action: EnsureAction,
+    specs: Mapping[str, MachineSpec],
+) -> Iterator[Diagnostic]:
     target = _kind_of(action.ref, spec, t, specs)
     if target is None:
         return

@@ -292,8 +292,9 @@ class StepSpec:
     when: Expr | None = None
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
     # Added after the first draft, so it comes last: ``undo run "CMD"`` / ``undo call
-    # P(...)`` on a step, the compensation run when ``on failure ... undo [this step]``.
-    compensate: RunAction | CallAction | None = None
+    # P(...)`` / ``undo ensure R is S via T`` on a step, the compensation run when
+    # ``on failure ... undo [this step]``.
+    compensate: RunAction | CallAction | EnsureAction | None = None
     # ``set NAME = VALUE`` (repeatable): attributes the step records into the resource
     # when it succeeds; left out of the hash when empty.
     sets: tuple[SetSpec, ...] = ()
@@ -477,7 +478,7 @@ def step_from_data(d: dict[str, Any]) -> StepSpec:
     retry = d.get("retry")
     comp = d.get("compensate")
     compensate = None if comp is None else _action_from_data(comp)
-    assert compensate is None or isinstance(compensate, RunAction | CallAction)
+    assert compensate is None or isinstance(compensate, RunAction | CallAction | EnsureAction)
     return StepSpec(
         name=d["name"],
         action=_action_from_data(d["action"]),

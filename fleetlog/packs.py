@@ -51,6 +51,9 @@ class Pack:
     ``ingest_sources``: ``"module:ATTR"`` naming an ingest source (a message format).
     ``listing_formats``: ``"module:ATTR"`` naming a listing format (resources or jobs)
     that ``observe { list … format NAME }`` may use.
+    ``observe_sources``: ``"module:ATTR"`` naming a status reader for some kinds
+    (``kinds``, ``name``, ``status(record, scope, backend) -> str``) that reconcile asks
+    instead of the backend's observe command: a node's power state from its BMC.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Pack:
     commands: tuple[str, ...] = ()
     ingest_sources: tuple[str, ...] = ()
     listing_formats: tuple[str, ...] = ()
+    observe_sources: tuple[str, ...] = ()
     #: Where it came from: ``name = value`` of its entry point.
     origin: str = field(default="", compare=False)
 

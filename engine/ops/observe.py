@@ -553,6 +553,48 @@ class CommandSource:
         )
 
 
+# ---------------------------------------------------------------------------- packs
+def pack_reader(kind: str) -> Any | None:
+    """The status reader a machine pack declares for ``kind`` (``Pack.observe_sources``),
+    if any: it is asked instead of the backend (a node's power state from its BMC)."""
+    from fleetlog import packs
+
+    for ref in packs.discover().named("observe_sources"):
+        reader = packs.resolve(ref)
+        if kind in getattr(reader, "kinds", ()):
+            return reader
+    return None
+
+
+class PackSource:
+    """A kind whose pack reads the status itself, per resource, in Python (Redfish power
+    state over HTTP, or the sim's BMC). A status is seen; a reader that fails (the BMC
+    refuses, does not answer) is unknown. It cannot list, so it finds no orphans."""
+
+    lists = False
+
+    def __init__(self, kind: Kind, backend: Backend | None, reader: Any) -> None:
+        self.kind = kind
+        self.backend = backend
+        self.reader = reader
+        self.name = str(getattr(reader, "name", "pack"))
+
+    def verdict(self, rec: Resource, host: str, records: Mapping[str, Resource]) -> Verdict:
+        scope = Scope(
+            record=rec,
+            params=rec.params,
+            secret_names=tuple(s.name for s in self.kind.spec.secrets),
+            load_ref=records.get,
+        )
+        try:
+            status = str(self.reader.status(rec, scope, self.backend))
+        except Exception as exc:  # a pack's reader: any failure means "cannot tell"
+            why = str(exc) if isinstance(exc, FleetlogError) else f"{type(exc).__name__}: {exc}"
+            return Unknown(scope.redact(why), host, source=self.name)
+        raw = _canonical({"kind": self.kind.name, "name": rec.name, "status": status})
+        return Seen(rec.name, status, host, digest(raw), self.name)
+
+
 def _declares_absent(obs: ObserveSpec, exit_code: int | None, text: str) -> bool:
     rule = obs.absent
     assert rule is not None

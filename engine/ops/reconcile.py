@@ -66,11 +66,13 @@ from fleetlog.engine.ops.observe import (
     CommandSource,
     ListingSource,
     Override,
+    PackSource,
     Seen,
     SimSource,
     Unknown,
     Verdict,
     digest,
+    pack_reader,
     resource_host,
     status_is_unknown,
 )
@@ -311,7 +313,7 @@ def _parse_time(text: str) -> datetime:
 
 
 # ---------------------------------------------------------------------------- the pass
-Source = ListingSource | SimSource | CommandSource
+Source = ListingSource | SimSource | CommandSource | PackSource
 
 
 class Reconciler:
@@ -405,6 +407,9 @@ class Reconciler:
                 jobs=self.jobs_overrides.get(kind.name),
                 is_final=self._is_final,
             )
+        reader = pack_reader(kind.name)
+        if reader is not None:
+            return PackSource(kind, self.backend, reader)
         if hasattr(self.backend, "inventory_by_host"):
             return SimSource(kind, self.backend)
         if obs.command is not None:

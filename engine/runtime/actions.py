@@ -75,10 +75,12 @@ def run_command(
     started = time.monotonic()
     try:
         res: CommandResult = backend.run(host, real, timeout=timeout)
-    except CommandTimeout:
+    except CommandTimeout as exc:
+        # No step timeout: the backend's own (a hung command it gave up on) is the one.
+        waited = timeout if timeout is not None else getattr(exc, "timeout", None)
         return ActionResult(
             False,
-            error=f"timed out after {timeout:g}s on {host}",
+            error=f"timed out after {float(waited or 0):g}s on {host}",
             command=shown,
             duration=time.monotonic() - started,
         )
@@ -166,6 +168,8 @@ class PluginContext:
     backend: Backend
     host: str
     scope: Scope
+    #: The step's ``timeout`` option (None: none set): a plugin bounds its own waits by it.
+    timeout: float | None = None
 
     def run(
         self, command: str, *, host: str | None = None, timeout: float | None = None
@@ -177,13 +181,19 @@ class PluginContext:
 
 
 def run_call(
-    backend: Backend, scope: Scope, action: CallAction, plugins: dict[str, Callable[..., Any]]
+    backend: Backend,
+    scope: Scope,
+    action: CallAction,
+    plugins: dict[str, Callable[..., Any]],
+    timeout: float | None = None,
 ) -> ActionResult:
     fn = plugins.get(action.plugin)
     if fn is None:
         return ActionResult(False, error=f"step plugin {action.plugin!r} is not installed")
     args = {k: _arg(v, scope) for k, v in action.args}
-    ctx = PluginContext(scope.record, dict(scope.params), backend, host_of(scope.record), scope)
+    ctx = PluginContext(
+        scope.record, dict(scope.params), backend, host_of(scope.record), scope, timeout
+    )
     started = time.monotonic()
     try:
         result = fn(ctx, **args)

@@ -124,3 +124,21 @@ def ssh_rig(tmp_path: Path) -> Iterator[Callable[..., SshRig]]:
     yield make
     for journal in journals:
         journal.close()
+
+
+# ------------------------------------------------------------------------------ Redfish
+@pytest.fixture(scope="session")
+def redfish_emulator() -> Iterator[Any]:
+    """sushy-tools' emulator on a free loopback port: 60 fake systems (``node1`` …
+    ``node60``, on), HTTP basic auth (``tests.lab.redfish.USER``/``PASSWORD``). Fails,
+    never skips, under CI=true."""
+    from tests.lab.redfish import EmulatorUnavailable, start_emulator
+
+    try:
+        emulator = start_emulator(60)
+    except EmulatorUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the Redfish emulator must run under CI: {exc}")
+        pytest.skip(f"Redfish emulator unavailable: {exc}")
+    yield emulator
+    emulator.stop()

@@ -55,17 +55,23 @@ def test_setup_failover_failback(pair: Twin) -> None:
     out = pair.fire("ha_pair/pair", "failover")
     assert (out.status, out.state) == ("completed", "secondary_active"), out
     assert vip_holders(pair) == {"mn2"}
-    assert (pair.state("ha_mn/mn1"), pair.state("ha_mn/mn2")) == ("standby", "active")
+    assert (pair.state("ha_mn/mn1"), pair.state("ha_mn/mn2")) == ("off", "active")
     assert active(pair, "mn1") == set() and "xcatd" in active(pair, "mn2")
-    # deactivate one, then activate the other: the VIP left mn1 before it reached mn2
+    assert pair.host("bmc:mn1")["power"] == "Off"
+    # deactivate mn1, fence it (power off through its BMC), only then activate mn2: the
+    # VIP left mn1, and mn1 was off, before the VIP reached mn2
     log = [(e.host, e.effect) for e in pair.sim.world.log_entries()]
     removed = max(i for i, he in enumerate(log) if he == ("mn1", f"ip del {VIP}/24 dev eth0"))
+    fenced = max(i for i, he in enumerate(log) if he == ("bmc:mn1", "power ForceOff"))
     added = max(i for i, he in enumerate(log) if he == ("mn2", f"ip add {VIP}/24 dev eth0"))
-    assert removed < added
+    assert removed < fenced < added
 
     out = pair.fire("ha_pair/pair", "failback")
     assert (out.status, out.state) == ("completed", "primary_active")
     assert vip_holders(pair) == {"mn1"}
+    # mn2 was fenced in turn; mn1 came back from its disk before it was activated
+    assert (pair.state("ha_mn/mn1"), pair.state("ha_mn/mn2")) == ("active", "off")
+    assert pair.host("bmc:mn1")["power"] == "On" and pair.host("mn1")["booted_from"] == "Hdd"
     assert pair.sleeps == []  # nothing needed a retry
 
 
@@ -99,17 +105,31 @@ def test_a_service_that_never_starts_cleans_up_vip_and_hostname(pair: Twin) -> N
     pair.quirk("mn2", silent_start={"xcatd": 5})
     out = pair.fire("ha_pair/pair", "failover")
     assert (out.status, out.state) == ("failed", "degraded")
-    assert pair.state("ha_mn/mn2") == "failed" and pair.state("ha_mn/mn1") == "standby"
     assert pair.sleeps == [3.0, 3.0]  # 3 tries, 3 s apart
-    # clean_env: hostname restored, VIP removed — on no node at all, never on both
+    # clean_env on mn2: hostname restored, VIP removed — never on both nodes
+    assert pair.state("ha_mn/mn2") == "failed"
     assert pair.host("mn2")["hostname"] == "mn2"
-    assert vip_holders(pair) == set()
     undone = [
         e.payload["step"]
         for e in pair.events("ha_mn/mn2")
         if e.type == "step.succeeded" and e.payload.get("undo")
     ]
     assert undone[-2:] == ["hostname", "vip"]
+    # the compensation brought the fenced old primary back: powered on, active again,
+    # so a node serves (the pair says `degraded`: the failover did not happen)
+    assert pair.state("ha_mn/mn1") == "active" and vip_holders(pair) == {"mn1"}
+    pair_undo = [
+        (e.type, e.payload["step"])
+        for e in pair.events("ha_pair/pair")
+        if e.type.startswith("step.") and e.payload.get("undo")
+    ]
+    assert pair_undo == [
+        ("step.started", "fence"),
+        ("step.succeeded", "fence"),
+        ("step.started", "deactivate"),
+        ("step.succeeded", "deactivate"),
+    ]
+    assert "xcatd" in active(pair, "mn1")
     # repaired, the pair fails over from `degraded`
     pair.quirk("mn2", silent_start={})
     out = pair.fire("ha_pair/pair", "failover")
