@@ -14,6 +14,7 @@ from fleetlog.engine.model import events
 from fleetlog.errors import UsageError
 
 if TYPE_CHECKING:
+    from fleetlog.engine.ops import plans
     from fleetlog.engine.ops.fanout import FanoutResult
     from fleetlog.engine.runtime import Outcome, Runner
 
@@ -57,7 +58,7 @@ def targets(session: Session, pattern: str, resources: Iterable[str] | None = No
     return ids
 
 
-def _outcome_dict(o: Outcome) -> dict[str, Any]:
+def outcome_dict(o: Outcome) -> dict[str, Any]:
     return {
         "resource": o.resource,
         "trigger": o.trigger,
@@ -68,16 +69,30 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
     }
 
 
+def _stop_dict(result: FanoutResult) -> dict[str, Any] | None:
+    stop = result.stopped
+    if stop is None:
+        return None
+    return {
+        "reason": stop.reason,
+        "batch": stop.batch,
+        "batches": stop.batches,
+        "command": stop.command,
+    }
+
+
 def report(result: FanoutResult, json: bool, *, plan: str | None = None) -> None:
     from fleetlog.engine.ops.fanout import summary_lines
 
     if json:
         output.emit_json(
             {
-                "outcomes": [_outcome_dict(o) for o in result.outcomes],
+                "outcomes": [outcome_dict(o) for o in result.outcomes],
                 "not_started": result.not_started,
                 "groups": [{"outcome": d, "resources": m} for d, m in result.groups()],
                 "plan": plan,
+                # why members were not started, and the command that goes on
+                "stopped": _stop_dict(result),
             }
         )
     else:
@@ -109,7 +124,38 @@ def fire(
         "--max-fail",
         min=0,
         max=100,
-        help="Stop starting new resources once more than PCT% failed.",
+        help="Stop starting new resources once more than PCT% failed "
+        "(of each batch, with --batch or --canary; no later batch starts).",
+    ),
+    batch: str = typer.Option(
+        None,
+        "--batch",
+        metavar="N|N%",
+        help="Roll out in batches of N resources (or N% of them, rounded up), in order, "
+        "each finished before the next starts.",
+    ),
+    canary: int = typer.Option(
+        0,
+        "--canary",
+        metavar="K",
+        help="Run the first K resources alone first; stop if any fails, and go on only "
+        "with --yes or a passing --canary-check.",
+    ),
+    canary_check: str = typer.Option(
+        None,
+        "--canary-check",
+        metavar="COMMAND",
+        help="Shell command run on this machine once the canary is done "
+        "($FLEETLOG_CANARY names its resources); exit 0 lets the fan-out go on.",
+    ),
+    rate: str = typer.Option(
+        None,
+        "--rate",
+        metavar="N/s|N/m",
+        help="Start at most N resources per second (or per minute), evenly spaced.",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Go on after a successful canary without stopping to ask."
     ),
     command_id: str = typer.Option(
         None, "--command-id", help="Idempotency key: re-submitting it never runs twice."
@@ -133,24 +179,34 @@ def fire(
     Over several resources the fan-out is journaled first as one plan, with an id printed
     on stderr: if it is interrupted, `fleetlog resume --plan ID` (or `--all`) finishes
     every member, and firing the same thing again continues it, reporting the members
-    already done as done."""
+    already done as done. --canary, --batch and --rate make it a rolling fan-out: when
+    it stops between batches it says why and the command that continues it."""
     from fleetlog.engine.model.params import parse_assignments
+    from fleetlog.engine.ops.rolling import parse_batch, parse_rate, rollout
 
     session: Session = ctx.obj
+    if batch is not None:
+        parse_batch(batch)  # a bad value is a usage error before anything is read
+    if rate is not None:
+        parse_rate(rate)
+    if submit and (batch or canary or canary_check or rate):
+        raise UsageError(
+            "--submit hands the commands to workers, which run them in any order: "
+            "--batch, --canary and --rate need `fleetlog fire` to drive the plan"
+        )
     given = parse_assignments(param, pattern)
     ids = targets(session, pattern)
+    roll = rollout(len(ids), batch=batch, canary=canary, canary_check=canary_check, rate=rate)
     r = session.runner(runs_steps=not (dry_run or submit))
     if dry_run:
-        dry: dict[str, Any] = {}
-        for rid in ids:
-            dry[rid] = [s.__dict__ for s in r.dry_run(rid, trigger, given)]
+        dry = [r.dry_run_plan(rid, trigger, given) for rid in ids]
         if json:
-            output.emit_json(dry)
+            output.emit_json({p.resource: [s.__dict__ for s in p.steps] for p in dry})
             return
-        for rid, steps in dry.items():
-            output.say(f"{rid} {trigger}:")
-            for s in steps:
-                output.say(f"  {s['would']:<18} {s['step']:<20} {s['action']:<7} {s['detail']}")
+        for p in dry:
+            for line in p.lines():
+                output.say(line)
+        _say_batches(roll.split(ids), roll.canary > 0)
         return
     if command_id and len(ids) > 1:
         raise UsageError("--command-id names one command: use it with a single resource")
@@ -176,14 +232,59 @@ def fire(
             parallel=parallel,
             max_fail=max_fail,
             pattern=pattern,
+            rollout=roll,
         )
         output.warn(
-            f"fleetlog: plan {plan.id}: {trigger} on {len(ids)} resources "
-            f"(if interrupted: fleetlog resume --plan {plan.id})"
+            f"fleetlog: plan {plan.id}: {trigger} on {len(ids)} resources"
+            f"{_in_batches(plan)} (if interrupted: fleetlog resume --plan {plan.id})"
         )
     else:
-        output.warn(f"fleetlog: continuing the unfinished plan {plan.id} ({trigger})")
-    report(plans.run_plan(r, plan, progress=not json), json, plan=plan.id)
+        output.warn(
+            f"fleetlog: continuing the unfinished plan {plan.id} ({trigger}{_in_batches(plan)})"
+        )
+    report(drive(r, plan, json, yes=yes), json, plan=plan.id)
+
+
+def _in_batches(plan: plans.Plan) -> str:
+    n = len(plan.batches)
+    return f" in {n} batches" if n > 1 else ""
+
+
+def _say_batches(batches: list[list[str]], canary: bool) -> None:
+    """The batches of a dry run, one line each."""
+    from fleetlog.engine.model.patterns import fold_names
+
+    if len(batches) < 2:
+        return
+    for n, members in enumerate(batches, 1):
+        label = " (canary)" if canary and n == 1 else ""
+        output.say(f"batch {n}/{len(batches)}{label}: {fold_names(members)} ({len(members)})")
+
+
+def drive(
+    runner: Runner, plan: plans.Plan, json: bool, *, yes: bool = False, accept: bool = False
+) -> FanoutResult:
+    """Run ``plan`` (``plans.run_plan``), saying on stderr as each batch starts and,
+    when it stops with members not started, why and the exact command that goes on."""
+    from fleetlog.engine.model.patterns import fold_names
+    from fleetlog.engine.ops import plans
+
+    def on_batch(n: int, of: int, members: list[str]) -> None:
+        label = " (canary)" if n == 1 and plan.rollout.canary else ""
+        output.warn(f"fleetlog: batch {n}/{of}{label}: {fold_names(members)} ({len(members)})")
+
+    result = plans.run_plan(
+        runner, plan, progress=not json, on_batch=on_batch, yes=yes, accept_failures=accept
+    )
+    stop = result.stopped
+    if stop is not None and result.not_started:
+        where = f" at batch {stop.batch}/{stop.batches}" if stop.batches > 1 else ""
+        output.warn(
+            f"fleetlog: plan {plan.id} stopped{where}: "
+            f"{stop.reason}; {len(result.not_started)} resources not started. "
+            f"To continue: {stop.command}"
+        )
+    return result
 
 
 def _submit(
@@ -236,6 +337,18 @@ def resume(
     plan_id: str = typer.Option(
         None, "--plan", help="Finish this fan-out plan: every member not yet done."
     ),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="With --plan: confirm its canary (it succeeded) and go on with the next batches.",
+    ),
+    accept_failures: bool = typer.Option(
+        False,
+        "--accept-failures",
+        help="With --plan: go on past the failures a rolling plan stopped at (a failed "
+        "canary, a batch over --max-fail); journaled with your name.",
+    ),
     json: bool = JSON,
 ) -> None:
     """Continue interrupted work where it stopped: transitions at the step where they
@@ -252,17 +365,22 @@ def resume(
         raise UsageError("say what to resume: a PATTERN, --plan ID, or --all")
     if plan_id and (pattern or all_):
         raise UsageError("--plan names the work to resume: give it alone")
+    if (yes or accept_failures) and not plan_id:
+        flag = "--yes" if yes else "--accept-failures"
+        raise UsageError(f"{flag} decides for one fan-out plan: give it with --plan ID")
     session.require_existing()
     if plan_id:
         plan = plans.load_plan(session.journal, plan_id)
-        report(plans.run_plan(session.runner(), plan, progress=not json), json, plan=plan.id)
+        done = drive(session.runner(), plan, json, yes=yes, accept=accept_failures)
+        report(done, json, plan=plan.id)
         return
     result = FanoutResult()
     if all_ and not pattern:
         for plan in plans.plans(session.journal, unfinished_only=True):
-            done = plans.run_plan(session.runner(), plan, progress=not json)
+            done = drive(session.runner(), plan, json)
             result.outcomes.extend(done.outcomes)
             result.not_started.extend(done.not_started)
+            result.stopped = done.stopped or result.stopped
     records = replay_all(session.journal, session.registry)
     # A pattern naming resources that do not exist is a typo to report, not "nothing to do".
     ids = targets(session, pattern, records) if pattern else select(None, records)

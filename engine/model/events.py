@@ -46,6 +46,7 @@ HOST_KEY_ACCEPTED = "host_key.accepted"
 BACKEND_BOUND = "backend.bound"
 PLAN_STARTED = "plan.started"
 PLAN_FINISHED = "plan.finished"
+PLAN_CONTINUED = "plan.continued"
 ATTRIBUTES_SET = "attributes.set"
 
 
@@ -454,7 +455,7 @@ class PlanStarted(Payload):
     ``plan/<id>``): ``resume`` finishes it from this record alone."""
 
     TYPE = PLAN_STARTED
-    OPTIONAL = frozenset({"pattern"})
+    OPTIONAL = frozenset({"pattern", "batch", "batches", "canary", "canary_check", "rate"})
 
     trigger: str
     params: dict[str, Any]
@@ -465,6 +466,14 @@ class PlanStarted(Payload):
     #: What makes two fires "the same fan-out": a digest of trigger, params and members.
     key: str
     pattern: str | None = None
+    #: A rolling plan (``fleetlog.engine.ops.rolling``): ``--batch`` as given ("10%"),
+    #: the sizes of its batches in order (the canary's first), ``--canary`` K, the
+    #: ``--canary-check`` command and ``--rate`` as given ("5/s"). Absent: one batch.
+    batch: str | None = None
+    batches: list[int] | None = None
+    canary: int | None = None
+    canary_check: str | None = None
+    rate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +483,23 @@ class PlanFinished(Payload):
     TYPE = PLAN_FINISHED
 
     counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContinued(Payload):
+    """A rolling plan may go on past the end of batch ``batch`` (1-based), where it
+    stopped or would stop: its canary passed the ``--canary-check`` (``by`` "canary-check"),
+    an operator confirmed it (``by`` "yes"), or accepted its failures (``by``
+    "accept-failures": the failed members, ``forgiven``, no longer count against the
+    batch's ``--max-fail``)."""
+
+    TYPE = PLAN_CONTINUED
+    OPTIONAL = frozenset({"check", "forgiven"})
+
+    batch: int
+    by: str
+    check: str | None = None
+    forgiven: list[str] | None = None
 
 
 VOCABULARY: dict[str, type[Payload]] = {
@@ -504,6 +530,7 @@ VOCABULARY: dict[str, type[Payload]] = {
         BackendBound,
         PlanStarted,
         PlanFinished,
+        PlanContinued,
     )
 }
 

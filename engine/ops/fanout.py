@@ -1,30 +1,48 @@
 """Running one command over many resources, like ``clush``: a bounded pool of workers,
-a failure budget, a progress bar, and identical outcomes gathered into one line.
+a failure budget, progress on stderr (``ops.progress``), and identical outcomes
+gathered into one line.
 
 ``--max-fail PCT`` stops *starting* new resources once more than PCT% of all of them
 have failed; those already running finish, and the rest are reported as not started.
 A journal that cannot be written (disk full, read-only media: ``JournalUnavailable``)
 stops new starts at once, whatever the budget: every member would fail the same way.
+A rolling plan (``rolling``) calls ``run_many`` once per batch, with the batch as the
+budget's whole and a pacer for ``--rate``.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fleetlog.engine.model.patterns import fold_names, natural_key
+from fleetlog.engine.ops.progress import progress_for
 from fleetlog.engine.runtime import Outcome
 from fleetlog.errors import FleetlogError
 from fleetlog.journal.environment import JournalUnavailable
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a fan-out plan stopped with members not started, and how to go on."""
+
+    reason: str
+    #: The batch it stopped in or after (1-based), and how many the plan has.
+    batch: int
+    batches: int
+    #: The exact command that continues it.
+    command: str
+    #: The exit code: 3 when it only waits for a confirmation, else 1.
+    code: int = 1
 
 
 @dataclass
 class FanoutResult:
     outcomes: list[Outcome] = field(default_factory=list)
     not_started: list[str] = field(default_factory=list)
+    stopped: Stop | None = None
 
     @property
     def failed(self) -> list[Outcome]:
@@ -42,8 +60,10 @@ class FanoutResult:
     def exit_code(self) -> int:
         if self.attention:
             return 3
-        if self.failed or self.not_started or self.running:
+        if self.failed or self.running:
             return 1
+        if self.not_started:
+            return self.stopped.code if self.stopped else 1
         return 0
 
     def groups(self) -> list[tuple[str, list[str]]]:
@@ -64,7 +84,8 @@ class FanoutResult:
                 key = f"failed at step {o.step} -> {o.state}: {o.error}"
             by.setdefault(key, []).append(o.resource)
         if self.not_started:
-            by["not started (--max-fail reached)"] = list(self.not_started)
+            why = self.stopped.reason if self.stopped else "--max-fail reached"
+            by[f"not started ({why})"] = list(self.not_started)
         return sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
 
@@ -78,6 +99,7 @@ def run_many(
     label: str = "",
     failed_before: int = 0,
     total: int | None = None,
+    pace: Callable[[], None] | None = None,
 ) -> FanoutResult:
     """Run ``fn`` on every id, at most ``parallel`` at a time.
 
@@ -91,7 +113,9 @@ def run_many(
     resource has finished.
 
     ``failed_before`` and ``total``: a continued plan's earlier failures count against
-    ``--max-fail``, as a share of all its members.
+    ``--max-fail``, as a share of all its members (of its batch, in a rolling plan).
+    ``pace``: called before each start, it sleeps until the start may go (``--rate``);
+    the budget and a stop are checked again after it.
     """
     result = FanoutResult()
     total = max(total or 0, len(ids), 1)
@@ -100,7 +124,7 @@ def run_many(
     failures = failed_before
     stop = False
     crashed: list[BaseException] = []
-    bar = _Bar(len(ids), label) if progress and len(ids) > 1 and sys.stderr.isatty() else None
+    bar = progress_for(len(ids), label) if progress and len(ids) > 1 else None
 
     def one(rid: str) -> Outcome:
         try:
@@ -117,6 +141,12 @@ def run_many(
                 if stop or not queue or failures * 100.0 / total > max_fail_pct:
                     return
                 rid = queue.popleft()
+            if pace is not None:
+                pace()
+                with lock:
+                    if stop or failures * 100.0 / total > max_fail_pct:
+                        queue.appendleft(rid)  # not started after all
+                        return
             try:
                 outcome = one(rid)
             except BaseException as exc:
@@ -129,7 +159,7 @@ def run_many(
                 if outcome.status in ("failed", "rejected"):
                     failures += 1
             if bar:
-                bar.advance()
+                bar.advance(failed=outcome.status in ("failed", "rejected"))
 
     width = min(max(1, parallel), max(1, len(ids)))
     try:
@@ -160,28 +190,3 @@ def summary_lines(result: FanoutResult) -> list[str]:
     for desc, members in result.groups():
         lines.append(f"{fold_names(members)} ({len(members)}): {desc}")
     return lines
-
-
-class _Bar:
-    """A rich progress bar on stderr (imported only when a terminal will show it)."""
-
-    def __init__(self, total: int, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self.progress = Progress(
-            "[bold]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(label or "resources", total=total)
-
-    def advance(self) -> None:
-        self.progress.advance(self.task)
-
-    def close(self) -> None:
-        self.progress.stop()

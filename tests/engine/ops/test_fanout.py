@@ -53,14 +53,17 @@ def test_dry_run_on_100_resources_journals_and_changes_nothing(fan: Fleet):
     assert fan.sim.world.log_entries() == log
     assert fan.sim.world.snapshot() == {"fh": {"flags": {"n7": True}}}
     lines = res.out.splitlines()
-    assert sum(1 for line in lines if line.endswith(" go:")) == 100
+    # Each resource: a header saying what this is, a column header, one row per step.
+    headers = [line for line in lines if not line.startswith(" ")]
+    assert len(headers) == 100
+    assert all(" go: new -> done (dry run: read-only probes only" in h for h in headers)
     plan: dict[str, list[list[str]]] = {}
     current = ""
     for line in lines:
-        if line.endswith(" go:"):
+        if not line.startswith(" "):
             current = line.split()[0]
             plan[current] = []
-        else:
+        elif line.split()[0] != "would":
             plan[current].append(line.split()[:2] if "skip" not in line else line.split()[:3])
     assert len(plan) == 100
     assert plan["fan/n1"] == [["run", "mark"], ["skip", "(when)", "maybe"]]
@@ -121,7 +124,8 @@ def test_max_fail_json_reports_the_not_started(fan: Fleet):
     res = fan.cli("fire", "fan/n[1-10]", "go", "--parallel", "2", "--max-fail", "20", "--json")
     assert res.code == 1
     data = res.json()
-    assert sorted(data) == ["groups", "not_started", "outcomes", "plan"]
+    assert sorted(data) == ["groups", "not_started", "outcomes", "plan", "stopped"]
+    assert data["stopped"]["command"] == f"fleetlog resume --plan {data['plan']} --accept-failures"
     assert data["plan"] and f"plan {data['plan']}: go on 10 resources" in res.err
     started = [o["resource"] for o in data["outcomes"]]
     assert 3 <= len(started) <= 4  # the budget is checked as each one finishes
