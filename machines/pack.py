@@ -16,10 +16,15 @@ PACK = Pack(
     steps=(
         "fleetlog.machines.steps.diskless",
         "fleetlog.machines.steps.exascale",
+        "fleetlog.machines.steps.redfish",
         "fleetlog.machines.steps.xcat",
     ),
     inventory_hooks=("fleetlog.machines.exascale_inventory:INVENTORY_HOOKS",),
-    sim_tools=("fleetlog.machines.sim.tools",),
+    sim_tools=(
+        "fleetlog.machines.sim.tools",
+        "fleetlog.machines.sim.seeds",
+        "fleetlog.machines.sim.bmc",
+    ),
     commands=("fleetlog.machines.cli:register",),
     ingest_sources=("fleetlog.machines.ganeti:SOURCE", "fleetlog.machines.ganeti_eventd:SOURCE"),
     listing_formats=(
@@ -28,4 +33,5 @@ PACK = Pack(
         "fleetlog.machines.ganeti_listing:RAPI_INSTANCES",
         "fleetlog.machines.ganeti_listing:RAPI_JOBS",
     ),
+    observe_sources=("fleetlog.machines.steps.redfish_observe:SOURCE",),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-__all__ = ["setup_wallet", "validate_cell"]
+__all__ = ["setup_wallet", "start_bsw", "validate_cell"]
 
 CLOUD_CERT = "/etc/oracle/cell/network-config/trust.pem"
 
@@ -45,6 +45,22 @@ def setup_wallet(
             )
         out.append(res.stdout.strip())
     return "\n".join(o for o in out if o)
+
+
+def start_bsw(ctx: Any, has_app_vms: bool = False) -> str:
+    """Start BSW on a KVM host unless it runs application VMs: what the host reports
+    (``vm_maker --list``) decides, not a setting; ``has_app_vms`` true forces the skip."""
+    listed = ctx.run("vm_maker --list")
+    if not listed.ok:
+        raise WalletSetupFailed(f"vm_maker --list: {(listed.stderr or listed.stdout).strip()}")
+    guests = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
+    if guests or has_app_vms:
+        why = ", ".join(guests) if guests else "has_app_vms is set"
+        return f"BSW not started: application VMs on this host ({why})"
+    res = ctx.run("escli chservice --attributes name=bsw_compute --start")
+    if not res.ok:
+        raise WalletSetupFailed(f"bsw_compute: {(res.stderr or res.stdout).strip()}")
+    return str(res.stdout).strip()
 
 
 class CellNotReady(RuntimeError):
@@ -97,4 +113,17 @@ def validate_cell(ctx: Any, what: str, hc_gb: int = 0, ef_gb: int = 0) -> str:
         if short:
             raise CellNotReady("not enough free space: " + "; ".join(short))
         return f"free space ok: hard disk {hc:g}G, flash {ef:g}G"
-    raise CellNotReady(f"unknown validation {what!r} (celldisks, services, space)")
+    if what == "exascale_services":
+        res = ctx.run("escli lsservice")
+        if not res.ok:
+            raise CellNotReady(f"escli lsservice: {(res.stderr or res.stdout).strip()}")
+        rows = [line.split() for line in res.stdout.splitlines() if line.strip()]
+        down = [r[0] for r in rows if r[1:] != ["online"]]
+        if not rows or down:
+            raise CellNotReady(
+                "Exascale services not online: " + (", ".join(down) or "none listed")
+            )
+        return f"{len(rows)} services online"
+    raise CellNotReady(
+        f"unknown validation {what!r} (celldisks, services, space, exascale_services)"
+    )

@@ -8,7 +8,7 @@ from fleetlog import dsl
 from fleetlog.dsl import Diagnostic, DSLError
 from fleetlog.dsl.spec import MachineSpec
 
-PLUGINS = frozenset({"exascale.setup_wallet"})
+PLUGINS = frozenset({"exascale.setup_wallet", "exascale.start_bsw"})
 
 
 def machine(body: str, name: str = "m") -> str:

@@ -38,7 +38,7 @@ def test_only_the_registered_plugin_is_called() -> None:
         for s in t.steps
         if isinstance(s.action, CallAction)
     }
-    assert calls == {"exascale.setup_wallet"}
+    assert calls == {"exascale.setup_wallet", "exascale.start_bsw"}
 
 
 def test_configure_exascale_follows_the_seed() -> None:
@@ -52,7 +52,10 @@ def test_configure_exascale_follows_the_seed() -> None:
     assert order.index("start_ms") < order.index("node_user") < order.index("wallet")
     assert order.index("wallet") < order.index("start_bsw") < order.index("start_edv")
     assert isinstance(t.steps[-1].action, WaitAction)  # EDV last, then wait until online
-    assert t.step("start_bsw").when == ("not", ("name", "has_app_vms"))
+    # BSW starts unless the host reports application VMs (vm_maker --list)
+    bsw = t.step("start_bsw").action
+    assert isinstance(bsw, CallAction) and bsw.plugin == "exascale.start_bsw"
+    assert dict(bsw.args)["has_app_vms"] == ("name", "has_app_vms")
     assert t.step("rest_point").when == ("not", ("name", "cloud"))
     wallet = t.step("wallet").action
     assert isinstance(wallet, CallAction)

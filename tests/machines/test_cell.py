@@ -8,7 +8,7 @@ from fleetlog.machines.sim.scenarios import flaky_service
 from fleetlog.machines.sim.tools import cell_state
 from tests.machines.conftest import Lab, step_events
 
-VALIDATIONS = {"celldisks", "ready", "space"}
+VALIDATIONS = {"celldisks", "ready", "space", "serving"}
 
 
 def _deploy_leader(lab: Lab) -> None:
@@ -27,9 +27,12 @@ def test_a_fresh_cell_is_deployed(bare_rack: Lab) -> None:
         "ms",
         "cellsrv",
         "egs_cell",
+        "ers_cell",
+        "syseds_cell",
+        "usreds_cell",
         "bsm_cell",
         "bsw_cell",
-    }
+    }  # every service: the cluster is validated only when all are online
     assert cell["pooldisks"]["HardDisk"] and cell["pooldisks"]["FlashDisk"]
     wallet = bare_rack.sim.run("cell1", "escli lswallet").stdout
     assert "user: cellnode" in wallet and "restEndPoint: ers:5052" in wallet

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlog.engine.backends.sim import Fault
+from fleetlog.engine.backends.sim import Fault, secret_digest
 from fleetlog.engine.ops import created_event, run_many
 from fleetlog.journal.ids import uuid7
 from fleetlog.machines.sim.tools.diskless import CLOUD_INIT_ERRORS, diskless_site
@@ -148,8 +148,10 @@ def test_node_boots_from_the_exported_image(site: Twin) -> None:
     assert node["units"]["multipathd"]["active"] is True
     assert node["root_units"]["/sysroot"] == {"iscsid": True, "multipathd": True}
     assert node["fs"]["/sysroot/etc/hostname"]["c"] == "ocean7\n"
-    # the CHAP credentials reached the node (world), never the journal
-    assert "node-Pa55-0b7e" in node["fs"]["/etc/iscsi/iscsid.conf"]["c"]
+    # the CHAP credentials reached the node as digests (the world never stores a
+    # secret's value), and the journal not at all
+    conf = node["fs"]["/etc/iscsi/iscsid.conf"]["c"]
+    assert secret_digest("node-Pa55-0b7e") in conf and "node-Pa55-0b7e" not in conf
     assert secret_values_in(site.exported()) == []
     (started,) = [
         e for e in site.steps("diskless_node/ocean7", "iscsid_conf") if e.type == "step.succeeded"

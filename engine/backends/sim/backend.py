@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fleetlog.engine.backends.base import (
     BackendError,
@@ -57,6 +57,23 @@ class SimBackend:
         self.max_output = max_output
         if latency_ms is not None:
             self.world.latency_ms = latency_ms
+        #: ``follow``: what brings the world up to its journal before a host is said absent.
+        self._catch_up: Callable[[], object] | None = None
+
+    def follow(self, catch_up: Callable[[], object]) -> None:
+        """Have this (twin) world follow a journal: ``catch_up`` seeds the resources
+        created since it was last seeded. A host the world lacks is looked for there
+        once more before the call fails, so a resource created during this command (an
+        inventory loaded, an ensure) is reachable at once."""
+        self._catch_up = catch_up
+
+    def _reachable(self, host: str) -> bool:
+        if self.world.reachable(host):
+            return True
+        if self._catch_up is not None:
+            self._catch_up()
+            return self.world.reachable(host)
+        return False
 
     # -- running -----------------------------------------------------------------------
 
@@ -93,7 +110,9 @@ class SimBackend:
                     raise timed_out()
             time.sleep(ms / 1000)
 
-        plan = self.world.begin_call(host, tool, timeout=timeout)
+        if not self._reachable(host):
+            raise BackendError(host=host, reason=_absent(host))
+        plan = self.world.begin_call(host, tool, timeout=timeout, argv=argv)
         while True:
             if plan.unreachable is not None:
                 raise BackendError(host=host, reason=_message(plan.unreachable, "host unreachable"))
@@ -128,7 +147,7 @@ class SimBackend:
                 break
             # A fault for this call was injected (by another process) meanwhile: nothing
             # ran; let the faults decide again, as if it had arrived just now.
-            plan = self.world.begin_call(host, tool, timeout=timeout, count=True)
+            plan = self.world.begin_call(host, tool, timeout=timeout, count=True, argv=argv)
         if outcome.crash:
             # The effect is committed; die now, as a power cut right after it would.
             os.kill(os.getpid(), signal.SIGKILL)
@@ -197,6 +216,8 @@ class SimBackend:
     def _observe_preamble(self, host: str | None) -> None:
         if host is not None and (fault := self.world.unreachable_fault(host)) is not None:
             raise BackendError(host=host, reason=_message(fault, "host unreachable"))
+        if host is not None and not self._reachable(host):
+            raise BackendError(host=host, reason=_absent(host))
         latency = self.world.latency_ms
         if latency:
             time.sleep(latency / 1000)
@@ -209,6 +230,14 @@ class SimBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _absent(host: str) -> str:
+    """A host the twin does not hold: what a real network says (no route), and why."""
+    return (
+        f"simulated: host unreachable: host {host!r} is not in the simulated datacenter; "
+        "add a resource for it or run `fleetlog sim init`"
+    )
 
 
 def _message(fault: Fault, default: str) -> str:

@@ -8,6 +8,9 @@ matching call after injection, however many calls happened before.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import shlex
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal, TypeAlias, get_args
 
@@ -36,7 +39,8 @@ ANY_TOOL = "*"
 class Fault:
     """One injected misbehaviour.
 
-    ``tool`` is a tool name or ``"*"``; ``host`` None matches every host. For
+    ``tool`` is a tool name or ``"*"``; ``host`` None matches every host; ``command``
+    a shell-style pattern the whole command line must match (``dbmcli *edv*``). For
     ``wrong_status`` the match is on ``host``/``kind``/``name`` (``tool`` is ignored).
     """
 
@@ -51,6 +55,7 @@ class Fault:
     message: str | None = None
     kind: str | None = None
     name: str | None = None
+    command: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES:
@@ -64,11 +69,17 @@ class Fault:
         if self.mode == "wrong_status" and self.status is None:
             raise UsageError("fault mode wrong_status needs status")
 
-    def matches_call(self, host: str, tool: str) -> bool:
+    def matches_call(self, host: str, tool: str, argv: Sequence[str] | None = None) -> bool:
+        """Whether a call of ``tool`` on ``host`` (command line ``argv``) is this fault's.
+        A fault with a ``command`` pattern matches only a call whose line is known."""
         return (
             self.mode != "wrong_status"
             and self.tool in (ANY_TOOL, tool)
             and self.host in (None, host)
+            and (
+                self.command is None
+                or (argv is not None and fnmatch.fnmatchcase(shlex.join(argv), self.command))
+            )
         )
 
     def matches_resource(self, host: str, kind: str, name: str) -> bool:

@@ -15,10 +15,16 @@ business.
 
 Observers (``@sim_observer("vm")``) say what status a backend reports for each resource
 of a kind on one host; they are pure functions of the host's state.
+
+The same modules say what a kind's resources look like in the world
+(``@sim_seeder("kvm_host")``: ``fn(resource, seeding)``, used by ``fleetlog sim init``)
+and which seed-specific faults an operator may inject (``@sim_world_fault("vip")``:
+``fn(world, host, params) -> what changed``), e.g. a VIP that already answers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import random
@@ -86,6 +92,8 @@ class ToolContext:
     call_number: int
     effects: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    #: Secret values this call was given: logged as their digests (``conceal``).
+    concealed: list[str] = field(default_factory=list)
     _rng: random.Random | None = None
 
     @property
@@ -109,10 +117,32 @@ class ToolContext:
         the world log is how tests prove a step did (or did not) act twice."""
         self.effects.append(effect)
 
+    def conceal(self, value: str) -> str:
+        """Say that ``value`` (an argument) is a secret: the world log shows its digest
+        wherever it would show the value. Returns the digest, which is what a tool
+        keeps in the host's state when it must compare the secret later."""
+        if value:
+            self.concealed.append(value)
+        return secret_digest(value)
+
     def add_latency(self, ms: float) -> None:
         """Make this call take ``ms`` longer. The sleep happens after the effect is
         committed and outside any lock, so parallel calls overlap like real ones."""
         self.latency_ms += max(0.0, ms)
+
+
+def secret_digest(value: str) -> str:
+    """What the world keeps instead of a secret's value: enough to compare, not to
+    reveal (the world file is a simulation's, but it is still a file on disk)."""
+    return "sha256:" + hashlib.sha256(("fleetlog-sim\0" + value).encode()).hexdigest()
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret value replaced by its digest."""
+    for value in sorted(secrets, key=len, reverse=True):
+        if value and value in text:
+            text = text.replace(value, secret_digest(value))
+    return text
 
 
 ToolReturn: TypeAlias = ToolResult | tuple[int, str, str]
@@ -122,8 +152,66 @@ ToolFn: TypeAlias = Callable[[ToolContext], ToolReturn]
 #: says nothing about KVM guests): only a host with a view proves a resource absent.
 ObserverFn: TypeAlias = Callable[[str, Mapping[str, Any]], Mapping[str, str] | None]
 
+
+class Seeding(Protocol):
+    """The world being built by ``fleetlog sim init`` (``backends.sim.seeding``)."""
+
+    def host(self, name: str) -> dict[str, Any]: ...
+
+    def has_host(self, name: str) -> bool: ...
+
+    def resource(self, rid: str) -> SeedResource | None: ...
+
+    def resources(self, kind: str) -> list[SeedResource]: ...
+
+    def shared(self, name: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResource:
+    """One resource the twin is built for: its kind, name, parameters and the state the
+    journal (or, for an inventory not yet loaded, the kind's initial state) gives it."""
+
+    kind: str
+    name: str
+    params: Mapping[str, Any]
+    state: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def host(self) -> str:
+        """Where its commands run: its ``host`` param, else its name (``host_of``)."""
+        host = self.params.get("host")
+        return str(host) if host else self.name
+
+
+#: ``fn(resource, seeding)``: put what ``resource`` is, in its state, into the world;
+#: returns a note when the world cannot show that state (seeded as shipped instead).
+SeederFn: TypeAlias = Callable[[SeedResource, Seeding], str | None]
+
+
+class WorldFaultError(ValueError):
+    """A seed-specific fault that cannot be injected as asked (no such guest, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorldFault:
+    """A change made behind the machines' backs: ``fn(world, host, params)`` applies it
+    to the world and says what it did. ``params`` lists the ``--param`` names it reads."""
+
+    name: str
+    help: str
+    params: tuple[str, ...]
+    fn: Callable[[Any, str | None, Mapping[str, str]], str]
+
+
 _tools: dict[str, ToolFn] = {}
 _observers: dict[str, list[ObserverFn]] = {}
+_seeders: dict[str, list[SeederFn]] = {}
+_world_faults: dict[str, WorldFault] = {}
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -168,6 +256,42 @@ def sim_observer(kind: str) -> Callable[[ObserverFn], ObserverFn]:
         return fn
 
     return register
+
+
+def sim_seeder(kind: str) -> Callable[[SeederFn], SeederFn]:
+    """Register what a resource of ``kind`` looks like in the world, by its state."""
+
+    def register(fn: SeederFn) -> SeederFn:
+        group = _seeders.setdefault(kind, [])
+        group[:] = [f for f in group if not _same(f, fn)]
+        group.append(fn)
+        return fn
+
+    return register
+
+
+def sim_world_fault(
+    name: str, *, help: str, params: tuple[str, ...] = ()
+) -> Callable[[Callable[[Any, str | None, Mapping[str, str]], str]], Any]:
+    """Register a seed-specific fault (``fleetlog sim fault add NAME``)."""
+
+    def register(
+        fn: Callable[[Any, str | None, Mapping[str, str]], str],
+    ) -> Callable[[Any, str | None, Mapping[str, str]], str]:
+        _world_faults[name] = WorldFault(name, help, params, fn)
+        return fn
+
+    return register
+
+
+def seeders_for(kind: str) -> list[SeederFn]:
+    load_tools()
+    return list(_seeders.get(kind, ()))
+
+
+def world_faults() -> dict[str, WorldFault]:
+    load_tools()
+    return dict(_world_faults)
 
 
 def load_tools() -> None:

@@ -16,9 +16,10 @@ process (the WAL is in the OS page cache), they just are not fsynced per call.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,10 +35,16 @@ from fleetlog.engine.backends.sim.registry import (
     ToolResult,
     normalize,
     observers_for,
+    scrub,
 )
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 
 BUSY_TIMEOUT_MS = 30_000
+#: The ``settings`` key that makes a world a twin: only its declared hosts exist.
+TWIN_KEY = "twin"
+#: The ``settings`` key holding the journal seq a twin is seeded through: the resources
+#: created after it are the ones the next seeding adds (``ops.twin.sync_world``).
+SEEDED_KEY = "seeded_seq"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hosts (
@@ -158,10 +165,15 @@ class World:
         self._cached_latency: float | None = None
         self._cached_states: dict[str, str] = {}  # host -> canonical state text
         self._cached_counts: dict[tuple[str, str], int] = {}
+        #: Whether this is a twin (only declared hosts exist) and its hosts, for the
+        #: reachability check every call makes.
+        self._cached_twin: bool | None = None
+        self._cached_hosts: frozenset[str] | None = None
         self._committer: GroupCommitter[CallRequest] = GroupCommitter(self._apply_batch)
         try:
+            _create_private(path)
             self._conn()  # create the schema now, so a bad path fails here and not mid-run
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self.close()
             raise BackendError(host="sim", reason=f"cannot open world {path}: {exc}") from exc
 
@@ -207,6 +219,8 @@ class World:
         self._cached_latency = None
         self._cached_states.clear()
         self._cached_counts.clear()
+        self._cached_twin = None
+        self._cached_hosts = None
 
     def _faults_cached(self, conn: sqlite3.Connection) -> list[FaultRecord]:
         if self._cached_faults is None:
@@ -327,10 +341,120 @@ class World:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    # -- the twin: a world that holds only the hosts it was built with ----------------
+
+    def declare(self, states: Mapping[str, Mapping[str, Any]], meta: Mapping[str, str]) -> None:
+        """Make this world a twin holding exactly ``states`` (host -> state): every
+        other host is unreachable, as on a real network. Faults, call counts and the
+        effect log start empty; ``meta`` (where the twin came from) is kept in the
+        settings. The file is made private (0600) whatever created it."""
+        with self._transaction() as conn:
+            for table in ("hosts", "world_log", "tool_calls", "faults"):
+                conn.execute(f"DELETE FROM {table}")
+            for host, state in states.items():
+                _write_state(conn, host, state)
+            rows = [(TWIN_KEY, "1"), *meta.items()]
+            conn.executemany("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", rows)
+        if self.path is not None:
+            os.chmod(self.path, 0o600)
+
+    def is_empty(self) -> bool:
+        """No host yet: a world nobody has seeded or used."""
+        with self._transaction(write=False) as conn:
+            return conn.execute("SELECT 1 FROM hosts LIMIT 1").fetchone() is None
+
+    def seeded_through(self) -> int | None:
+        """The journal seq this twin is seeded through (None: never seeded from one)."""
+        value = self.setting(SEEDED_KEY)
+        return None if value is None else int(value)
+
+    def extend(
+        self,
+        through: int,
+        build: Callable[[int, Callable[[str], dict[str, Any] | None]], Mapping[str, Any]],
+    ) -> bool:
+        """Add hosts to this world and make it a twin seeded through journal seq
+        ``through``, in one transaction: ``build(since, existing)`` gets the seq the
+        world is seeded through (0: never) and a reader of the hosts' current states,
+        and returns the states of the hosts it added or changed. Nothing happens (False)
+        when the world is already seeded that far, by this process or another."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (SEEDED_KEY,)).fetchone()
+            since = 0 if row is None else int(row[0])
+            if row is not None and since >= through:
+                return False
+
+            def existing(host: str) -> dict[str, Any] | None:
+                found = conn.execute("SELECT state FROM hosts WHERE host = ?", (host,)).fetchone()
+                return None if found is None else dict(json.loads(found[0]))
+
+            for host, state in build(since, existing).items():
+                _write_state(conn, host, state)
+            conn.executemany(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
+                [(TWIN_KEY, "1"), (SEEDED_KEY, str(through))],
+            )
+        return True
+
+    def setting(self, key: str) -> str | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def is_twin(self) -> bool:
+        self._twin_cache()
+        return bool(self._cached_twin)
+
+    def reachable(self, host: str) -> bool:
+        """Whether ``host`` answers: every host does in a sandbox world (its state is
+        made on first use); in a twin only the hosts it declares do."""
+        twin, hosts = self._twin_cache()
+        return not twin or host in hosts
+
+    def _twin_cache(self) -> tuple[bool, frozenset[str]]:
+        twin, hosts = self._cached_twin, self._cached_hosts
+        if twin is None or hosts is None:
+            with self._transaction(write=False) as conn:
+                row = conn.execute(
+                    "SELECT value FROM settings WHERE key = ?", (TWIN_KEY,)
+                ).fetchone()
+                twin = row is not None and row[0] == "1"
+                hosts = frozenset(r[0] for r in conn.execute("SELECT host FROM hosts"))
+                self._cached_twin, self._cached_hosts = twin, hosts
+        return twin, hosts
+
+    def record(self, host: str, tool: str, argv: list[str], effect: str) -> None:
+        """Log an effect that no tool call had: a change injected from outside
+        (``fleetlog sim fault add``), so the effect log says what happened behind the
+        machines' backs."""
+        with self._transaction(forget=False) as conn:
+            conn.execute(
+                "INSERT INTO world_log(host, tool, argv, effect, at) VALUES (?, ?, ?, ?, ?)",
+                (host, tool, _dumps(argv), effect, _now()),
+            )
+
+    def copy_to(self, path: str) -> None:
+        """Copy the whole world (states, faults, log, settings) to a new private file:
+        the scratch twin a rehearsal runs on."""
+        _create_private(path)
+        with self._lock:
+            target = sqlite3.connect(path)
+            try:
+                self._conn().backup(target)
+            finally:
+                target.close()
+
     # -- the two phases of a call ------------------------------------------------------
 
     def begin_call(
-        self, host: str, tool: str, *, timeout: float | None = None, count: bool = False
+        self,
+        host: str,
+        tool: str,
+        *,
+        timeout: float | None = None,
+        count: bool = False,
+        argv: list[str] | None = None,
     ) -> CallPlan:
         """Let the faults decide the call's fate, before anything sleeps.
 
@@ -346,14 +470,14 @@ class World:
             not count
             and faults is not None
             and latency is not None
-            and not _matching(faults, host, tool)
+            and not _matching(faults, host, tool, argv)
             and (timeout is None or latency / 1000 < timeout)
         ):
             return CallPlan(number=None, latency_ms=latency)
         with self._transaction(forget=False) as conn:
             latency = self._latency_cached(conn)
             fired: dict[str, Fault] = {}
-            for rec in _matching(self._faults_cached(conn), host, tool):
+            for rec in _matching(self._faults_cached(conn), host, tool, argv):
                 fault = rec.fault
                 hits = rec.hits + 1
                 conn.execute("UPDATE faults SET hits = ? WHERE id = ?", (hits, rec.id))
@@ -441,7 +565,7 @@ class World:
         host, tool = req.host, req.argv[0]
         number = req.number
         if number is None:
-            if _matching(self._faults_cached(conn), host, tool):
+            if _matching(self._faults_cached(conn), host, tool, req.argv):
                 return _STALE
             number = batch.count(host, tool)
         # States are kept as canonical text (_dumps), so comparing texts says whether
@@ -470,20 +594,23 @@ class World:
         crash = False
         if ctx.effects:
             at = _now()
-            argv_json = _dumps(req.argv)
-            batch.logs.extend((host, tool, argv_json, effect, at) for effect in ctx.effects)
-            crash = self._count_crash_faults(conn, batch, host, tool)
+            # A secret the tool was given is logged as its digest, never its value.
+            argv_json = _dumps([scrub(a, ctx.concealed) for a in req.argv])
+            batch.logs.extend(
+                (host, tool, argv_json, scrub(effect, ctx.concealed), at) for effect in ctx.effects
+            )
+            crash = self._count_crash_faults(conn, batch, host, tool, req.argv)
         return CallOutcome(result, tuple(ctx.effects), ctx.latency_ms, crash)
 
     def _count_crash_faults(
-        self, conn: sqlite3.Connection, batch: CallBatch, host: str, tool: str
+        self, conn: sqlite3.Connection, batch: CallBatch, host: str, tool: str, argv: list[str]
     ) -> bool:
         """Advance the crash_after faults this side-effecting call matches; True if one
         fires. The hit is committed with the effect, so the restarted process does not
         crash again."""
         crash = False
         for rec in self._faults_cached(conn):
-            if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool):
+            if rec.fault.mode != "crash_after" or not rec.fault.matches_call(host, tool, argv):
                 continue
             (hits,) = conn.execute(
                 "UPDATE faults SET hits = hits + 1 WHERE id = ? RETURNING hits", (rec.id,)
@@ -523,6 +650,18 @@ class World:
         return None
 
 
+def _create_private(path: str | None) -> None:
+    """Create a world file readable by its owner only (0600) before SQLite opens it:
+    SQLite gives its WAL and shared-memory files the same mode."""
+    if path is None or path.startswith("file:") or path == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _observe(host: str, kind: str, state: Mapping[str, Any]) -> dict[str, str] | None:
     """What ``host`` reports for ``kind``; None when no observer has a view there."""
     report: dict[str, str] | None = None
@@ -543,6 +682,12 @@ def _setting_latency(conn: sqlite3.Connection) -> float:
     return float(row[0]) if row else 0.0
 
 
-def _matching(faults: list[FaultRecord], host: str, tool: str) -> list[FaultRecord]:
+def _matching(
+    faults: list[FaultRecord], host: str, tool: str, argv: list[str] | None = None
+) -> list[FaultRecord]:
     """The faults that decide a call's fate before it runs (all but crash_after)."""
-    return [r for r in faults if r.fault.mode != "crash_after" and r.fault.matches_call(host, tool)]
+    return [
+        r
+        for r in faults
+        if r.fault.mode != "crash_after" and r.fault.matches_call(host, tool, argv)
+    ]

@@ -39,7 +39,13 @@ import hashlib
 import json
 from typing import Any
 
-from fleetlog.engine.backends.sim import ToolContext, ToolFailure, ToolResult, sim_tool
+from fleetlog.engine.backends.sim import (
+    ToolContext,
+    ToolFailure,
+    ToolResult,
+    secret_digest,
+    sim_tool,
+)
 from fleetlog.machines.sim.tools.linux import DEFAULT_UNITS, FS, fs_tool
 
 DRIVES = "/volspoms1/pcocc/persistent_drives"
@@ -215,10 +221,15 @@ def _in_vm(ctx: ToolContext, fs: FS, job: str, j: dict[str, Any], cmd: list[str]
         return ToolResult(exc.exit_code, "", exc.message + "\n")
     drive = fs.read(j["drive"])
     if cmd == ["cat", "/run/cloud-init/result.json"]:
+        # ``cloud_init`` on the admin host (``fleetlog sim fault add cloud-init``) makes
+        # cloud-init finish with other errors, or leave a malformed result file.
+        override = ctx.state.get("cloud_init") or {}
+        if override.get("malformed"):
+            return ToolResult(0, '{"v1": {"errors": [\n')
         result = {
             "v1": {
                 "datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
-                "errors": CLOUD_INIT_ERRORS,
+                "errors": list(override.get("errors", CLOUD_INIT_ERRORS)),
             }
         }
         return ToolResult(0, json.dumps(result, indent=1) + "\n")
@@ -397,6 +408,9 @@ def iscsid_conf(ctx: ToolContext, fs: FS) -> ToolResult:
         )
     if not all(creds):
         raise ToolFailure("iscsid-conf: empty CHAP user name or password", exit_code=2)
+    # The CHAP names and passwords are secrets: the world keeps their digests (what the
+    # servers compare), never their values, and logs the call with digests too.
+    creds = [ctx.conceal(c) for c in creds]
     multipath = mp.lower() in ("yes", "true")
     text = _TIMEOUTS.format(replacement=15 if multipath else 600) + _AUTH.format(*creds)
     if not multipath:
@@ -424,7 +438,8 @@ def _conf_value(fs: FS, key: str) -> str | None:
 
 
 def _chap_ok(fs: FS, server_state: dict[str, Any], prefix: str) -> bool:
-    """A server seeded with ``lio.chap`` checks the node's credentials."""
+    """A server seeded with ``lio.chap`` checks the node's credentials (both sides hold
+    digests: the world never stores a secret's value)."""
     chap = server_state.get("lio", {}).get("chap")
     if not chap:
         return True
@@ -623,13 +638,17 @@ def diskless_site(
     """Seed the admin host and the iSCSI servers (nodes need nothing: they are trapped).
 
     ``chap`` ({"discovery.sendtargets": {...}, "node.session": {...}}) makes the servers
-    check the nodes' CHAP credentials.
+    check the nodes' CHAP credentials; only their digests are stored.
     """
     world.set_host_state(admin, {"role": "admin", "hostname": admin})
     for srv in servers:
         state: dict[str, Any] = {"role": "iscsi_server", "hostname": srv}
         if chap:
-            state["lio"] = {"chap": chap}
+            digests = {
+                prefix: {key: secret_digest(value) for key, value in creds.items()}
+                for prefix, creds in chap.items()
+            }
+            state["lio"] = {"chap": digests}
         world.set_host_state(srv, state)
 
 
