@@ -22,6 +22,7 @@ from fleetlog.engine.runtime.outcome import Busy, NotInProgress
 from fleetlog.engine.runtime.task import Task
 from fleetlog.errors import FleetlogError
 from fleetlog.journal.base import LeaseHeld
+from fleetlog.journal.environment import JournalUnavailable
 
 POLL = 0.05
 DEFAULT_TIMEOUT = 3600.0
@@ -93,6 +94,8 @@ def _ensure_one(
                 )
             except (Busy, LeaseHeld):
                 out = None  # someone else got there first: wait for them
+            except JournalUnavailable:
+                raise  # disk full, read-only media: waiting for a lease cannot help
             except (TriggerNotAllowed, FleetlogError) as exc:
                 if intake.load(rid).version == rec.version:
                     return ActionResult(False, error=f"ensure {rid} is {action.state}: {exc}")

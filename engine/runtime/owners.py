@@ -22,6 +22,8 @@ import socket
 import uuid
 from dataclasses import dataclass, replace
 
+from fleetlog.engine.runtime.reintroduce import reintroduced
+
 
 @dataclass(frozen=True)
 class OwnerId:
@@ -129,6 +131,8 @@ def new_owner() -> str:
 def owner_is_dead(owner: str) -> bool:
     """True only when ``owner`` was a process of this boot and PID namespace that no
     longer runs (or is a zombie, or its pid now belongs to a later process)."""
+    if reintroduced("identity"):
+        return _dead_by_host_name(owner)
     ident = OwnerId.parse(owner)
     if ident is None:
         return False
@@ -141,3 +145,15 @@ def owner_is_dead(owner: str) -> bool:
         return bool(ident.start) and ident.start != here.start
     started = process_start(ident.pid)
     return started is None or started == "Z" or (bool(ident.start) and started != ident.start)
+
+
+def _dead_by_host_name(owner: str) -> bool:
+    """The test hook ``identity`` (``reintroduce``): the host-name identity fleetlog
+    trusted before, which takes a live lease from a process in another PID namespace."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return False
+    return process_start(int(pid_text)) in (None, "Z")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.runtime.leases import Claim, FenceBook, LeaseSet
+from fleetlog.engine.runtime.reintroduce import reintroduced
 from fleetlog.journal import Event, Fenced, Journal, Lease, NewEvent
 from fleetlog.journal.base import LeaseAppending
 
@@ -63,10 +64,10 @@ class JournalWriter:
                 recorded = self.lease_appends.append_taking_lease(
                     rid, batch, take.lease, take.seen, expected
                 )
-            elif release is not None:
+            elif release is not None and not reintroduced("fencing"):
                 recorded = self.journal.append_releasing_lease(rid, batch, release)
             else:
-                fence = self.fences.get(rid)
+                fence = None if reintroduced("fencing") else self.fences.get(rid)
                 recorded = self.journal.append(rid, batch, expected_version=expected, fence=fence)
         except Fenced:
             raise
