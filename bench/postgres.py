@@ -1,4 +1,4 @@
-"""PostgreSQL benchmark: append rates and the 1,000-node fan-out run by 1, 2 and 4
+"""PostgreSQL benchmark: append rates and the 1,000-node fan-out run by 1, 2, 4 and 8
 ``fleetlog worker`` processes, each beside the same measure on SQLite.
 
 Run from the repository root (PostgreSQL at ``FLEETLOG_BENCH_PG``, default
@@ -18,7 +18,12 @@ shared by every worker). ``W`` workers (``fleetlog worker --parallel P``, separa
 processes) are started and left idle (waiting on LISTEN/NOTIFY on PostgreSQL, polling on
 SQLite); then the resources are submitted in-process as ``fleetlog fire --submit`` does,
 and the clock runs from the first submission to the last ``transition.completed``.
-``ideal_s = resources x steps x latency / (W x P)``. Prints one JSON object.
+``ideal_s = resources x steps x latency / (W x P)``; ``tps`` is transitions per second
+and ``speedup`` the throughput over one worker's on the same backend. The load average
+is recorded before and after each measure: on a shared machine a busy neighbour shows
+there, and the run should be repeated.
+
+Prints one JSON object on stdout and a table on stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -120,6 +126,24 @@ def _completed(journal: Journal, after: int) -> tuple[int, int]:
     return n, max(last, after)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds the running processes ``pids`` used so far (Linux ``/proc``; 0 where
+    it cannot be read)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def fanout(
     backend: Backend,
     workers: int,
@@ -142,6 +166,7 @@ def fanout(
         FLEETLOG_MACHINES=str(machines),
         FLEETLOG_SIM_WORLD=world,
         FLEETLOG_JOURNAL=url,
+        PYTHONFAULTHANDLER="1",
     )
     os.environ["FLEETLOG_MACHINES"] = str(machines)
     registry = load_registry()
@@ -151,6 +176,7 @@ def fanout(
     journal.append_batch_unchecked(  # type: ignore[attr-defined]
         (rid, [created_event(registry, rid, {})]) for rid in ids
     )
+    cpu0 = _children_cpu()
     procs = [
         subprocess.Popen(
             [*CLI, "worker", "--parallel", str(parallel)],
@@ -162,9 +188,11 @@ def fanout(
         for _ in range(workers)
     ]
     try:
-        time.sleep(3.0)  # let them start and go idle: start-up is not what is measured
+        # Let them start and go idle: start-up is not what is measured.
+        time.sleep(2.0 + 0.75 * workers)
         runner = Runner(journal, registry, sim)
         done, last = 0, journal.head()
+        busy0 = _cpu_of([p.pid for p in procs])
         t0 = time.perf_counter()
         submit_many(runner, ids, "go", {})
         submit_s = time.perf_counter() - t0
@@ -179,11 +207,18 @@ def fanout(
             if done < resources:
                 journal.wait_for_append(journal.head(), timeout=0.05)
         elapsed = time.perf_counter() - t0
+        busy = _cpu_of([p.pid for p in procs]) - busy0
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
-            p.communicate(timeout=120)
+            try:
+                p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: its threads' stacks
+                print(p.communicate()[1][-20000:], file=sys.stderr)
+                raise
+    worker_cpu = _children_cpu() - cpu0
     events = journal.head()
     ok = journal.verify().ok
     journal.close()
@@ -194,10 +229,16 @@ def fanout(
         "parallel_each": parallel,
         "ideal_s": round(ideal, 3),
         "fleetlog_s": round(elapsed, 3),
+        "tps": round(resources / elapsed, 1),
+        "load": round(os.getloadavg()[0], 2),
         "ratio": round(elapsed / ideal, 2),
         "submit_s": round(submit_s, 3),
         "events": events,
         "events_per_s": round(events / elapsed),
+        # CPU of the workers during the fan-out, and over their whole life (start-up,
+        # idling and stopping included).
+        "worker_cpu_ms_per_transition": round(busy * 1000 / resources, 2),
+        "worker_cpu_ms_per_transition_with_startup": round(worker_cpu * 1000 / resources, 2),
         "verified": ok,
     }
 
@@ -209,7 +250,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--parallel", type=int, default=32, help="per worker")
-    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     resources = args.resources or (100 if args.quick else 1000)
@@ -220,6 +261,7 @@ def main() -> None:
         "latency_ms": args.latency_ms,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_before": round(os.getloadavg()[0], 2),
     }
     with tempfile.TemporaryDirectory(prefix="fleetlog-bench-pg-") as tmp_name:
         tmp = Path(tmp_name)
@@ -244,15 +286,46 @@ def main() -> None:
                 ]
             finally:
                 backend.cleanup()
+            first = result["fanout"][0]["tps"] if result["fanout"] else 0
+            for row in result["fanout"]:
+                row["speedup"] = round(row["tps"] / first, 2) if first else None
             out[backend.name] = result
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    if "sqlite" in out and "postgresql" in out:
+        out["pg_over_sqlite"] = {
+            k: round(out["postgresql"][k] / out["sqlite"][k], 2)
+            for k in ("append_eps", "group_eps")
+        }
     try:
         import psycopg
 
         with psycopg.connect(PG) as conn:
-            out["postgresql_server"] = conn.execute("SHOW server_version").fetchone()[0]
+            row = conn.execute("SHOW server_version").fetchone()
+            out["postgresql_server"] = row[0] if row else None
     except Exception:  # the figure is informative only
         pass
     print(json.dumps(out))
+    _table(out)
+
+
+def _table(out: dict[str, Any]) -> None:
+    """The figures as a table on stderr, for people."""
+    lines = [
+        f"{'backend':<11} {'workers':>7} {'seconds':>8} {'tps':>8} {'speed-up':>8} {'load':>5}"
+    ]
+    for name in ("sqlite", "postgresql"):
+        for row in out.get(name, {}).get("fanout", []):
+            lines.append(
+                f"{name:<11} {row['workers']:>7} {row['fleetlog_s']:>8.2f} {row['tps']:>8.1f} "
+                f"{row['speedup']:>8.2f} {row['load']:>5.1f}"
+            )
+    for name in ("sqlite", "postgresql"):
+        if name in out:
+            lines.append(
+                f"{name}: single appends {out[name]['append_eps']}/s, "
+                f"8 threads {out[name]['group_eps']}/s"
+            )
+    print("\n".join(lines), file=sys.stderr)
 
 
 if __name__ == "__main__":

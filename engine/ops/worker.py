@@ -52,6 +52,9 @@ from fleetlog.errors import UsageError
 from fleetlog.journal.base import ConcurrencyConflict, Event, Journal, LeaseHeld
 from fleetlog.journal.ids import uuid7
 
+#: Threads validating a submission's resources at once (``submit_many``).
+_VALIDATORS = 8
+
 #: Validation failures that make a submitted command impossible, not just early.
 _REJECTED = (UsageError, TriggerNotAllowed, UnknownKind)
 
@@ -73,12 +76,23 @@ def submit_many(
     its turn. Then the submissions are appended together, in as few transactions as the
     journal allows: a thousand resources no longer queue a thousand commits ahead of the
     workers' own appends. Submitting a command id again returns the first submission's
-    event and journals nothing."""
-    for rid in ids:
+    event and journals nothing; submitting it with another request is refused
+    (``CommandReused``)."""
+
+    def validate(rid: str) -> None:
+        if command_id is not None:
+            runner.prior_command(command_id, rid, trigger, given)
         try:
             runner.validate(rid, trigger, given)
         except Busy:
             pass  # queued behind the transition in progress; the worker validates again
+
+    # A few at a time: on a shared journal each one is round trips to the database, and
+    # a thousand in a row made the fleet wait for its own submission. ``map`` raises the
+    # first refusal in the order given.
+    with ThreadPoolExecutor(min(_VALIDATORS, max(1, len(ids)))) as pool:
+        for _ in pool.map(validate, ids):
+            pass
     appends = [
         (
             rid,
@@ -163,6 +177,8 @@ class WorkerResult:
     outcomes: list[Outcome] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    #: ``label: error`` of each job that raised instead of ending in an outcome.
+    errors: list[str] = field(default_factory=list)
 
 
 class Worker:
@@ -190,6 +206,7 @@ class Worker:
         self.index = WorkIndex()
         self.result = WorkerResult()
         self._stop = threading.Event()
+        self._stopping = False
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, Future[None]] = {}
@@ -198,14 +215,24 @@ class Worker:
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Claim nothing more; in-flight transitions stop before their next step."""
+        """Claim nothing more; in-flight transitions stop before their next step.
+
+        Safe in a signal handler (``fleetlog worker`` calls it on SIGTERM): the handler
+        runs on the main thread between two bytecodes, possibly while that thread holds
+        the lock inside one of the events set here (``_wake.clear()`` in ``run``), and
+        setting it there would wait on that lock forever. So the flag is a plain
+        attribute, and the events are set from a thread of their own."""
+        self._stopping = True
+        threading.Thread(target=self._set_stopped, name="fleetlog-worker-stop").start()
+
+    def _set_stopped(self) -> None:
         self._stop.set()
         self.runner.stopping.set()
         self._wake.set()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._stopping or self._stop.is_set()
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, once: bool = False) -> WorkerResult:
@@ -260,28 +287,49 @@ class Worker:
         self._wake.set()
 
     def _jobs(self) -> Iterator[Job]:
-        """Candidates, interrupted transitions first (they hold their resource)."""
+        """Candidates, interrupted transitions first (they hold their resource). Leases
+        are looked up for many candidates in one query, and only while slots are free:
+        a worker's queries grow with the work it takes, not with the fleet."""
         with self._lock:
             mine = set(self._running)
+        free = self.parallel - len(mine)
+        if free <= 0:
+            return
         now = time.monotonic()
         if now >= self._next_scan:
             self._next_scan = now + self.lease_scan
-            for rid in sorted(self.index.in_progress, key=self.index.in_progress.__getitem__):
-                if rid not in mine and rid not in self.index.attention and self._claimable(rid):
-                    yield Job(rid)
+            held = [
+                rid
+                for rid in sorted(self.index.in_progress, key=self.index.in_progress.__getitem__)
+                if rid not in mine and rid not in self.index.attention
+            ]
+            for rid in self._claimable(held):
+                yield Job(rid)
         # Workers claim in different orders, so they do not all race for the same ones.
         waiting = [e for e in self.index.waiting_commands() if e.stream not in mine]
         self._random.shuffle(waiting)
-        for event in waiting:
-            if self._claimable(event.stream):
-                yield Job(event.stream, event)
+        step = max(8, 2 * free)
+        for start in range(0, len(waiting), step):
+            chunk = waiting[start : start + step]
+            claimable = set(self._claimable([e.stream for e in chunk]))
+            for event in chunk:
+                if event.stream in claimable:
+                    yield Job(event.stream, event)
 
-    def _claimable(self, rid: str) -> bool:
-        """No live lease on ``rid``: a hint only, the lease itself decides."""
-        lease = self.journal.get_lease(rid)
-        if lease is None:
-            return True
-        return lease.expires_at <= time.time() or owner_is_dead(lease.owner)
+    def _claimable(self, rids: list[str]) -> list[str]:
+        """Those of ``rids`` with no live lease (one query): a hint only, the lease itself
+        decides."""
+        if not rids:
+            return []
+        leases = self.journal.get_leases(rids)
+        now = time.time()
+        return [
+            rid
+            for rid in rids
+            if (lease := leases.get(rid)) is None
+            or lease.expires_at <= now
+            or owner_is_dead(lease.owner)
+        ]
 
     # -- one job -------------------------------------------------------------------------
     def _run_job(self, job: Job) -> None:
@@ -295,6 +343,8 @@ class Worker:
         except (LeaseHeld, AlreadyStarted, NotInProgress, Busy, ConcurrencyConflict):
             return  # someone else has it, or it finished meanwhile
         except Exception as exc:  # one resource's failure must not stop the worker
+            with self._lock:
+                self.result.errors.append(f"{job.label}: {exc}")
             self.report(job.label, f"error: {exc}")
             return
         if outcome is None:

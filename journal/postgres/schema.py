@@ -25,8 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from fleetlog.journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal.postgres import append_fn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Tables this module creates; a schema holding other tables is not ours to fill.
 OUR_TABLES = frozenset({"schema_version", "events", "snapshots", "leases", "verified_head"})
@@ -107,8 +108,11 @@ VERIFIED_HEAD = """
     )
 """
 
+# Version 2: appends are one call of a server-side function (``append_fn``).
+_V2 = [append_fn.CREATE]
+
 # version -> the statements that bring version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
 
 _LOCK_CLASS = 0x666C6F67  # "flog": the advisory-lock namespace of fleetlog
 

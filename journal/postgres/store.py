@@ -8,9 +8,13 @@ the transaction, ``journal.postgres.writer``), how waiting for new events works
 (``LISTEN fleetlog_events`` instead of polling), and which clock judges leases (the
 database's, so hosts with skewed clocks agree on when a lease expired).
 
-Connections come from a ``psycopg_pool.ConnectionPool`` in autocommit mode; a write opens
-its own transaction. Appends from threads are group-committed as in SQLite. Driver
-errors are converted here, at the boundary, into ``JournalError`` and its subclasses.
+Connections come from a ``psycopg_pool.ConnectionPool`` in autocommit mode. Appends from
+threads are group-committed as in SQLite, and a batch is one call of the server-side
+``fleetlog_append`` (one round trip, ``journal.postgres.writer``), which also takes or
+releases a lease with the append that records it (``LeaseAppending``). A lost
+connection (a restart, a killed backend) is retried with back-off and reported once
+(``journal.postgres.reconnect``). Driver errors are converted here, at the boundary,
+into ``JournalError`` and its subclasses.
 """
 
 from __future__ import annotations
@@ -36,26 +40,30 @@ from fleetlog.journal.base import (
     JournalIntegrityError,
     JournalStats,
     Lease,
+    LeaseAppending,
     NewEvent,
     NotAJournal,
     VerifyReport,
+    fence_of,
 )
 from fleetlog.journal.chain import check_rows
 from fleetlog.journal.clock import iso_from_us, now_us, us_from_iso
 from fleetlog.journal.groupcommit import GroupCommitter, Slot
 from fleetlog.journal.identity import default_actor, default_host
 from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
-from fleetlog.journal.leases import decide_acquire, decide_renew
+from fleetlog.journal.leases import LeaseRow, decide_acquire, decide_renew
 from fleetlog.journal.postgres import schema
 from fleetlog.journal.postgres.conninfo import first_line, redacted, split_url
+from fleetlog.journal.postgres.flusher import Flusher, Vanished
 from fleetlog.journal.postgres.leases import lease_change
-from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter
+from fleetlog.journal.postgres.reconnect import Reconnector, is_disconnect
+from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter, PgRequest, Take, resolve
 from fleetlog.journal.sql_journal import VERIFIED_TABLE, SQLJournal
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class PostgresJournal(SQLJournal):
+class PostgresJournal(SQLJournal, LeaseAppending):
     """The journal in one PostgreSQL schema. Thread-safe; shared by processes and hosts.
 
     ``schema`` (or ``?schema=NAME`` in the URL) names the PostgreSQL schema holding the
@@ -93,12 +101,18 @@ class PostgresJournal(SQLJournal):
             "connect_timeout": max(1, int(connect_timeout)),
         }
         if schema is not None:
-            kwargs["options"] = f"-c search_path={schema}"
+            kwargs["options"] = f'-c search_path="{schema}"'  # quoted: keeps its case
+        if "application_name=" not in conninfo:
+            # Shows in pg_stat_activity: which connections are fleetlog's (a URL may
+            # name its own, e.g. per host).
+            kwargs["application_name"] = "fleetlog"
         self._conninfo = conninfo
         self._kwargs = kwargs
         self.schema = self._prepare(schema)
         self._writer = PgBatchWriter(schema_lock_key(self.schema), self.stats)
-        self._committer: GroupCommitter[AppendRequest] = GroupCommitter(
+        # Requests are ``PgRequest``; ``append_many`` (shared code) queues plain
+        # ``AppendRequest``s, which ``_write_slots`` wraps.
+        self._committer: GroupCommitter[Any] = GroupCommitter(
             self._write_slots, max_batch=max_batch
         )
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
@@ -115,10 +129,14 @@ class PostgresJournal(SQLJournal):
         except psycopg_pool.PoolTimeout as e:
             self._pool.close()
             raise JournalError(f"cannot connect to journal {self.where}: {e}") from e
+        self._reconnect = Reconnector(self.where, on_lost=self._pool.check)
+        self._flusher = Flusher(self._pool, self._reconnect)
         self._listeners: set[psycopg.Connection[Any]] = set()
         self._listeners_lock = threading.Lock()
         self._waiter: psycopg.Connection[Any] | None = None
         self._waiter_lock = threading.Lock()
+        #: Tables found to exist (``_table_exists``), forgotten when a query misses one.
+        self._tables_seen: set[str] = set()
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -147,10 +165,17 @@ class PostgresJournal(SQLJournal):
     def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         if self.closed:
             raise JournalError(f"journal {self.where} is closed")
-        try:
+
+        def query() -> list[Any]:
             with self._pool.connection() as conn:
                 rows: list[Any] = conn.execute(sql, params).fetchall()
                 return rows
+
+        try:
+            return self._reconnect.run("reading", query)
+        except pg_errors.UndefinedTable as e:
+            self._tables_seen.clear()
+            raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
         except psycopg.Error as e:
             raise JournalError(f"reading journal {self.where} failed: {first_line(e)}") from e
         except psycopg_pool.PoolTimeout as e:
@@ -169,39 +194,86 @@ class PostgresJournal(SQLJournal):
         self._writable()
         if not isinstance(stream, str) or not stream:
             raise JournalError("stream must be a non-empty string")
-        if not events:
+        return self._submit(stream, events, expected_version, fence)
+
+    def _submit(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        fence: Fence | None,
+        take: Take | None = None,
+        release: bool = False,
+    ) -> list[Event]:
+        if not events and take is None and not release:
             return []
         request = AppendRequest(
             stream, prepare_events(events, self.actor, self.host), expected_version, fence=fence
         )
-        return events_from_rows(self._committer.submit(request))
+        while True:
+            pg_request = PgRequest.of(request, take, release, caller_flushes=True)
+            rows = self._committer.submit(pg_request)
+            try:
+                self._flusher.wait(pg_request)
+            except Vanished:
+                continue  # lost with a crashed server before it reached the disk
+            return events_from_rows(rows)
 
-    def _write_slots(self, slots: list[Slot[AppendRequest]]) -> None:
+    def _write_slots(self, slots: list[Slot[Any]]) -> None:
+        """One call of the append function for the batch, retried across a lost
+        connection: what was in flight when it was lost is first looked up by event id
+        (``writer.resolve``), so an append that did commit is never written twice."""
+        for slot in slots:
+            if isinstance(slot.request, AppendRequest):  # from append_many
+                slot.request = PgRequest.of(slot.request)
         if self.closed:
             for slot in slots:
                 slot.fail(JournalError(f"journal {self.where} is closed"))
             return
-        try:
+        pending: list[Slot[PgRequest]] = list(slots)
+        in_doubt: int | None = None  # the backend pid the batch was sent on
+
+        def attempt() -> None:
+            nonlocal pending, in_doubt
             with self._pool.connection() as conn:
+                if in_doubt is not None:
+                    _end_backend(conn, in_doubt)
+                    pending = resolve(conn, pending)
+                    in_doubt = None
+                if not pending:
+                    return
+                pid = conn.info.backend_pid
                 try:
-                    self._writer.write(conn, slots)
+                    self._writer.write(conn, pending)
                     return
                 except psycopg.Error as e:
-                    if len(slots) == 1 or isinstance(e, psycopg.OperationalError):
-                        for slot in slots:
-                            slot.fail(self._write_error(e, slot.request))
+                    if is_disconnect(e):
+                        in_doubt = pid
+                        raise
+                    if len(pending) == 1:
+                        pending[0].fail(self._write_error(e, pending[0].request.append))
                         return
-                # Something no in-memory check foresaw: retry one by one so only the
-                # offending append fails.
-                for slot in slots:
+                # Something no check foresaw: one by one, so only the offending one fails.
+                for slot in pending:
                     try:
                         self._writer.write(conn, [slot])
                     except psycopg.Error as e1:
-                        slot.fail(self._write_error(e1, slot.request))
-        except psycopg_pool.PoolTimeout as e:
+                        if is_disconnect(e1):
+                            pending = [s for s in pending if not s.done]
+                            in_doubt = pid
+                            raise
+                        slot.fail(self._write_error(e1, slot.request.append))
+
+        try:
+            self._reconnect.run("appending", attempt)
+        except JournalError as e:
             for slot in slots:
                 if not slot.done:
-                    slot.fail(JournalError(f"journal {self.where}: no connection available ({e})"))
+                    slot.fail(e)
+        except psycopg.Error as e:
+            for slot in slots:
+                if not slot.done:
+                    slot.fail(JournalError(f"writing journal {self.where} failed: {first_line(e)}"))
 
     def _write_error(self, e: psycopg.Error, request: AppendRequest) -> JournalError:
         """The driver's error as the journal's: a lost race on (stream, version) is a
@@ -228,13 +300,22 @@ class PostgresJournal(SQLJournal):
     def _bulk(self, requests: list[AppendRequest]) -> int:
         try:
             with self._pool.connection() as conn:
-                return self._writer.write_unchecked(conn, requests)
+                return self._writer.write_unchecked(conn, [PgRequest.of(r) for r in requests])
         except psycopg.Error as e:
             raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
 
     # -- reading (the rest is journal.sql_journal) --------------------------------------
     def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
         return "type = ANY(%s)", [list(types)]
+
+    def _projected(self, project: Mapping[str, Sequence[str]]) -> str | None:
+        # The keys picked out server-side (``->`` on ``json`` keeps each value's text as
+        # stored). Names are literals in the statement: ``SQLJournal`` checked them.
+        cases = []
+        for type_, keys in project.items():
+            fields = ", ".join(f"'{k}', payload -> '{k}'" for k in keys)
+            cases.append(f"WHEN '{type_}' THEN json_build_object({fields})::text")
+        return f"CASE type {' '.join(cases)} ELSE payload::text END" if cases else None
 
     def seq_at_time(self, when: str) -> int:
         try:
@@ -267,11 +348,20 @@ class PostgresJournal(SQLJournal):
 
     # -- waiting for appends -------------------------------------------------------------
     def _listen(self) -> psycopg.Connection[Any]:
-        conn = self._connect()
+        """A connection listening for appends, reconnecting across an outage."""
+
+        def listen() -> psycopg.Connection[Any]:
+            conn = self._connect()
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+            except psycopg.Error:
+                conn.close()
+                raise
+            return conn
+
         try:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn = self._reconnect.run("listening", listen)
         except psycopg.Error as e:
-            conn.close()
             raise JournalError(f"cannot listen on journal {self.where}: {first_line(e)}") from e
         with self._listeners_lock:
             self._listeners.add(conn)
@@ -282,21 +372,33 @@ class PostgresJournal(SQLJournal):
             self._listeners.discard(conn)
         conn.close()
 
-    @staticmethod
-    def _wait(conn: psycopg.Connection[Any], timeout: float) -> None:
+    def _wait(self, conn: psycopg.Connection[Any], timeout: float) -> psycopg.Connection[Any]:
+        """Wait on ``conn`` for a notification; the connection to wait on next time (a
+        new one when this one was lost: notifications missed meanwhile do not matter,
+        as every caller looks at the head again)."""
+        if conn.closed and not self.closed:
+            self._unlisten(conn)
+            conn = self._listen()
         try:
             for _ in conn.notifies(timeout=timeout, stop_after=1):
                 pass
-        except psycopg.Error:
-            pass  # closed meanwhile: the caller's loop checks ``closed``
+        except psycopg.Error as e:
+            if not self.closed and is_disconnect(e):
+                self._reconnect.lost(e)
+        return conn
 
     @contextlib.contextmanager
     def _idle_waiter(self, poll: float) -> Iterator[Callable[[], None]]:
         """``follow`` is woken by ``NOTIFY`` rather than polling; ``poll`` only bounds
         how long a closed journal takes to end the generator."""
         conn = self._listen()
+
+        def wait() -> None:
+            nonlocal conn
+            conn = self._wait(conn, max(poll, 1.0))
+
         try:
-            yield lambda: self._wait(conn, max(poll, 1.0))
+            yield wait
         finally:
             self._unlisten(conn)
 
@@ -306,13 +408,13 @@ class PostgresJournal(SQLJournal):
         a notification about an older head just means looking again."""
         deadline = time.monotonic() + timeout
         with self._waiter_lock:
-            if self._waiter is None or self._waiter.closed:
+            if self._waiter is None:
                 self._waiter = self._listen()
             while self.head() <= after_seq:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
                     return False
-                self._wait(self._waiter, left)
+                self._waiter = self._wait(self._waiter, left)
         return True
 
     # -- integrity, export ---------------------------------------------------------------
@@ -407,13 +509,26 @@ class PostgresJournal(SQLJournal):
         return None  # no cheap equivalent: the walk starts at the verified head
 
     def _table_exists(self, name: str) -> bool:
-        return bool(
-            self._query(
-                "SELECT 1 FROM information_schema.tables "
-                "WHERE table_schema = %s AND table_name = %s",
-                (self.schema, name),
-            )
+        # Asked on every snapshot read, so every resource load: fleetlog never drops its
+        # tables, so one seen is remembered (a query that finds it dropped by hand makes
+        # ``_query`` forget); one not seen yet is asked again, by name in the catalog.
+        if name in self._tables_seen:
+            return True
+        rows = self._query(
+            "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+            (self.schema, name),
         )
+        if rows[0][0]:
+            self._tables_seen.add(name)
+        return bool(rows[0][0])
+
+    def get_snapshot(self, stream: str) -> tuple[int, dict[str, Any]] | None:
+        try:
+            return super().get_snapshot(stream)
+        except JournalError as e:
+            if not isinstance(e.__cause__, pg_errors.UndefinedTable):
+                raise
+            return super().get_snapshot(stream)  # dropped meanwhile: asked again
 
     def _store_verified(self, head: Head, cookie: int | None, mac: str | None) -> bool:
         try:
@@ -458,12 +573,17 @@ class PostgresJournal(SQLJournal):
         self, resource: str, owner: str, ttl: float, steal_from: str | None = None
     ) -> tuple[Lease, Lease | None]:
         self._writable()
-        result: tuple[Lease, Lease | None] = lease_change(
-            self._pool,
-            self.where,
-            resource,
-            lambda current, now: decide_acquire(
-                resource, current, owner, ttl, now, steal_from=steal_from
+        # Repeating an acquisition whose commit was unknown is harmless: the lease is
+        # then held by ``owner``, and taking one's own lease renews it.
+        result: tuple[Lease, Lease | None] = self._reconnect.run(
+            f"taking the lease on {resource}",
+            lambda: lease_change(
+                self._pool,
+                self.where,
+                resource,
+                lambda current, now: decide_acquire(
+                    resource, current, owner, ttl, now, steal_from=steal_from
+                ),
             ),
         )
         return result
@@ -471,27 +591,58 @@ class PostgresJournal(SQLJournal):
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
         self._writable()
         # A row never seen (token 0, no owner) reads like a released lease: both refuse.
-        renewed: Lease = lease_change(
-            self._pool,
-            self.where,
-            lease.resource,
-            lambda current, now: decide_renew(lease, current, ttl, now),
+        renewed: Lease = self._reconnect.run(
+            f"renewing the lease on {lease.resource}",
+            lambda: lease_change(
+                self._pool,
+                self.where,
+                lease.resource,
+                lambda current, now: decide_renew(lease, current, ttl, now),
+            ),
         )
         return renewed
 
     def release_lease(self, lease: Lease) -> None:
         self._writable()
-        try:
+
+        def release() -> None:
             with self._pool.connection() as conn:
                 conn.execute(
                     "UPDATE leases SET owner = NULL, expires_at = 0 "
                     "WHERE resource = %s AND owner = %s AND token = %s",
                     (lease.resource, lease.owner, lease.token),
                 )
+
+        try:
+            self._reconnect.run(f"releasing the lease on {lease.resource}", release)
         except psycopg.Error as e:
             raise JournalError(
                 f"releasing lease on {lease.resource} in {self.where} failed: {first_line(e)}"
             ) from e
+
+    # -- leases taken and dropped with an append (LeaseAppending) --------------------------
+    def lease_row(self, resource: str) -> LeaseRow | None:
+        rows = self._query(
+            "SELECT owner, token, expires_at FROM leases WHERE resource = %s", (resource,)
+        )
+        return None if not rows else (rows[0][0], int(rows[0][1]), float(rows[0][2]))
+
+    def append_taking_lease(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        lease: Lease,
+        seen: LeaseRow | None,
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        self._writable()
+        return self._submit(stream, events, expected_version, None, take=Take(lease, seen))
+
+    def append_releasing_lease(
+        self, stream: str, events: Sequence[NewEvent], lease: Lease
+    ) -> list[Event]:
+        self._writable()
+        return self._submit(stream, events, None, fence_of(lease), release=True)
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -508,6 +659,18 @@ class PostgresJournal(SQLJournal):
 
 def schema_lock_key(name: str) -> int:
     return schema.lock_key(name)
+
+
+def _end_backend(conn: Any, pid: int) -> None:
+    """Make sure the server process an append was in flight on is gone before looking
+    for that append: a backend that outlived its client (a network cut rather than a
+    restart) could otherwise still commit after the look. Without the right to end it
+    (another role's backend), the look goes ahead."""
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = %s",
+            (pid,),
+        )
 
 
 def _copying(copy: Any, fp: IO[str]) -> Iterator[tuple[Any, ...]]:

@@ -1,153 +1,208 @@
-"""The PostgreSQL write transaction behind ``append``: one transaction per batch.
+"""The PostgreSQL write path behind ``append``: one statement, one round trip per batch.
 
-Every batch takes ``pg_advisory_xact_lock`` on the journal's key first and only then
-reads the chain's tail, the current versions of the streams it touches and which of its
-command ids are already recorded (one pipelined round trip). The lock is held until
-commit, so transactions that append commit in the order they took it: ``seq`` order is
-commit order, and a reader that sees seq N has seen every seq below it (no gaps to guess
-about). Planning is ``journal.appender.BatchPlan``, shared with SQLite, so versions,
-timestamps and hashes are computed by the same code. The new head is announced with
-``NOTIFY fleetlog_events`` inside the transaction (delivered on commit).
+A batch of append requests (a group commit's worth, ``journal.groupcommit``) is sent as
+one call of ``fleetlog_append`` (``journal.postgres.append_fn``) in autocommit mode: the
+function takes the journal's advisory lock, reads the chain's tail and decides, checks
+and writes every request server-side, so the lock is held for that one statement, never
+across a round trip nor an fsync. Durability comes after, outside the lock: callers of
+``append`` wait for the shared flush (``journal.postgres.flusher``), and for other
+batches (``append_many``, bulk loads) this writer sends ``BARRIER`` itself. ``seq``
+order is still commit order (the lock is released at commit), so a reader that sees seq
+N has seen every seq below it. The new head is announced with ``NOTIFY fleetlog_events``
+inside it (delivered on commit).
+
+Event ids (UUIDv7) are made here, before the call, so an append whose commit is unknown
+(the connection died while it was in flight) can be looked up afterwards by its first
+event id: found means committed, all of it (``resolve``).
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from fleetlog.journal.appender import COMMAND_ACCEPTED, AppendRequest, BatchPlan, Row
-from fleetlog.journal.base import GENESIS_HASH, Event, JournalStats
-from fleetlog.journal.clock import us_from_iso
+from fleetlog.journal.appender import AppendRequest, Row
+from fleetlog.journal.base import (
+    ConcurrencyConflict,
+    Event,
+    Fenced,
+    JournalError,
+    JournalStats,
+    Lease,
+    LeaseChanged,
+)
 from fleetlog.journal.groupcommit import Slot
+from fleetlog.journal.ids import uuid7
 from fleetlog.journal.leases import LeaseRow, check_fence
-
-#: Lease rows by resource, as a batch read them.
-FenceRows = dict[str, LeaseRow]
+from fleetlog.journal.postgres.append_fn import FUNCTION
 
 CHANNEL = "fleetlog_events"
 
-_COLS = ", ".join(Event.COLUMNS)
 SELECT_COLS = ", ".join("payload::text" if c == "payload" else c for c in Event.COLUMNS)
-_TYPES = {"seq": "bigint", "version": "bigint", "payload": "text"}
-# All rows of a batch as one array per column, and the NOTIFY, in one statement.
-INSERT_MANY = (
-    f"WITH new AS (INSERT INTO events ({_COLS}) SELECT "
-    + ", ".join("payload::json" if c == "payload" else c for c in Event.COLUMNS)
-    + " FROM unnest("
-    + ", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in Event.COLUMNS)
-    + f") AS r({_COLS})) SELECT pg_notify(%s, %s)"
-)
-_TAIL = "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
-_VERSIONS = "SELECT stream, max(version) FROM events WHERE stream = ANY(%s) GROUP BY stream"
-_KNOWN = f"SELECT command_id FROM events WHERE type = '{COMMAND_ACCEPTED}' AND command_id = ANY(%s)"
-_ACCEPTED = (
-    "SELECT stream, version, recorded_at FROM events "
-    f"WHERE type = '{COMMAND_ACCEPTED}' AND command_id = %s"
-)
-_FENCES = (
-    "SELECT resource, owner, token, expires_at FROM leases "
-    "WHERE resource = ANY(%s) ORDER BY resource FOR SHARE"
-)
-_STREAM_FROM = (
-    f"SELECT {SELECT_COLS} FROM events "
-    "WHERE stream = %s AND version >= %s AND recorded_at = %s ORDER BY version"
-)
+
+CALL = f"SELECT * FROM {FUNCTION}(%s, %s, %s, %s::json)"
+_BY_ID = f"SELECT {SELECT_COLS} FROM events WHERE event_id = ANY(%s)"
+#: Makes everything committed before it durable: a transactional WAL record, so its
+#: commit flushes the WAL up to itself (``synchronous_commit`` on, as by default).
+BARRIER = "SELECT pg_logical_emit_message(true, 'fleetlog', '')"
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """A lease taken with the append that records it, if its row is still ``seen``."""
+
+    lease: Lease
+    seen: LeaseRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class PgRequest:
+    """An append as the function takes it: with its event ids, and the lease work done
+    in its transaction (``take`` a lease first, or ``release`` its fence's lease after)."""
+
+    append: AppendRequest
+    event_ids: tuple[str, ...]
+    take: Take | None = None
+    release: bool = False
+    #: Its caller makes it durable itself, through the shared flush (``Flusher``);
+    #: otherwise the batch writing it flushes before answering.
+    caller_flushes: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        append: AppendRequest,
+        take: Take | None = None,
+        release: bool = False,
+        caller_flushes: bool = False,
+    ) -> PgRequest:
+        event_ids = tuple(uuid7() for _ in append.events)
+        return cls(append, event_ids, take, release, caller_flushes)
+
+
+def batch_json(requests: Sequence[PgRequest]) -> str:
+    """The batch as the function reads it: one JSON row per event, the first row of each
+    request carrying the request's fields too (``f``), and one row without an event for
+    a request that has none (lease work only)."""
+    rows: list[dict[str, Any]] = []
+    for n, request in enumerate(requests, 1):
+        a = request.append
+        first: dict[str, Any] = {"r": n, "f": True, "s": a.stream}
+        if a.expected_version is not None:
+            first["ev"] = a.expected_version
+        if (cid := a.command_id) is not None:
+            first["cid"] = cid
+        if (f := a.fence) is not None:
+            first.update(fr=f.resource, fo=f.owner, ft=f.token)
+        if (take := request.take) is not None:
+            lease = take.lease
+            first.update(op="take", lo=lease.owner, lt=lease.token, le=lease.expires_at)
+            if (seen := take.seen) is not None:
+                first.update(so=seen[0], st=seen[1], se=seen[2])
+        elif request.release:
+            first["op"] = "release"
+        if not a.events:
+            rows.append(first)
+        for i, (event_id, event) in enumerate(zip(request.event_ids, a.events, strict=True)):
+            type_, cid, causation, correlation, actor, host, text = event
+            row: dict[str, Any] = first if i == 0 else {"r": n, "f": False}
+            row.update(id=event_id, ty=type_, ec=cid, ca=causation, co=correlation)
+            row.update(ac=actor, ho=host, pl=text)
+            rows.append(row)
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
+def _outcome(request: PgRequest, rows: list[tuple[Any, ...]]) -> list[Row] | JournalError:
+    """One request's result rows as its stored rows, or the error that is its outcome."""
+    a = request.append
+    status = rows[0][1]
+    if status == "ok":
+        if rows[0][2] is None:  # lease work only
+            return []
+        out: list[Row] = []
+        for r, event, event_id in zip(rows, a.events, request.event_ids, strict=True):
+            type_, cid, causation, correlation, actor, host, text = event
+            out.append(
+                (
+                    *(r[2], event_id, a.stream, r[3], type_, cid, causation, correlation),
+                    *(actor, host, r[4], text, r[5], r[6]),
+                )
+            )
+        return out
+    if status == "prior":
+        return [(r[2], r[7], r[8], r[3], *r[9:15], r[4], r[15], r[5], r[6]) for r in rows]
+    if status == "conflict":
+        return ConcurrencyConflict(stream=a.stream, expected=a.expected_version, actual=rows[0][3])
+    if status == "fenced" and a.fence is not None:
+        r = rows[0]
+        current: LeaseRow | None = None if r[17] is None else (r[16], int(r[17]), float(r[18]))
+        refused: Fenced | None = check_fence(a.fence, current)
+        if refused is not None:
+            return refused
+    if status == "changed":
+        return LeaseChanged(resource=a.stream)
+    return JournalError(f"the journal's append function answered {status!r} for {a.stream}")
 
 
 class PgBatchWriter:
-    """Writes batches of append requests; the caller provides a connection per batch."""
+    """Writes batches of requests; the caller provides a connection (autocommit)."""
 
     def __init__(self, lock_key: int, stats: JournalStats) -> None:
         self._lock_key = lock_key
         self._stats = stats
 
-    def _plan(self, conn: Any, requests: list[AppendRequest]) -> tuple[BatchPlan, FenceRows]:
-        """The batch's plan, and the lease rows of the batch's fences, read under
-        ``FOR SHARE``: a lease cannot change hands between this check and the commit (a
-        claimant's ``FOR UPDATE`` waits for it), so a fence that holds here holds when
-        the rows become visible."""
-        streams = sorted({r.stream for r in requests})
-        command_ids = sorted({c for r in requests if (c := r.command_id) is not None})
-        fenced = sorted({f.resource for r in requests if (f := r.fence) is not None})
-        with conn.pipeline():  # one round trip; the lock is taken before the reads run
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            tail_cur = conn.execute(_TAIL)
-            versions_cur = conn.execute(_VERSIONS, (streams,))
-            known_cur = conn.execute(_KNOWN, (command_ids,)) if command_ids else None
-            fence_cur = conn.execute(_FENCES, (fenced,)) if fenced else None
-        fences: FenceRows = {}
-        if fence_cur is not None:
-            for resource, owner, token, expires_at in fence_cur.fetchall():
-                fences[resource] = (owner, int(token), float(expires_at))
-        tail = tail_cur.fetchone()
-        versions = {stream: int(v) for stream, v in versions_cur.fetchall()}
-        known = {cid for (cid,) in known_cur.fetchall()} if known_cur is not None else set()
-        if tail is None:
-            seq, prev, last_us = 0, GENESIS_HASH, 0
-        else:
-            seq, prev, last_us = tail[0], tail[1], us_from_iso(tail[2])
-
-        def current_version(stream: str) -> int:
-            found = versions.get(stream)
-            if found is None:  # not prefetched (cannot happen for requests given above)
-                (found,) = conn.execute(
-                    "SELECT coalesce(max(version), 0) FROM events WHERE stream = %s", (stream,)
-                ).fetchone()
-            return int(found)
-
-        def recorded_append(command_id: str) -> list[Row] | None:
-            if command_id not in known:
-                return None
-            return recorded_rows(conn, command_id)
-
-        return BatchPlan(seq, prev, last_us, current_version, recorded_append), fences
-
-    def write(self, conn: Any, slots: list[Slot[AppendRequest]]) -> None:
-        """Plan and commit ``slots`` on ``conn`` (autocommit mode); then give every
-        member its rows or its error. Driver errors propagate: nobody has been told
-        anything yet, so the caller may retry the members one by one."""
-        with conn.transaction():
-            plan, fences = self._plan(conn, [slot.request for slot in slots])
-            outcomes: list[Any] = []
-            for slot in slots:
-                fence = slot.request.fence
-                refused = None if fence is None else check_fence(fence, fences.get(fence.resource))
-                outcomes.append(refused if refused is not None else plan.add(slot.request))
-            self._insert(conn, plan)
+    def call(
+        self, conn: Any, requests: Sequence[PgRequest], check: bool = True
+    ) -> list[list[Row] | JournalError]:
+        """Every request's outcome, in order, from one call of the function."""
+        params = (self._lock_key, check, CHANNEL, batch_json(requests))
+        result = conn.execute(CALL, params).fetchall()
+        if any(r[1] == "ok" and not requests[r[0] - 1].caller_flushes for r in result):
+            conn.execute(BARRIER)
+        by_request: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in result:
+            by_request[r[0]].append(r)
+        outcomes = [_outcome(request, by_request[i]) for i, request in enumerate(requests, 1)]
         self._stats.commits += 1
+        self._stats.events += sum(len(o) for o in outcomes if not isinstance(o, BaseException))
+        return outcomes
+
+    def write(self, conn: Any, slots: list[Slot[PgRequest]]) -> None:
+        """Write ``slots`` in one call; then give every member its rows or its error.
+        Driver errors propagate: nobody has been told anything yet."""
+        outcomes = self.call(conn, [slot.request for slot in slots])
         self._stats.appends += len(slots)
-        self._stats.events += len(plan.rows)
         for slot, outcome in zip(slots, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 slot.fail(outcome)
             else:
                 slot.succeed(outcome)
 
-    def write_unchecked(self, conn: Any, requests: list[AppendRequest]) -> int:
-        """Plan and commit ``requests`` with no version or idempotency checks."""
-        with conn.transaction():
-            plan, _fences = self._plan(conn, requests)
-            for request in requests:
-                plan.add(request, check=False)
-            self._insert(conn, plan)
-        self._stats.commits += 1
-        self._stats.events += len(plan.rows)
-        return len(plan.rows)
-
-    @staticmethod
-    def _insert(conn: Any, plan: BatchPlan) -> None:
-        """Every row and the NOTIFY in one statement (one round trip)."""
-        rows = plan.rows
-        if rows:
-            columns = list(zip(*rows, strict=True))
-            conn.execute(INSERT_MANY, [list(c) for c in columns] + [CHANNEL, str(plan.last_seq)])
+    def write_unchecked(self, conn: Any, requests: Sequence[PgRequest]) -> int:
+        """Write ``requests`` with no version or idempotency checks; how many events."""
+        outcomes = self.call(conn, requests, check=False)
+        return sum(len(o) for o in outcomes if not isinstance(o, BaseException))
 
 
-def recorded_rows(conn: Any, command_id: str) -> list[Row] | None:
-    """The rows written by the append that first recorded ``command_id``: they follow
-    its ``command.accepted`` event in its stream and share its ``recorded_at``, which
-    no other append has (``journal.appender``)."""
-    row = conn.execute(_ACCEPTED, (command_id,)).fetchone()
-    if row is None:
-        return None
-    rows: list[Row] = conn.execute(_STREAM_FROM, row).fetchall()
-    return rows
+def resolve(conn: Any, slots: list[Slot[PgRequest]]) -> list[Slot[PgRequest]]:
+    """After a connection died with ``slots`` in flight: give every member whose events
+    are in the journal (the call committed) its rows, and return the others (not
+    written: they may be sent again). A member with no events cannot be told apart and
+    is sent again (its lease work is idempotent)."""
+    ids = [i for slot in slots for i in slot.request.event_ids]
+    found: dict[str, Row] = {}
+    if ids:
+        found = {row[1]: row for row in conn.execute(_BY_ID, (ids,)).fetchall()}
+    rest = []
+    for slot in slots:
+        event_ids = slot.request.event_ids
+        if event_ids and event_ids[0] in found:
+            slot.succeed([found[i] for i in event_ids])
+        else:
+            rest.append(slot)
+    if found:
+        conn.execute(BARRIER)  # committed, but perhaps not yet flushed
+    return rest

@@ -5,6 +5,7 @@ with every hash intact. The contract itself runs in ``test_contract.py`` on both
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import subprocess
 import sys
@@ -14,11 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetlog.journal import ConcurrencyConflict, Journal, NewEvent, open_journal
-from fleetlog.journal.base import NotAJournal, SchemaTooNew
+from fleetlog.journal.appender import AppendRequest, prepare_events
+from fleetlog.journal.base import (
+    Fenced,
+    JournalStats,
+    Lease,
+    LeaseChanged,
+    NotAJournal,
+    SchemaTooNew,
+    fence_of,
+)
+from fleetlog.journal.canonical import hash_row
+from fleetlog.journal.groupcommit import Slot
 from fleetlog.journal.postgres import PostgresJournal
-from fleetlog.journal.postgres.schema import SCHEMA_VERSION
+from fleetlog.journal.postgres.schema import SCHEMA_VERSION, lock_key
+from fleetlog.journal.postgres.writer import PgBatchWriter, PgRequest, resolve
 from fleetlog.journal.sqlite import SQLiteJournal
 from fleetlog.journal.testing import accepted, ev
 from tests.journal import _workers
@@ -92,7 +107,7 @@ def test_newer_schema_version_is_refused_untouched(schemas: Schemas) -> None:
     assert info.value.exit_code == 4
     with _raw(url) as conn:
         (n,) = conn.execute("SELECT count(*) FROM schema_version").fetchone()
-    assert n == 2
+    assert n == SCHEMA_VERSION + 1  # a row per migration, and the one added above
 
 
 def test_schema_holding_other_tables_is_refused(schemas: Schemas) -> None:
@@ -281,3 +296,107 @@ def test_dropped_snapshot_table_is_recreated(schemas: Schemas) -> None:
         assert j.get_snapshot("s") is None  # a cache may vanish
         j.put_snapshot("s", 2, {"a": 2})
         assert j.get_snapshot("s") == (2, {"a": 2})
+
+
+# -- the server-side append -------------------------------------------------------------
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
+
+
+def test_server_side_hashes_are_the_chain_s_for_any_text(schemas: Schemas) -> None:
+    """``fleetlog_append`` hashes in SQL what ``journal.canonical`` hashes in Python:
+    quotes, backslashes, control characters, non-BMP text in every hashed column."""
+    with PostgresJournal(schemas.url(), actor="tester", host="h") as pg:
+
+        @settings(max_examples=60, deadline=None)
+        @given(
+            stream=_TEXT.filter(bool),
+            type_=_TEXT,
+            actor=_TEXT,
+            host=_TEXT,
+            command_id=st.none() | _TEXT,
+            payload=st.dictionaries(_TEXT, _TEXT | st.integers() | st.floats(allow_nan=False)),
+        )
+        def check(
+            stream: str,
+            type_: str,
+            actor: str,
+            host: str,
+            command_id: str | None,
+            payload: dict[str, Any],
+        ) -> None:
+            event = NewEvent(type_, payload, command_id=command_id, actor=actor, host=host)
+            (e,) = pg.append(stream, [event])
+            (row,) = list(pg.read_all_rows(from_seq=e.seq - 1))
+            assert hash_row(*row[:13]) == row[13] == e.hash
+            assert pg.read_stream(stream)[-1] == e
+
+        check()
+        assert pg.verify().ok
+
+
+def test_a_lease_is_taken_with_the_append_that_records_it(schemas: Schemas) -> None:
+    with PostgresJournal(schemas.url()) as pg:
+        lease = Lease("vm/a", "me", 1, 4e9)
+        (e,) = pg.append_taking_lease("vm/a", [ev(i=1)], lease, None, expected_version=0)
+        assert e.version == 1 and pg.get_lease("vm/a") == lease
+        with pytest.raises(LeaseChanged):  # decided on a row that is no longer there
+            pg.append_taking_lease("vm/a", [ev(i=2)], Lease("vm/a", "you", 2, 4e9), None)
+        seen = pg.lease_row("vm/a")
+        with pytest.raises(ConcurrencyConflict):  # refused before the lease is touched
+            pg.append_taking_lease("vm/a", [ev()], Lease("vm/a", "you", 2, 4e9), seen, 0)
+        assert pg.get_lease("vm/a") == lease and pg.stream_version("vm/a") == 1
+        pg.append_releasing_lease("vm/a", [ev(i=3)], lease)
+        assert pg.get_lease("vm/a") is None and pg.stream_version("vm/a") == 2
+        with pytest.raises(Fenced):  # released: appends under it are refused
+            pg.append("vm/a", [ev()], fence=fence_of(lease))
+
+
+def test_an_append_in_doubt_is_found_by_its_event_ids_not_written_again(
+    schemas: Schemas,
+) -> None:
+    """What ``_write_slots`` does after losing the connection with a batch in flight:
+    the members that did commit are answered from the journal; the others are left to
+    be sent again."""
+    url = schemas.url()
+    with PostgresJournal(url) as pg, _raw(url) as conn:
+        sent = PgRequest.of(AppendRequest("s", prepare_events([ev(i=1), ev(i=2)], "a", "h"), 0))
+        lost = PgRequest.of(AppendRequest("s", prepare_events([ev(i=3)], "a", "h"), None))
+        writer = PgBatchWriter(lock_key(pg.schema), JournalStats())
+        (rows,) = writer.call(conn, [sent])  # committed; say its answer never arrived
+        slots: list[Slot[PgRequest]] = [Slot(sent), Slot(lost)]
+        rest = resolve(conn, slots)
+        assert rest == [slots[1]] and not slots[1].done
+        assert slots[0].result == rows
+        assert [e.seq for e in pg.read_all()] == [1, 2]
+
+
+def test_killed_connections_are_reconnected_and_reported_once(
+    schemas: Schemas, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every backend of the journal is killed server-side between two appends (and
+    while a waiter listens): the next calls reconnect by themselves, and the outage is
+    one warning."""
+    tag = schemas.url().rsplit("=", 1)[1]
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}application_name={tag}&schema={tag}"
+    with PostgresJournal(url, pool_size=4) as pg:
+        pg.append("s", [ev(i=1)])
+        assert pg.wait_for_append(0, timeout=5) is True
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (tag,),
+            ).fetchall()
+        assert len(killed) >= 2  # a pooled connection and the waiter's
+        with caplog.at_level(logging.WARNING, logger="fleetlog.journal"):
+            (e,) = pg.append("s", [ev(i=2)], expected_version=1)
+            assert pg.wait_for_append(1, timeout=5) is True
+            assert [x.version for x in pg.read_stream("s")] == [1, 2]
+        assert e.version == 2
+        lines = [r.getMessage() for r in caplog.records if r.name == "fleetlog.journal"]
+        assert len(lines) == 1 and "connection lost" in lines[0], lines
+        assert "reconnected after" in lines[0]
+        assert pg.verify().ok
