@@ -4,7 +4,8 @@ Each check is a small function returning diagnostics; ``check_machine`` runs the
 and returns every problem, so an author sees the whole list at once (Ironic's
 ``_validate_user_steps`` collects, then raises). Errors point at the offending token
 with a "did you mean" when a declared name is close. Unreachable states are warnings:
-a machine may be written top-down, states before the transitions that reach them.
+a machine may be written top-down, states before the transitions that reach them. So is
+an error state no transition leaves: a resource that fails into it would stay there.
 
 Checks across kinds (a ``ref`` to a kind that is not loaded, ``ensure`` on another
 kind's states) live in ``dsl.linking``: they need every machine at once.
@@ -40,7 +41,8 @@ def check_machine(
     plugins: Collection[str] | None = None,
     formats: Collection[str] | None = None,
 ) -> list[Diagnostic]:
-    """Every problem in ``spec``: errors and (unreachable-state) warnings."""
+    """Every problem in ``spec``: errors and warnings (unreachable states, error states
+    with no way out, undo of a step that has nothing to undo)."""
     uses = list(uses)
     report = _Report(spec)
     check_initial(spec, report)
@@ -52,6 +54,7 @@ def check_machine(
     check_observe(spec, report)
     check_sets(spec, report)
     check_reachable(spec, report)
+    check_way_out(spec, report)
     return report.diagnostics
 
 
@@ -595,5 +598,26 @@ def check_reachable(spec: MachineSpec, report: _Report) -> None:
                 state.pos,
                 f"state '{state.name}' is unreachable from '{initial[0]}'",
                 len(state.name),
+                hint="no transition, 'on failure' or observe rule leads to it",
+                severity="warning",
+            )
+
+
+def check_way_out(spec: MachineSpec, report: _Report) -> None:
+    """Warn about an error state that no transition leaves (and that is not ``final``):
+    a resource whose transition fails into it stays there for good, whatever the
+    operator learns about the failure."""
+    leaves = {src for t in spec.transitions for src in t.sources}
+    initial = next((s.name for s in spec.states if s.initial), None)
+    for state in spec.states:
+        if state.error and not state.final and state.name not in leaves:
+            back = initial if initial and initial != state.name else "STATE"
+            report.add(
+                state.pos,
+                f"error state '{state.name}' has no transition out: a resource that "
+                "lands there stays there for good",
+                len(state.name),
+                hint=f"add a way out, e.g. 'transition reset : {state.name} -> {back}', "
+                "or flag it 'final' if that is meant",
                 severity="warning",
             )

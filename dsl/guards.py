@@ -15,6 +15,7 @@ from typing import Any
 
 from fleetlog.dsl.errors import GuardError
 from fleetlog.dsl.spec import Expr
+from fleetlog.errors import FleetlogError
 
 Lookup = Callable[[str, str | None], Any]
 """``lookup(name, None)`` reads a param or builtin; ``lookup(ref, attr)`` reads ``ref.attr``."""
@@ -118,3 +119,38 @@ def to_text(expr: Expr) -> str:
     if op == "cmp":
         return f"{to_text(expr[2])} {expr[1]} {to_text(expr[3])}"
     return _describe(expr)
+
+
+def explain(expr: Expr, lookup: Lookup) -> str:
+    """Why a guard that does not hold is false: the clause that failed and the values it
+    read, e.g. ```size > 5` is false: size = 3``. For ``a and b`` the first operand that
+    is false is explained; an ``or`` or a ``not`` is shown whole."""
+    clause = _false_clause(expr, lookup)
+    values = []
+    for name, attr in dict.fromkeys(names(clause)):
+        label = name if attr is None else f"{name}.{attr}"
+        try:
+            values.append(f"{label} = {_value_text(lookup(name, attr))}")
+        except FleetlogError as exc:  # a dangling ref: say so rather than fail again
+            values.append(f"{label} cannot be read ({exc})")
+    head = f"`{to_text(clause)}` is false"
+    return head + (": " + ", ".join(values) if values else "")
+
+
+def _false_clause(expr: Expr, lookup: Lookup) -> Expr:
+    if expr[0] == "and":
+        left = expr[1]
+        try:
+            left_holds = bool(evaluate(left, lookup))
+        except FleetlogError:  # an impossible comparison: shown whole
+            return expr
+        return _false_clause(left if not left_holds else expr[2], lookup)
+    return expr
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value_text(v) for v in value) + "]"
+    if isinstance(value, str | bool | int | float) or value is None:
+        return to_text(("lit", value))
+    return repr(value)

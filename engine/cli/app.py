@@ -2,31 +2,42 @@
 
 Errors are turned into one line on stderr and the contract's exit code in exactly one
 place, ``main``: 0 ok, 1 an operation failed, 2 usage error, 3 drift found or needs
-attention, 4 journal integrity failure. No traceback reaches the user for a
-``FleetlogError``; anything else is a bug and is reported as one (exit 1).
+attention, 4 journal integrity failure, 130 interrupted (Ctrl-C, saying what was left:
+``engine.cli.interrupt``). No traceback reaches the user for a ``FleetlogError``;
+anything else is a bug and is reported as one (exit 1). docs/output.md is the contract.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from fleetlog import packs
+from fleetlog import __version__, packs
 from fleetlog.engine.backends import BACKENDS
 from fleetlog.engine.cli import backend as backend_cmds
+from fleetlog.engine.cli import completion as completion_cmds
 from fleetlog.engine.cli import inventory as inventory_cmds
 from fleetlog.engine.cli import journal as journal_cmds
 from fleetlog.engine.cli import machines as machines_cmds
+from fleetlog.engine.cli import metrics as metrics_cmds
+from fleetlog.engine.cli import output
 from fleetlog.engine.cli import reconcile as reconcile_cmds
+from fleetlog.engine.cli import rehearse as rehearse_cmds
 from fleetlog.engine.cli import run as run_cmds
 from fleetlog.engine.cli import worker as worker_cmds
-from fleetlog.engine.cli.inputs import guarded
+from fleetlog.engine.cli.inputs import guarded, unusable_arg
 from fleetlog.engine.cli.integrity import Guard
-from fleetlog.engine.cli.session import Session, default_journal_url
+from fleetlog.engine.cli.interrupt import EXIT_CODE as INTERRUPTED
+from fleetlog.engine.cli.interrupt import Interrupted, Interrupts
+from fleetlog.engine.cli.session import Session, default_journal_url, notifier_for
 from fleetlog.errors import FleetlogError
 from fleetlog.limits import escape
+
+if TYPE_CHECKING:
+    from fleetlog.engine.runtime import Runner
 
 app = typer.Typer(
     name="fleetlog",
@@ -36,15 +47,30 @@ app = typer.Typer(
         "resumes where it stopped."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # `fleetlog completion SHELL` prints the script instead
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        output.say(f"fleetlog {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _globals(
     ctx: typer.Context,
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_print_version,
+        help="Print fleetlog's version and exit.",
+    ),
     journal: str = typer.Option(
         None,
         "--journal",
@@ -87,12 +113,32 @@ def _globals(
         "itself in FLEETLOG_CHAIN_KEY.",
         show_default=False,
     ),
+    notify: str = typer.Option(
+        None,
+        "--notify",
+        envvar="FLEETLOG_NOTIFY",
+        help="A webhook URL: POST a signed JSON event for each needs-attention, failed "
+        "transition, drift finding and finished fan-out plan this command journals "
+        "(docs/notifications.md). Sent in the background with retries; never blocks a "
+        "step or changes the exit code.",
+        show_default=False,
+    ),
+    notify_secret_file: str = typer.Option(
+        None,
+        "--notify-secret-file",
+        envvar="FLEETLOG_NOTIFY_SECRET_FILE",
+        help="A file (mode 0600) holding the secret that signs notifications "
+        "(X-Fleetlog-Signature: sha256=HMAC of the body). Or give the secret itself in "
+        "FLEETLOG_NOTIFY_SECRET.",
+        show_default=False,
+    ),
 ) -> None:
     ctx.obj = Session(
         journal_url=journal or default_journal_url(),
         backend_given=backend,
         accept_new_host_keys=accept_new_host_keys,
         guard=Guard(witness_path=witness, key_file=chain_key_file),
+        notifier=notifier_for(notify, notify_secret_file),
     )
     _SESSIONS.append(ctx.obj)
     ctx.call_on_close(ctx.obj.close)
@@ -110,6 +156,9 @@ for _module in (
     reconcile_cmds,
     worker_cmds,
     backend_cmds,
+    completion_cmds,
+    metrics_cmds,
+    rehearse_cmds,
 ):
     _module.register(app)
 
@@ -139,11 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"fleetlog: warning: {problem}\n")
     _SESSIONS.clear()
     raised: BaseException | None = None
+    completion_cmds.answering()
+    interrupts = Interrupts(_runners)
     try:
         # standalone_mode=False: click returns typer.Exit codes instead of exiting, and
         # raises its usage errors to us, so every exit code is decided here.
         # Every value of every command is checked first (engine.cli.inputs).
-        rv = guarded(app)(args=argv, prog_name="fleetlog", standalone_mode=False)
+        with interrupts.installed():
+            rv = guarded(app)(args=argv, prog_name="fleetlog", standalone_mode=False)
+    except Interrupted as exc:  # the command said what it left itself
+        sys.stderr.write(f"fleetlog: {escape(str(exc))}\n")
+        code = exc.exit_code
+        raised = exc
     except FleetlogError as exc:
         # dsl is already imported whenever a DSLError was raised: importing here is free,
         # and keeps dsl (and lark) out of start-up for commands that never compile.
@@ -160,12 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # click usage errors in non-standalone mode still exit
         code = exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
-        sys.stderr.write("fleetlog: interrupted\n")
-        code = 130
+        code = INTERRUPTED
     except Exception as exc:
         import click
 
-        if isinstance(exc, _click_exceptions()):
+        if _stopped(exc):
+            code = INTERRUPTED  # a transition stopped before its next step, on Ctrl-C
+        elif isinstance(exc, _click_exceptions()):
             exc.show()  # type: ignore[attr-defined]
             code = exc.exit_code  # type: ignore[attr-defined]
         elif isinstance(exc, click.Abort | typer.Abort):
@@ -174,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         elif (fault := _environment_fault(exc)) is not None:
             sys.stderr.write(f"fleetlog: error: {fault}\n")
             code = 1
+        elif (bad := unusable_arg(argv, exc)) is not None:
+            sys.stderr.write(f"fleetlog: error: {escape(str(bad))}\n")
+            code = bad.exit_code
         elif os.environ.get("FLEETLOG_DEBUG"):
             raise
         else:
@@ -186,12 +246,28 @@ def main(argv: list[str] | None = None) -> int:
             code = 1
     else:
         code = rv if isinstance(rv, int) else 0
+    if (code == INTERRUPTED or interrupts.count) and not isinstance(raised, Interrupted):
+        # typer turns KeyboardInterrupt into exit 130; say what was left, and where.
+        sys.stderr.write(f"fleetlog: {interrupts.message()}\n")
+        code = INTERRUPTED
     for session in _SESSIONS:  # a damaged journal's warning, a failed seal or witness
         code = session.guard.outcome(code, raised)
     _SESSIONS.clear()
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _runners() -> list[Runner]:
+    """The runners this command has made so far (Ctrl-C stops them between steps)."""
+    return [r for s in _SESSIONS if (r := s.active_runner) is not None]
+
+
+def _stopped(exc: Exception) -> bool:
+    """A runner's ``Stopping``: runtime is imported whenever one was raised."""
+    runtime = sys.modules.get("fleetlog.engine.runtime")
+    stopping = getattr(runtime, "Stopping", None)
+    return isinstance(stopping, type) and isinstance(exc, stopping)
 
 
 def _environment_fault(exc: Exception) -> str | None:

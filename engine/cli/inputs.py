@@ -12,7 +12,9 @@ checked where it is read.
 from __future__ import annotations
 
 import functools
+import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -39,11 +41,15 @@ def label(param: Any) -> str:
 
 
 def check_value(value: Any, where: str, *, free_text: bool = False) -> None:
-    """``value`` (a string, a path, or a list of them), or ``ArgumentError``."""
+    """``value`` (a string, a path, a number, or a list of them), or ``ArgumentError``."""
     if isinstance(value, list | tuple):
         for item in value:
             check_value(item, where, free_text=free_text)
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        # click's FloatRange compares, and every comparison with nan is false: a range
+        # check alone lets "nan" (and, without a bound, "inf") through.
+        raise ArgumentError(f"{where} {value!r}: a finite number is needed")
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
@@ -66,6 +72,32 @@ def _guard(callback: Callable[..., Any], params: dict[str, Any]) -> Callable[...
 
     setattr(checked, _GUARDED, True)
     return checked
+
+
+def unusable_arg(argv: list[str] | None, exc: BaseException) -> ArgumentError | None:
+    """The usage error for ``exc`` when it is the ``ValueError`` of a value no file name
+    can hold (a NUL, a lone surrogate) reaching ``os.stat``: click's path type stats a
+    value before our checks see it. No shell passes a NUL (argv is C strings), but
+    ``main`` can be called with a list. The value is named by the option before it when
+    there is one."""
+    if not isinstance(exc, ValueError):
+        return None
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        if not isinstance(arg, str):
+            continue
+        problem = limits.text_problem(arg, multiline=True, max_bytes=limits.MAX_ARG_BYTES)
+        if problem is None:
+            continue
+        name, eq, value = arg.partition("=")
+        if eq and name.startswith("--"):
+            where, shown = name, value
+        elif i and str(args[i - 1]).startswith("-"):
+            where, shown = str(args[i - 1]), arg
+        else:
+            where, shown = "argument", arg
+        return ArgumentError(f"{where} {limits.shown(shown, 40)}: {problem}")
+    return None
 
 
 def guard(command: Any) -> Any:

@@ -116,10 +116,17 @@ def _modifiers(step: Any) -> str:
 @machines_app.command("check")
 def check(
     files: list[Path] = typer.Argument(..., help="Machine files to check (*.fsm)."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Count warnings (an unreachable state, an error state with no way out, ...) "
+        "as errors: exit 2 when there is any.",
+    ),
     json: bool = JSON,
 ) -> None:
-    """Compile FILES with every static check; print each error as file:line:col with a
-    caret. Exit 2 when any file has an error."""
+    """Compile FILES with every static check; print each error and warning as
+    file:line:col with a caret. Exit 2 when any file has an error (with --strict: an
+    error or a warning)."""
     from fleetlog import dsl
     from fleetlog.engine.model.loader import compile_files, discover_plugins, machine_files
 
@@ -148,10 +155,11 @@ def check(
     for w in warnings:
         output.warn(w.format(sources.get(w.file, "")))
     rows = [_counts(s) for s in specs.values()]
+    failed = bool(errors or link_errors or missing or (strict and warnings))
     if json:
         output.emit_json(
             {
-                "ok": not (errors or link_errors or missing),
+                "ok": not failed,
                 "machines": rows,
                 # error diagnostics, not files: a file with two errors counts two
                 "errors": sum(max(1, len(e.errors)) for e in errors)
@@ -166,7 +174,7 @@ def check(
                 f"ok  {r['kind']:<18} {r['states']:>3} states {r['transitions']:>3} "
                 f"transitions {r['steps']:>3} steps  {r['file']}"
             )
-    if errors or link_errors or missing:
+    if failed:
         raise typer.Exit(2)
 
 

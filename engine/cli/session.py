@@ -18,6 +18,7 @@ from fleetlog.errors import UsageError
 if TYPE_CHECKING:
     from fleetlog.engine.backends.base import Backend
     from fleetlog.engine.model.kinds import KindRegistry
+    from fleetlog.engine.ops.notify import Notifier
     from fleetlog.engine.runtime import Runner
     from fleetlog.journal.base import Journal
 
@@ -54,6 +55,8 @@ class Session:
     _read_only: bool = field(default=False, repr=False)
     #: The journal's integrity: checked on opening, sealed and witnessed after writes.
     guard: Guard = field(default_factory=Guard, repr=False)
+    #: ``--notify``: watches the journal once it is opened, sends what it appends.
+    notifier: Notifier | None = field(default=None, repr=False)
 
     @property
     def journal(self) -> Journal:
@@ -68,6 +71,8 @@ class Session:
                 journal.close()
                 raise
             self._journal = journal
+            if self.notifier is not None:
+                self.notifier.watch(journal)
         return self._journal
 
     def require_existing(self) -> None:
@@ -147,6 +152,7 @@ class Session:
         """Before running steps: bind a journal used for the first time to this
         command's backend (journaled), and say so when that is the simulator."""
         name = self.backend_name
+        by_default = self.backend_given is None and self.bound_backend() is None
         if self.bound_backend() is None:
             from fleetlog.engine.model import events as ev
 
@@ -155,10 +161,20 @@ class Session:
             self._bound = name
         if name == "sim" and not self._noted:
             self._noted = True
-            sys.stderr.write(
-                "fleetlog: note: the simulated datacenter ran these steps "
-                "(--backend sim); no real host was contacted\n"
-            )
+            if by_default:
+                # The first run on a fresh journal, with no --backend: say what ran it,
+                # and how to run on real hosts, before the journal stays bound to sim.
+                sys.stderr.write(
+                    "fleetlog: note: simulated: the simulated datacenter (backend sim, the "
+                    "default) ran these steps; no real host was contacted. For real hosts "
+                    "use --backend local (this machine) or --backend ssh; this journal now "
+                    "stays on sim (`fleetlog backend set` changes that)\n"
+                )
+            else:
+                sys.stderr.write(
+                    "fleetlog: note: the simulated datacenter ran these steps "
+                    "(--backend sim); no real host was contacted\n"
+                )
         return name
 
     def set_backend(self, name: str, reason: str) -> str | None:
@@ -186,7 +202,31 @@ class Session:
                 accept_new_host_keys=self.accept_new_host_keys,
                 on_new_host_key=self._journal_host_key,
             )
+            self._follow_journal(self._backend)
         return self._backend
+
+    def _follow_journal(self, backend: Backend) -> None:
+        """The simulated datacenter holds what the journal's inventory says, and no
+        other host answers (``ops.twin.follow_journal``); a sandbox world someone filled
+        on purpose (a test's, the demo's) is left open."""
+        from fleetlog.engine.backends.sim import SimBackend
+        from fleetlog.engine.ops.twin import follow_journal
+
+        if not isinstance(backend, SimBackend):
+            return
+
+        def journal() -> Journal | None:
+            return self.journal if self._journal is not None or self._exists() else None
+
+        notes = follow_journal(backend, journal, lambda: self.registry)
+        for note in notes:
+            sys.stderr.write(f"fleetlog: note: simulated: {note}\n")
+
+    @property
+    def active_runner(self) -> Runner | None:
+        """The runner, once this command has made one: Ctrl-C asks it to stop each
+        transition before its next step (``engine.cli.interrupt``)."""
+        return self._runner
 
     def runner(self, *, runs_steps: bool = True) -> Runner:
         """A runner on this session's journal, kinds and backend. ``runs_steps``: before
@@ -198,7 +238,11 @@ class Session:
         if self._runner is None:
             hook = self.bind_backend if runs_steps else None
             self._runner = Runner(
-                self.journal, self.registry, self.backend, before_first_start=hook
+                self.journal,
+                self.registry,
+                self.backend,
+                before_first_start=hook,
+                notice=lambda line: sys.stderr.write(f"fleetlog: warning: {line}\n"),
             )
         return self._runner
 
@@ -211,16 +255,37 @@ class Session:
         self.journal.append(f"ssh_host/{host}", [ev.new_event(accepted)])
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stop()  # its last read of the journal, before that closes
         if self._backend is not None:
             self._backend.close()
             self._backend = None
-        if self._journal is not None:
-            try:
-                self.guard.closing(self._journal)
-            finally:
-                self._journal.close()
-                self._journal = None
+        try:
+            if self._journal is not None:
+                try:
+                    self.guard.closing(self._journal)
+                finally:
+                    self._journal.close()
+                    self._journal = None
+        finally:
+            if self.notifier is not None:
+                # A bounded wait for deliveries; what failed is a warning, never the
+                # command's outcome.
+                for line in self.notifier.finish():
+                    sys.stderr.write(f"fleetlog: warning: notify: {line}\n")
+                self.notifier = None
 
 
 def default_journal_url() -> str:
     return os.environ.get("FLEETLOG_JOURNAL") or DEFAULT_JOURNAL
+
+
+def notifier_for(url: str | None, secret_file: str | None) -> Notifier | None:
+    """The notifier of ``--notify URL`` (None without one): the URL and the secret are
+    checked now, before any work (a bad one is a usage error)."""
+    if not url:
+        return None
+    from fleetlog.engine.ops.notify import SECRET_ENV, Notifier, load_target
+
+    target = load_target(url, secret_file, os.environ.get(SECRET_ENV))
+    return None if target is None else Notifier(target)

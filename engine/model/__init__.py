@@ -30,7 +30,7 @@ from fleetlog.engine.model.params import (
     parse_assignments,
     resolve,
 )
-from fleetlog.engine.model.patterns import expand, fold_names, natural_key, select
+from fleetlog.engine.model.patterns import expand, fold_names, fold_nodes, natural_key, select
 from fleetlog.engine.model.progress import Progress, StepState, reconstruct
 from fleetlog.engine.model.records import InProgress, Resource, split_id
 from fleetlog.engine.model.replay import ReplayError, load_resource, replay_all
@@ -59,6 +59,7 @@ __all__ = [
     "expand",
     "expand_names",
     "fold_names",
+    "fold_nodes",
     "host_of",
     "load_registry",
     "load_resource",

@@ -24,13 +24,22 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 def parse_assignments(items: Iterable[str], where: str) -> dict[str, str]:
-    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``."""
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``. A name given twice with two
+    values is refused, naming it, rather than keeping the last one silently (as git and
+    kubectl refuse conflicting flags); the same value twice is no conflict."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"{where}: bad --param {item!r}: expected NAME=VALUE")
+        if key in out and out[key] != value:
+            raise ParamError(
+                where=where,
+                param=key,
+                problem=f"given twice, as {_shown(out[key])} and as {_shown(value)}: "
+                "give --param once per name",
+            )
         out[key] = value
     return out
 

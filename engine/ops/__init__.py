@@ -22,6 +22,7 @@ from fleetlog.engine.ops.resources import (
     MissingReference,
     ResourceExists,
     create_resource,
+    create_resources,
     created_event,
     name_problem,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "build_audit",
     "check_fencing",
     "create_resource",
+    "create_resources",
     "created_event",
     "ingest",
     "iso_time",

@@ -180,6 +180,10 @@ def _transition(events: list[Event], index: _Index) -> dict[str, Any]:
             st["skipped"] = q.reason
         elif isinstance(q, ev.AttentionRequired | ev.StepResolved):
             attention.append({"type": event.type, **event.payload, **_who(event)})
+            if isinstance(q, ev.StepResolved):
+                _resolved(_step_entry(steps, q.step, False), q, event)
+            elif q.step is not None:
+                _step_entry(steps, q.step, False)["status"] = "needs_attention"
         elif isinstance(q, ev.LockAcquired | ev.LockReleased | ev.LockBroken):
             locks.append({"type": event.type, **_who(event), **event.payload})
         elif event.type in ev.TRANSITION_ENDS:
@@ -217,10 +221,90 @@ def _transition(events: list[Event], index: _Index) -> dict[str, Any]:
         "steps": list(steps.values()),
         "attention": attention,
         "locks": locks,
+        "interruptions": _interruptions(events),
     }
     if isinstance(ended, ev.TransitionCompleted) and ended.skipped:
         entry["skipped"] = ended.skipped
     return entry
+
+
+def _resolved(st: dict[str, Any], q: ev.StepResolved, event: Event) -> None:
+    """An operator's decision settles the step the journal left in doubt: it is no
+    longer shown as running."""
+    st["resolved"] = {"as": q.how, "reason": q.reason, **_who(event)}
+    st["status"] = {"done": "succeeded", "retry": "pending", "abort": "failed"}.get(
+        q.how, st["status"]
+    )
+    doubtful = [a for a in st["attempts"] if a.get("outcome") == "in_doubt"]
+    if doubtful:
+        doubtful[-1].update(outcome=f"resolved as {q.how}", ended_at=event.recorded_at)
+
+
+def _owner(owner: str) -> str:
+    """``host:pid:nonce`` of a lease owner (the rest identifies the boot and namespace)."""
+    return owner.split(";", 1)[0]
+
+
+def _interruptions(events: list[Event]) -> list[dict[str, Any]]:
+    """Where the transition's run was cut and taken up again, from its lease events: a
+    holder that died (its lease broken, or taken over without a release) is a crash;
+    a lease released before the end (needs attention, a worker stopped) is a pause; each
+    later taking of the lease is a resume. Also what was running when the cut came."""
+    out: list[dict[str, Any]] = []
+    holder: str | None = None
+    started = False
+    running: str | None = None  # the step started and not finished, if any
+    paused_for: str | None = None
+    for event in events:
+        q = ev.read(event)
+        if isinstance(q, ev.TransitionStarted):
+            started = True
+        elif event.type in ev.TRANSITION_ENDS:
+            started = False  # the lease let go after the end is no pause
+        elif isinstance(q, ev.StepStarted) and not q.undo:
+            running = q.step
+        elif isinstance(q, ev.StepSucceeded | ev.StepFailed | ev.StepSkipped | ev.StepResolved):
+            running = None if getattr(q, "undo", False) is False else running
+        elif isinstance(q, ev.AttentionRequired):
+            paused_for = f"needs attention at step {q.step}"
+        elif isinstance(q, ev.LockBroken):
+            out.append(
+                {
+                    "what": "crashed",
+                    "owner": _owner(q.previous_owner),
+                    "step": running,
+                    "reason": q.reason,
+                    **_who(event),
+                }
+            )
+            holder = None
+        elif isinstance(q, ev.LockReleased):
+            if holder is not None and started:
+                out.append(
+                    {
+                        "what": "paused",
+                        "owner": _owner(q.owner),
+                        "reason": paused_for,
+                        **_who(event),
+                    }
+                )
+            holder = None
+        elif isinstance(q, ev.LockAcquired):
+            if holder is not None and holder != q.owner:
+                out.append(
+                    {
+                        "what": "crashed",
+                        "owner": _owner(holder),
+                        "step": running,
+                        "reason": "its lease was taken over without a release",
+                        **_who(event),
+                    }
+                )
+            if started:
+                out.append({"what": "resumed", "owner": _owner(q.owner), **_who(event)})
+            holder = q.owner
+            paused_for = None
+    return out
 
 
 def _end(
@@ -491,8 +575,36 @@ def _entry_lines(e: dict[str, Any]) -> list[str]:
             errors = [a.get("error") for a in tries if a.get("error")]
             if errors:
                 detail += f": {errors[-1]}"
+            done = st.get("resolved")
+            if done:
+                detail += (
+                    f" (resolved as {done['as']} by {done['actor']}@{done['host']} at seq "
+                    f"{done['seq']}: {done['reason']})"
+                )
             out.append(f"{pad}- {label:<18} {detail}")
-        for a in e["attention"]:
-            out.append(f"{pad}! {a['type']} {a.get('step')}: {a.get('reason')}")
+        # What happened to the run, in journal order: attention, decisions, crashes,
+        # pauses and resumes.
+        notes = [
+            (a["seq"], f"{pad}! {a['type']} {a.get('step')}: {a.get('reason')}")
+            for a in e["attention"]
+        ]
+        notes += [
+            (cut["seq"], f"{pad}~ seq {cut['seq']:<5} {_cut_text(cut)}")
+            for cut in e.get("interruptions", ())
+        ]
+        out.extend(line for _seq, line in sorted(notes, key=lambda n: n[0]))
         return out
     return [f"{at}  {e.get('type')} {e.get('detail')}"]
+
+
+def _cut_text(cut: dict[str, Any]) -> str:
+    if cut["what"] == "crashed":
+        during = f" during step {cut['step']}" if cut.get("step") else " between steps"
+        return (
+            f"crashed: {cut['owner']} stopped{during} ({cut['reason']}; found by "
+            f"{cut['actor']}@{cut['host']})"
+        )
+    if cut["what"] == "paused":
+        why = f": {cut['reason']}" if cut.get("reason") else ""
+        return f"paused: {cut['owner']} let go{why}"
+    return f"resumed by {cut['actor']}@{cut['host']} ({cut['owner']})"

@@ -5,11 +5,12 @@ here, never from the modules behind it.
 """
 
 from fleetlog.engine.runtime.actions import ActionResult, PluginContext
-from fleetlog.engine.runtime.dryrun import PlannedStep
+from fleetlog.engine.runtime.dryrun import DryRun, PlannedStep
 from fleetlog.engine.runtime.leases import DEFAULT_TTL, LeaseSet, new_owner, owner_is_dead
 from fleetlog.engine.runtime.outcome import (
     AlreadyStarted,
     Busy,
+    CommandReused,
     GuardRefused,
     NoSuchResource,
     NotInProgress,
@@ -17,6 +18,8 @@ from fleetlog.engine.runtime.outcome import (
     Stopping,
     WrongBackend,
 )
+from fleetlog.engine.runtime.preflight import NotReady
+from fleetlog.engine.runtime.reintroduce import reintroduced
 from fleetlog.engine.runtime.runner import Runner
 from fleetlog.engine.runtime.task import Intake, Task
 
@@ -25,11 +28,14 @@ __all__ = [
     "ActionResult",
     "AlreadyStarted",
     "Busy",
+    "CommandReused",
+    "DryRun",
     "GuardRefused",
     "Intake",
     "LeaseSet",
     "NoSuchResource",
     "NotInProgress",
+    "NotReady",
     "Outcome",
     "PlannedStep",
     "PluginContext",
@@ -39,4 +45,5 @@ __all__ = [
     "WrongBackend",
     "new_owner",
     "owner_is_dead",
+    "reintroduced",
 ]

@@ -21,7 +21,9 @@ class Busy(FleetlogError):
 
 
 class GuardRefused(UsageError):
-    msg_fmt = "%(resource)s: %(trigger)s is not allowed: its guard `when %(guard)s` is false"
+    msg_fmt = (
+        "%(resource)s: %(trigger)s is not allowed: its guard `when %(guard)s` is false (%(why)s)"
+    )
 
 
 class NotInProgress(UsageError):
@@ -34,6 +36,18 @@ class WrongBackend(UsageError):
         "can only be resumed there, not on %(backend)s: resume it with --backend "
         "%(started_on)s (after `fleetlog backend set %(started_on)s` if the journal is "
         "bound elsewhere)"
+    )
+
+
+class CommandReused(UsageError):
+    """A command id names one request: given again with another one, it is refused
+    rather than answered with the first request's result (which would look like this
+    one's)."""
+
+    msg_fmt = (
+        "command id %(command_id)s was already used (seq %(seq)s, by %(actor)s) for "
+        "%(original)s, not %(given)s: give a new --command-id, or the same request to "
+        "get its result"
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fleetlog.dsl import to_text
+from fleetlog.dsl import explain, to_text
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import Kind, KindRegistry, TriggerNotAllowed, did_you_mean
 from fleetlog.engine.model.params import resolve
@@ -24,11 +24,12 @@ from fleetlog.engine.model.progress import Progress, reconstruct
 from fleetlog.engine.model.records import Resource, split_id
 from fleetlog.engine.model.replay import load_resource
 from fleetlog.engine.model.values import Scope, host_of
-from fleetlog.engine.runtime import actions, dryrun, steps
+from fleetlog.engine.runtime import actions, dryrun, preflight, steps
 from fleetlog.engine.runtime.leases import DEFAULT_TTL, LeaseSet, new_owner
 from fleetlog.engine.runtime.outcome import (
     AlreadyStarted,
     Busy,
+    CommandReused,
     GuardRefused,
     NoSuchResource,
     NotInProgress,
@@ -59,10 +60,12 @@ class Runner:
         lock_wait: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         before_first_start: Callable[[], object] | None = None,
+        notice: Callable[[str], object] | None = None,
     ) -> None:
         """``before_first_start`` is called once, before the first transition this
         runner starts or resumes is journaled (the CLI binds the journal to its backend
-        there, so a command refused by validation journals nothing)."""
+        there, so a command refused by validation journals nothing). ``notice`` gets a
+        one-line warning the operator should see (the CLI prints it on stderr)."""
         self.journal = journal
         self.registry = registry
         self.backend = backend
@@ -72,6 +75,8 @@ class Runner:
         self.writer = JournalWriter(journal)
         self._before_first_start = before_first_start
         self._first_start_lock = threading.Lock()
+        self.notice = notice
+        self._told: set[object] = set()
         #: Set to stop every transition this runner drives before its next step.
         self.stopping = threading.Event()
 
@@ -121,13 +126,36 @@ class Runner:
                 hint=f" (allowed: {', '.join(allowed) or 'none'})",
             )
         params = resolve(t.params, given, f"{rid} {trigger}")
-        if t.when is not None and not actions.guard_holds(self.scope(rec, params, trigger), t.when):
-            raise GuardRefused(resource=rid, trigger=trigger, guard=to_text(t.when))
+        scope = self.scope(rec, params, trigger)
+        if t.when is not None and not actions.guard_holds(scope, t.when):
+            why = explain(t.when, scope.lookup)
+            raise GuardRefused(resource=rid, trigger=trigger, guard=to_text(t.when), why=why)
+        preflight.check(kind, t, scope, self.backend, self._lookups)
         return rec, kind, params, dest
+
+    @property
+    def _lookups(self) -> preflight.Lookups:
+        """What the preflight reads about the resources an ``ensure`` would act on."""
+
+        def ensured_scope(rec: Resource, trigger: str) -> Scope:
+            try:
+                t = self.registry.get(rec.kind).transition(trigger)
+                params = resolve(t.params, {}, f"{rec.id} {trigger}")
+            except (KeyError, FleetlogError):
+                params = {}  # refused when the ensure fires it; nothing to read ahead
+            return self.scope(rec, params, trigger)
+
+        return preflight.Lookups(
+            load=lambda ref_id: load_resource(self.journal, self.registry, ref_id),
+            kind=self.registry.get,
+            scope=ensured_scope,
+        )
 
     def check_trigger(self, rid: str, trigger: str, given: Mapping[str, Any]) -> None:
         """What refuses ``trigger`` for every resource of ``rid``'s kind alike (no such
-        trigger, bad params), before a fan-out journals its plan."""
+        trigger, bad params), before a fan-out journals its plan; and what ``rid`` itself
+        would need before its first step (a secret not set), when it could start now:
+        every member is checked again when it starts."""
         kind = self.registry.get(split_id(rid)[0])
         try:
             t = kind.transition(trigger)
@@ -136,15 +164,28 @@ class Runner:
                 f"{rid}: kind {kind.name} has no trigger {trigger!r}"
                 + did_you_mean(trigger, [x.trigger for x in kind.spec.transitions])
             ) from None
-        resolve(t.params, given, f"{kind.name} {trigger}")
+        params = resolve(t.params, given, f"{kind.name} {trigger}")
+        rec = load_resource(self.journal, self.registry, rid)
+        if rec is not None and rec.in_progress is None and kind.allowed(rec.state, trigger):
+            scope = self.scope(rec, params, trigger)
+            preflight.check(kind, t, scope, self.backend, self._lookups)
 
     def dry_run(
         self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
     ) -> list[dryrun.PlannedStep]:
         """``fire --dry-run``: validated as ``fire`` would, then judged by read-only
         probes; nothing is journaled."""
-        rec, kind, params, _dest = self.validate(rid, trigger, dict(given or {}))
-        return dryrun.plan(self.backend, self.scope(rec, params, trigger), kind.transition(trigger))
+        return self.dry_run_plan(rid, trigger, given).steps
+
+    def dry_run_plan(
+        self, rid: str, trigger: str, given: Mapping[str, Any] | None = None
+    ) -> dryrun.DryRun:
+        """``dry_run`` with where the resource would go (for the text form's header)."""
+        rec, kind, params, dest = self.validate(rid, trigger, dict(given or {}))
+        steps = dryrun.plan(
+            self.backend, self.scope(rec, params, trigger), kind.transition(trigger)
+        )
+        return dryrun.DryRun(rid, trigger, rec.state, dest, steps)
 
     def _starting(self) -> None:
         if self._before_first_start is not None:
@@ -171,7 +212,7 @@ class Runner:
         started after it, unless another worker already did (``AlreadyStarted``)."""
         given = dict(given or {})
         if command_id is not None and submitted is None:
-            prior = self.journal.events_for_command(command_id)
+            prior = self.prior_command(command_id, rid, trigger, given)
             if prior:
                 return self._prior_outcome(prior, inherited)
         rec, kind, params, _dest = self.validate(rid, trigger, given)
@@ -309,6 +350,18 @@ class Runner:
                 events.append(
                     ev.new_event(skipped, correlation_id=transition_id, causation_id=causation_id)
                 )
+            # The first step's start rides with the transition's: nothing is decided
+            # between them (no guard, no probe), and it is still durable before the
+            # step's side effect. One durable commit fewer per transition.
+            first = t.steps[0] if t.steps and skip_output is None else None
+            if (
+                first is not None
+                and first.when is None
+                and first.check is None
+                and not self.stopping.is_set()
+            ):
+                opening = ev.StepStarted(step=first.name, attempt=1, token=token)
+                events.append(ev.new_event(opening, correlation_id=transition_id))
             if submitted is not None:
                 events = events[1:]  # its command.accepted is in the journal already
             # command.accepted, then the lease (lock.broken?, lock.acquired), then the rest
@@ -326,8 +379,32 @@ class Runner:
                 return Outcome(rid, trigger, "skipped", dest, output=skip_output)
             # We just wrote the whole story so far: no need to read it back.
             started = next(e for e in recorded if e.type == ev.TRANSITION_STARTED)
-            return self._drive(rid, leases, rec, reconstruct(started, (), plan=t.steps))
+            opened = [e for e in recorded if e.type == ev.STEP_STARTED]
+            prog = reconstruct(started, opened, plan=t.steps)
+            return self._drive(rid, leases, rec, prog, opened=opened[0] if opened else None)
         raise FleetlogError(f"{rid}: gave up after 20 concurrent modifications")
+
+    def prior_command(
+        self, command_id: str, rid: str, trigger: str, given: Mapping[str, Any]
+    ) -> list[Event]:
+        """The events of ``command_id`` if it was given before (idempotent submit), or
+        ``[]``; ``CommandReused`` if it was given for another resource, trigger or
+        params."""
+        prior = self.journal.events_for_command(command_id)
+        accepted = next((e for e in prior if e.type == ev.COMMAND_ACCEPTED), None)
+        if accepted is None:
+            return prior
+        was = ev.CommandAccepted.from_payload(accepted.payload)
+        before = (accepted.stream, was.trigger, _canonical(was.params or {}))
+        if before != (rid, trigger, _canonical(given)):
+            raise CommandReused(
+                command_id=command_id,
+                seq=accepted.seq,
+                actor=accepted.actor,
+                original=_request(accepted.stream, str(was.trigger), was.params or {}),
+                given=_request(rid, trigger, given),
+            )
+        return prior
 
     def _prior_outcome(self, prior: list[Event], inherited: LeaseSet | None) -> Outcome:
         """A command submitted again (same command id): report, or continue, the original."""
@@ -395,9 +472,35 @@ class Runner:
             if rec.in_progress is None or rec.in_progress.started_seq != prog.started_seq:
                 raise NotInProgress(resource=rid)
             self._starting()
-            return self._drive(rid, leases, rec, self.progress(rid, rec))
+            prog = self.progress(rid, rec)
+            self._say_if_edited(prog)
+            return self._drive(rid, leases, rec, prog)
         finally:
             leases.release()
+
+    def tell(self, line: str, *, key: object = None) -> None:
+        """Give ``notice`` a line for the operator, once per ``key`` when one is given
+        (a fan-out failing a thousand resources the same way says it once)."""
+        if self.notice is None:
+            return
+        if key is not None:
+            with self._first_start_lock:
+                if key in self._told:
+                    return
+                self._told.add(key)
+        self.notice(line)
+
+    def _say_if_edited(self, prog: Progress) -> None:
+        """A transition started under another definition of its kind resumes the plan
+        recorded when it started, never the file's: say so, in one line."""
+        spec = self.registry.get(prog.resource.split("/", 1)[0]).spec
+        if prog.definition_hash and prog.definition_hash != spec.definition_hash:
+            self.tell(
+                f"{prog.resource}: {spec.filename or spec.name} changed since its "
+                f"{prog.trigger} started (definition {prog.definition_hash[:12]}, now "
+                f"{spec.definition_hash[:12]}): resuming the plan recorded then "
+                f"({len(prog.plan)} steps, to {prog.target}), not the file's"
+            )
 
     def resolve(self, rid: str, step: str, how: str, reason: str) -> Event:
         """Journal an operator's decision about a step that needs attention."""
@@ -417,7 +520,15 @@ class Runner:
         return self.writer.record(rid, decision, prog.transition_id)
 
     # ------------------------------------------------------------------ the plan
-    def _drive(self, rid: str, leases: LeaseSet, rec: Resource, prog: Progress) -> Outcome:
+    def _drive(
+        self,
+        rid: str,
+        leases: LeaseSet,
+        rec: Resource,
+        prog: Progress,
+        *,
+        opened: Event | None = None,
+    ) -> Outcome:
         task = Task(
             rid=rid,
             record=rec,
@@ -431,5 +542,18 @@ class Runner:
             intake=self,
             sleep=self.sleep,
             stopping=self.stopping,
+            opened=opened,
         )
         return steps.drive(task)
+
+
+def _canonical(params: Mapping[str, Any]) -> str:
+    """Params as journaled (JSON), so a request compares equal to its own record."""
+    import json
+
+    return json.dumps(dict(params), sort_keys=True, default=str)
+
+
+def _request(rid: str, trigger: str, params: Mapping[str, Any]) -> str:
+    shown = " ".join(f"--param {k}={v}" for k, v in sorted(params.items()))
+    return f"`{trigger}` on {rid}" + (f" with {shown}" if shown else "")

@@ -21,6 +21,7 @@ from fleetlog.engine.model.progress import StepState
 from fleetlog.engine.runtime import actions, attributes
 from fleetlog.engine.runtime.ensure import ensure
 from fleetlog.engine.runtime.outcome import Outcome, Stopping
+from fleetlog.engine.runtime.reintroduce import reintroduced
 from fleetlog.engine.runtime.task import Task
 from fleetlog.engine.runtime.undo import fail_transition
 from fleetlog.errors import FleetlogError
@@ -77,10 +78,12 @@ IN_DOUBT_RERUNS = 2
 
 
 def resolve_hint(rid: str, step: str) -> str:
-    """The command line that settles a step in doubt."""
+    """The command line that settles a step in doubt, ready to type: the operator finds
+    out whether the step took effect and picks its ``--as``."""
     return (
-        f"decide with: fleetlog resolve {shlex.quote(rid)} --step {shlex.quote(step)} "
-        "--as done|retry|abort --reason TEXT"
+        "find out whether it took effect, then type: fleetlog resolve "
+        f"{shlex.quote(rid)} --step {shlex.quote(step)} --as done --reason 'it took effect' "
+        "(or --as retry to run it again, --as abort to fail the transition and run its undo)"
     )
 
 
@@ -126,7 +129,12 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
     """Run one step to an outcome: 'done', 'failed' or 'attention'."""
     prog, rid, scope, writer = task.progress, task.rid, task.scope, task.writer
     corr = prog.transition_id
-    if st.status == "in_doubt":
+    opened = task.opened
+    if opened is not None and st.status == "in_doubt" and st.started_event_id == opened.event_id:
+        task.opened = None  # journaled with the transition's start, a moment ago
+    else:
+        opened = None
+    if st.status == "in_doubt" and opened is None:
         decided = _in_doubt(task, step, st)
         if decided is not None:
             return decided
@@ -138,26 +146,32 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
     max_attempts = 1 + (retry.count if retry else 0)
     reruns_left = IN_DOUBT_RERUNS
     while True:
-        if step.check is not None and st.status != "in_doubt":
-            writer.flush(rid)  # the probe asks the backend: write what we know first
-            holds, out = actions.probe(task.backend, scope, step.check)
-            if holds:
-                writer.record(rid, ev.StepSkipped(step=step.name, reason="check", output=out), corr)
-                st.status = "skipped"
-                return "done"
-        st.attempts += 1
-        _check_fence(task)
-        started = writer.record(
-            rid,
-            ev.StepStarted(step=step.name, attempt=st.attempts, token=task.leases.token(rid)),
-            corr,
-        )
+        if opened is not None:
+            started, opened = opened, None
+        else:
+            if step.check is not None and st.status != "in_doubt":
+                writer.flush(rid)  # the probe asks the backend: write what we know first
+                holds, out = actions.probe(task.backend, scope, step.check)
+                if holds:
+                    skipped = ev.StepSkipped(step=step.name, reason="check", output=out)
+                    writer.record(rid, skipped, corr)
+                    st.status = "skipped"
+                    return "done"
+            st.attempts += 1
+            _check_fence(task)
+            started = writer.record(
+                rid,
+                ev.StepStarted(step=step.name, attempt=st.attempts, token=task.leases.token(rid)),
+                corr,
+            )
         st.status = "in_doubt"
         st.started_event_id = started.event_id
         try:
             res = _act(task, step, started)
         except FleetlogError as exc:  # a missing secret, a dangling ref: the step fails
             res = actions.ActionResult(False, error=scope.redact(str(exc)))
+        if res.in_doubt and reintroduced("in_doubt"):
+            res = replace(res, in_doubt=False)  # test hook: the old "just a failure"
         if res.in_doubt and reruns_left > 0:
             writer.record(
                 rid, ev.StepInDoubt(step=step.name, attempt=st.attempts, reason=res.error), corr
@@ -236,7 +250,7 @@ def _act(task: Task, step: StepSpec, started: Event) -> actions.ActionResult:
     if a.kind == "run":
         return actions.run_command(task.backend, task.scope, a.command, a.on, step.timeout)
     if a.kind == "call":
-        return actions.run_call(task.backend, task.scope, a, task.plugins)
+        return actions.run_call(task.backend, task.scope, a, task.plugins, step.timeout)
     if a.kind == "wait":
         return actions.run_wait(task.backend, task.scope, a, task.sleep)
     if a.kind == "ensure":

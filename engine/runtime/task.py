@@ -22,7 +22,7 @@ from fleetlog.engine.model.values import Scope
 from fleetlog.engine.runtime.leases import LeaseSet
 from fleetlog.engine.runtime.outcome import Outcome
 from fleetlog.engine.runtime.writer import JournalWriter
-from fleetlog.journal import Journal
+from fleetlog.journal import Event, Journal
 
 if TYPE_CHECKING:
     from fleetlog.engine.backends.base import Backend
@@ -47,6 +47,9 @@ class Intake(Protocol):
 
     def resume(self, rid: str, *, inherited: LeaseSet | None = None) -> Outcome: ...
 
+    def tell(self, line: str, *, key: object = None) -> None:
+        """A one-line warning for the operator (once per ``key`` when one is given)."""
+
 
 @dataclass
 class Task:
@@ -65,6 +68,9 @@ class Task:
     sleep: Callable[[float], None]
     #: Set to stop before the next step (a worker's SIGTERM).
     stopping: threading.Event
+    #: The first step's ``step.started``, when it was journaled with the transition's
+    #: start (``Runner._start``): that step runs at once, it is not in doubt.
+    opened: Event | None = None
 
     @property
     def journal(self) -> Journal:

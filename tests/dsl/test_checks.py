@@ -100,9 +100,30 @@ def test_unreachable_state_is_a_warning_returned_not_raised() -> None:
 def test_states_reached_by_failure_or_observation_are_reachable() -> None:
     text = machine(
         STATES + '    state seen\n    observe { "x" -> seen }\n'
-        "    transition go : ready -> busy { on failure -> failed }"
+        "    transition go : ready -> busy { on failure -> failed }\n"
+        "    transition reset : failed -> ready"
     )
     assert dsl.compile_source(text)[1] == []
+
+
+def test_an_error_state_no_transition_leaves_is_a_warning_with_the_fix() -> None:
+    text = machine(STATES + "    transition go : ready -> busy { on failure -> failed }")
+    _spec, warnings = dsl.compile_source(text, "t.fsm")
+    assert [w.message for w in warnings] == [
+        "error state 'failed' has no transition out: a resource that lands there stays "
+        "there for good"
+    ]
+    assert warnings[0].severity == "warning"
+    assert warnings[0].hint == (
+        "add a way out, e.g. 'transition reset : failed -> ready', "
+        "or flag it 'final' if that is meant"
+    )
+    assert_points_at(warnings[0], text, "failed")
+    # A way out, or a final error state, is what the author meant: no warning.
+    out = text.replace("\n}", "\n    transition reset : failed -> ready\n}")
+    assert dsl.compile_source(out)[1] == []
+    final = text.replace("state failed : error", "state failed : error, final")
+    assert dsl.compile_source(final)[1] == []
 
 
 def test_transition_out_of_a_final_state() -> None:
@@ -174,7 +195,7 @@ def test_undo_of_a_step_of_another_transition_is_an_error() -> None:
 def test_undo_of_a_step_without_compensation_warns() -> None:
     text = with_transition('        step s run "x"\n        on failure -> failed undo [s]')
     _spec, warnings = dsl.compile_source(text, "t.fsm")
-    assert [w.message for w in warnings] == [
+    assert [w.message for w in warnings if "undo" in w.message] == [
         "undo names 's', which has no 'undo run' or 'undo call' to compensate it"
     ]
 
@@ -440,8 +461,10 @@ def test_errors_come_in_source_order_with_warnings_kept() -> None:
         STATES + "    state lost\n    transition b : bsy -> busy\n    transition a : redy -> busy"
     )
     err = failure(text)
+    # line 3: busy is unreachable; line 4: failed is too, and no transition leaves it
     assert [(d.line, d.severity) for d in err.diagnostics] == [
         (3, "warning"),
+        (4, "warning"),
         (4, "warning"),
         (5, "warning"),
         (6, "error"),

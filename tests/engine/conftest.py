@@ -140,8 +140,11 @@ class Fleet(CliDriver):
 
     def status(self) -> dict[str, dict[str, Any]]:
         res = self.cli("status", "--json")
-        assert res.code == 0, res.err
-        return {row["id"]: row for row in res.json()}
+        rows = {row["id"]: row for row in res.json()}
+        # Exit 3 while a resource needs attention (docs/output.md), else 0.
+        attention = any(row["needs_attention"] for row in rows.values())
+        assert res.code == (3 if attention else 0), res.err
+        return rows
 
     def effects(self, host: str | None = None) -> Counter[tuple[str, str]]:
         return effects(self.sim, host)

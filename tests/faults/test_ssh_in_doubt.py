@@ -101,7 +101,7 @@ def test_a_non_idempotent_step_needs_attention(
         ssh_lab, rig, "cut/a", "plain", ("counter", "cut_bump"), "counter cut_bump"
     )
     assert outcome.status == "attention"
-    assert "fleetlog resolve cut/a --step bump --as done|retry|abort" in str(outcome.error)
+    assert "fleetlog resolve cut/a --step bump --as done --reason" in str(outcome.error)
     assert effects(ssh_lab, "node8") == ["counter cut_bump = 1"]
     assert [t for t, _s, _n in rig.steps("cut/a")] == ["step.started", "step.in_doubt"]
     # The operator saw the counter moved: done. Nothing runs it again.

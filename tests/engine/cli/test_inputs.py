@@ -127,6 +127,17 @@ def test_control_characters_in_any_argument_are_a_usage_error_naming_it(
     assert cli.events() == before
 
 
+@pytest.mark.parametrize("value", ["\x00", "\ud800", "a\x00b.fsm"])
+def test_a_file_argument_no_file_name_can_hold_is_a_usage_error(cli: Cli, value: str) -> None:
+    """click's path type hands a value to ``os.stat`` before any check of ours sees it:
+    a NUL or a lone surrogate there is still a usage error naming it, not a bug."""
+    code, _, err = cli("machines", "check", value)
+    assert code == 2
+    line = one_error(err)
+    assert line.startswith("fleetlog: error: argument "), line
+    assert "cannot be in a value" in line and "internal error" not in line
+
+
 def test_the_journal_option_and_its_environment_variable_are_checked(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,7 +232,8 @@ def test_node_groups_are_not_resolved_from_clustershell_configuration(
     # '@*' would ask groups.conf (whose sources may run commands) for every node.
     code, _, err = cli("inventory", "load", inventory(tmp_path, '[kvm_host."@*"]\nhost="x"\n'))
     assert code == 2 and "'@' cannot be in a name" in one_error(err)
-    assert cli("status", "kvm_host/@@x")[0] == 0  # a name no resource has: nothing matches
+    code, _, err = cli("status", "kvm_host/@@x")  # a name no resource has: a typo
+    assert code == 2 and "no resource kvm_host/@@x in the journal" in one_error(err)
 
 
 # -- names -----------------------------------------------------------------------------

@@ -375,3 +375,24 @@ def test_graph_bad_format_and_unknown_kind_exit_2_without_traceback(tmp_path: Pa
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "fleetlog.db").exists()  # drawing never opens a journal
+
+
+def test_check_strict_fails_on_warnings_and_the_shipped_machines_pass_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "machines", "check", "--strict", *map(str, MACHINES))
+    assert (code, err) == (0, "")
+    assert out.count("ok  ") == len(MACHINES)
+    warned = tmp_path / "warned.fsm"
+    warned.write_text(
+        "machine warned {\n    initial state a\n    state b\n    state lost\n"
+        "    state broken : error\n    transition go : a -> b { on failure -> broken }\n}\n"
+    )
+    code, _out, err = cli(capsys, "machines", "check", str(warned))
+    assert code == 0  # warnings alone do not fail without --strict
+    assert "warning: state 'lost' is unreachable from 'a'" in err
+    assert "warning: error state 'broken' has no transition out" in err
+    assert "add a way out, e.g. 'transition reset : broken -> a'" in err
+    code, out, err = cli(capsys, "machines", "check", "--strict", "--json", str(warned))
+    assert code == 2
+    assert json.loads(out)["ok"] is False and json.loads(out)["warnings"] == 2
