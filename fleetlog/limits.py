@@ -89,6 +89,8 @@ def unsafe_chars(text: str, allow: str = "") -> list[str]:
     """The distinct characters of ``text`` that may not be in input, in order of first use:
     control characters (but those in ``allow``), lone surrogates, line and paragraph
     separators and bidirectional overrides."""
+    if text.isascii() and text.isprintable():  # the usual text, told in C
+        return []
     seen: dict[str, None] = {}
     for c in text:
         if (c < " " or c >= "\x7f") and c not in allow and c not in seen and _unsafe(c):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -248,10 +248,16 @@ class Journal(abc.ABC):
         to_seq: int | None = None,
         types: Sequence[str] | None = None,
         columns: Sequence[str] = Event.COLUMNS,
+        project: Mapping[str, Sequence[str]] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """``read_all`` as plain tuples of ``columns`` with the payload as JSON text, for
         whole-journal folds that cannot afford an object per event. This default builds
-        them from ``read_all``; backends override it with a direct query."""
+        them from ``read_all``; backends override it with a direct query.
+
+        ``project``: event type -> payload keys. The payload of an event of such a type
+        may then hold only those keys (a missing one as null): the database picks them
+        out, so a fold that needs three fields of a large payload does not decode it
+        whole. A backend that cannot do that returns whole payloads (as this default)."""
         import json
 
         for ev in self.read_all(from_seq, to_seq, types):
@@ -428,13 +434,29 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def get_lease(self, resource: str) -> Lease | None: ...
 
-    def append_many(self, appends: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[list[Event]]:
-        """Several independent appends (no expected version), each all-or-nothing, in
-        order; their recorded events. Backends that group-commit write them in as few
-        transactions as they can (``fleetlog fire --submit`` of a thousand resources).
-        If one fails, the error is raised once every one has been decided: those before
-        it are written, those after it may be."""
-        return [self.append(stream, events) for stream, events in appends]
+    def get_leases(self, resources: Sequence[str]) -> dict[str, Lease]:
+        """The held leases of ``resources``, by resource: one query where the backend
+        can, so a worker sizing up a thousand candidates does not ask a thousand times."""
+        return {r: lease for r in resources if (lease := self.get_lease(r)) is not None}
+
+    def append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[NewEvent]]],
+        expected_versions: Sequence[int | None] | None = None,
+    ) -> list[list[Event]]:
+        """Several independent appends, each all-or-nothing, in order; their recorded
+        events. Backends that group-commit write them in as few transactions as they can
+        (``fleetlog fire --submit`` of a thousand resources, ``inventory load``).
+        ``expected_versions``: one per append, as ``append``'s ``expected_version``
+        (None: no check). If one fails, the error is raised once every one has been
+        decided: those before it are written, those after it may be."""
+        versions = [None] * len(appends) if expected_versions is None else expected_versions
+        if len(versions) != len(appends):
+            raise JournalError("append_many: one expected version per append")
+        return [
+            self.append(stream, events, expected_version=v)
+            for (stream, events), v in zip(appends, versions, strict=True)
+        ]
 
     def append_releasing_lease(
         self, stream: str, events: Sequence[NewEvent], lease: Lease

@@ -59,6 +59,9 @@ class GroupCommitter(Generic[Req]):
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: list[Slot[Req]] = []
+        #: Queued requests whose callers wait (not detached): only they can take the
+        #: lead, and counting them spares a scan of a long queue of detached ones.
+        self._attached = 0
         self._leading = False
         self._last_batch = 0
 
@@ -67,6 +70,7 @@ class GroupCommitter(Generic[Req]):
         slot: Slot[Req] = Slot(request)
         with self._lock:
             self._queue.append(slot)
+            self._attached += 1
             if self._leading:
                 slot.wake = _allocate_lock()
                 slot.wake.acquire()
@@ -136,6 +140,7 @@ class GroupCommitter(Generic[Req]):
             with self._lock:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._attached -= sum(1 for member in batch if not member.detached)
             self._last_batch = len(batch)
             more = False
             try:
@@ -149,7 +154,11 @@ class GroupCommitter(Generic[Req]):
                     if not member.done:
                         member.fail(RuntimeError("group commit left a request unanswered"))
                 with self._lock:
-                    successor = next((s for s in self._queue if not s.detached), None)
+                    successor = (
+                        next((s for s in self._queue if not s.detached), None)
+                        if self._attached
+                        else None
+                    )
                     if own is not None and not own.done and self._queue:
                         # Our own request did not fit in this batch (more than
                         # max_batch were queued ahead of it): keep the lead until it is

@@ -13,7 +13,8 @@ means a fix lands on both backends at once, and the contract suite checks it on 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,6 +49,11 @@ from fleetlog.journal.integrity import (
 # Rows per statement when reading ranges: short statements, so a slow consumer never
 # holds a read transaction (SQLite: WAL checkpoints) or a connection (PostgreSQL) long.
 READ_BATCH = 2000
+
+#: Event types and payload keys ``read_all_rows`` may project to: a backend writes them
+#: into its statement as literals.
+_SQL_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_SQL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: The table holding the verified head: one row, written after each write command.
 VERIFIED_TABLE = "verified_head"
@@ -145,14 +151,21 @@ class SQLJournal(Journal):
     # -- writing -------------------------------------------------------------------------
     _committer: GroupCommitter[Any]
 
-    def append_many(self, appends: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[list[Event]]:
+    def append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[NewEvent]]],
+        expected_versions: Sequence[int | None] | None = None,
+    ) -> list[list[Event]]:
         self._writable()
+        versions = [None] * len(appends) if expected_versions is None else expected_versions
+        if len(versions) != len(appends):
+            raise JournalError("append_many: one expected version per append")
         requests: list[AppendRequest] = []
-        for stream, events in appends:
+        for (stream, events), expected in zip(appends, versions, strict=True):
             if not isinstance(stream, str) or not stream:
                 raise JournalError("stream must be a non-empty string")
             requests.append(
-                AppendRequest(stream, prepare_events(events, self.actor, self.host), None)
+                AppendRequest(stream, prepare_events(events, self.actor, self.host), expected)
             )
         slots = self._committer.submit_many([r for r in requests if r.events])
         outcomes: list[Any] = []
@@ -216,16 +229,31 @@ class SQLJournal(Journal):
         to_seq: int | None = None,
         types: Sequence[str] | None = None,
         columns: Sequence[str] = Event.COLUMNS,
+        project: Mapping[str, Sequence[str]] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """``read_all`` without building ``Event`` objects: tuples of ``columns`` (default
-        ``Event.COLUMNS``) with the payload left as its canonical JSON text, for folds
+        ``Event.COLUMNS``) with the payload left as its canonical JSON text (or, for the
+        types in ``project``, the JSON object of just those keys: ``Journal``), for folds
         over the whole journal that cannot afford an object per event. ``seq`` must come
         first when columns are chosen, since batches continue from the last seq."""
         unknown = [c for c in columns if c not in Event.COLUMNS]
         if unknown or not columns or columns[0] != "seq":
             raise JournalError(f"read_all_rows columns must start with seq; bad: {unknown}")
-        for rows in self._batches(from_seq, to_seq, types, self._columns(columns)):
+        selected = self._columns(columns)
+        for type_, keys in (project or {}).items():
+            if not _SQL_TYPE.match(type_) or not all(_SQL_KEY.match(k) for k in keys):
+                raise JournalError(f"cannot project {type_!r} payloads to keys {list(keys)}")
+        payload = self._projected(project) if project else None
+        if payload is not None:
+            selected = ", ".join(payload if c == "payload" else c for c in columns)
+        for rows in self._batches(from_seq, to_seq, types, selected):
             yield from rows
+
+    def _projected(self, project: Mapping[str, Sequence[str]]) -> str | None:
+        """The payload column as an SQL expression that keeps only ``project[type]``'s
+        keys of those types' payloads, or None where the backend does not (whole
+        payloads are always a correct answer)."""
+        return None
 
     def _batches(
         self, from_seq: int, to_seq: int | None, types: Sequence[str] | None, columns: str
@@ -285,6 +313,20 @@ class SQLJournal(Journal):
             return None
         owner, token, expires_at = rows[0]
         return Lease(resource, owner, int(token), float(expires_at))
+
+    def get_leases(self, resources: Sequence[str]) -> dict[str, Lease]:
+        found: dict[str, Lease] = {}
+        wanted = list(dict.fromkeys(resources))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join([self.P] * len(chunk))
+            for resource, owner, token, expires_at in self._query(
+                "SELECT resource, owner, token, expires_at FROM leases "
+                f"WHERE resource IN ({marks}) AND owner IS NOT NULL",
+                chunk,
+            ):
+                found[resource] = Lease(resource, owner, int(token), float(expires_at))
+        return found
 
     # -- integrity -----------------------------------------------------------------------
     def tail(self) -> Head:

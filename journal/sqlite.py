@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from fleetlog.journal import environment, schema
@@ -95,6 +95,8 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        #: Tables known to exist (``_table_exists``): a table, once there, stays.
+        self._tables_seen: set[str] = set()
         #: Opened for a reading command: nothing is created, changed or repaired.
         self.read_only = read_only
         self._source: ReadOnlySource | None = None
@@ -278,6 +280,19 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
     def _types_clause(self, types: Sequence[str]) -> tuple[str, list[Any]]:
         return f"type IN ({', '.join('?' * len(types))})", list(types)
 
+    def _projected(self, project: Mapping[str, Sequence[str]]) -> str | None:
+        # SQLite's JSON functions (built in since 3.38, with ``->``) pick the keys out in
+        # C: a fold then decodes a few short texts, mostly identical, instead of every
+        # large payload. The names are literals in the statement (``SQLJournal`` checked
+        # them).
+        if sqlite3.sqlite_version_info < (3, 38, 0):
+            return None
+        cases = []
+        for type_, keys in project.items():
+            fields = ", ".join(f"'{k}', payload -> '$.{k}'" for k in keys)
+            cases.append(f"WHEN '{type_}' THEN json_object({fields})")
+        return f"CASE type {' '.join(cases)} ELSE payload END" if cases else None
+
     def seq_at_time(self, when: str) -> int:
         try:
             bound = iso_from_us(us_from_iso(when))
@@ -406,9 +421,16 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         return int(self._query("PRAGMA schema_version")[0][0])
 
     def _table_exists(self, name: str) -> bool:
-        return bool(
+        """Asked on every resource read (are there snapshots?): a yes is remembered, only
+        a no is asked again."""
+        if name in self._tables_seen:
+            return True
+        found = bool(
             self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         )
+        if found:
+            self._tables_seen.add(name)
+        return found
 
     def _store_verified(self, head: Head, cookie: int | None, mac: str | None) -> bool:
         if self.read_only:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import io
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -583,6 +584,53 @@ class JournalContract(abc.ABC):
         assert journal.stats.commits == commits + 2  # host/c's first append, then one for all
         assert journal.verify().ok
         assert journal.append_many([]) == []
+
+    def test_append_many_checks_expected_versions_one_by_one(self, journal: Journal) -> None:
+        journal.append("host/a", [ev(n=0)])
+        with pytest.raises(ConcurrencyConflict) as caught:
+            journal.append_many(
+                [("host/a", [ev(n=1)]), ("host/b", [ev(n=2)]), ("host/c", [ev(n=3)])],
+                expected_versions=[0, 0, None],
+            )
+        assert caught.value.fields["stream"] == "host/a"
+        # the others were decided on their own: written
+        assert [e.version for e in journal.read_stream("host/a")] == [1]
+        assert [e.payload["n"] for e in journal.read_stream("host/b")] == [2]
+        assert [e.payload["n"] for e in journal.read_stream("host/c")] == [3]
+        got = journal.append_many(
+            [("host/a", [ev(n=4)]), ("host/d", [ev(n=5)])], expected_versions=[1, 0]
+        )
+        assert [[e.version for e in g] for g in got] == [[2], [1]]
+        with pytest.raises(JournalError, match="one expected version per append"):
+            journal.append_many([("host/e", [ev()])], expected_versions=[0, 0])
+        assert journal.stream_version("host/e") == 0
+        assert journal.verify().ok
+
+    def test_read_all_rows_may_project_payloads_to_some_keys(self, journal: Journal) -> None:
+        big: dict[str, Any] = {
+            "from": "a",
+            "to": "b",
+            "plan": [{"step": i} for i in range(50)],
+            "n": 1.5,
+        }
+        journal.append("host/a", [ev("transition.started", **big), ev(x={"y": [1, None]})])
+        columns = ("seq", "type", "payload")
+        rows = list(
+            journal.read_all_rows(
+                columns=columns, project={"transition.started": ("from", "to", "missing")}
+            )
+        )
+        started, step = (json.loads(r[2]) for r in rows)
+        # a backend may project (SQLite) or return the whole payload (the default)
+        assert {k: started.get(k) for k in ("from", "to", "missing")} == {
+            "from": "a",
+            "to": "b",
+            "missing": None,
+        }
+        assert set(started) <= {"from", "to", "missing"} or started == big
+        assert step == {"x": {"y": [1, None]}}
+        with pytest.raises(JournalError):
+            list(journal.read_all_rows(columns=columns, project={"t'": ("a",)}))
 
     def test_append_many_on_a_closed_journal_fails(self, journal_factory: JournalFactory) -> None:
         j = journal_factory()

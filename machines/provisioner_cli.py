@@ -16,7 +16,6 @@ from pathlib import Path
 
 import typer
 
-from fleetlog.engine.backends.sim import SimBackend
 from fleetlog.engine.cli import Session, output, paths
 from fleetlog.engine.model import Resource
 from fleetlog.errors import UsageError
@@ -134,6 +133,8 @@ def check_idempotent(
     rec = _resource(session, resource)
     world = None
     backend = session.backend
+    from fleetlog.engine.backends.sim import SimBackend  # only this command needs it
+
     if not fresh and isinstance(backend, SimBackend):
         world = backend.world.snapshot()
     report = check(session.registry, rec, stage_name, given, world_from=world)

@@ -44,40 +44,61 @@ def resolve_at(session: Session, at: str | None, option: str = "--at") -> int | 
     return session.journal.seq_at_time(limits.iso(when))
 
 
+#: What makes ``add``'s argument a node set: ClusterShell's brackets and operators.
+_NODESET_CHARS = frozenset("[],!&^")
+
+
 def add(
     ctx: typer.Context,
     resource: str = typer.Argument(
         ...,
-        help="KIND/NAME of the new resource, e.g. vm/guest7. A name holds no spaces and "
-        "none of the pattern characters [ ] , ! & ^ @ * ?, so that patterns can address it.",
+        help="KIND/NAME of the new resource, e.g. vm/guest7, or KIND/NODESET for several "
+        "at once, e.g. node/ocean[1-1000] (written in a few transactions). A name holds no "
+        "spaces and none of the pattern characters [ ] , ! & ^ @ * ?, so that patterns "
+        "can address it.",
     ),
     param: list[str] = typer.Option(
         [],
         "--param",
         "-p",
-        help="NAME=VALUE (repeatable). A list[ref KIND] param takes names or node sets "
-        "separated by commas, in order: cells=cell[1-3],cell7.",
+        help="NAME=VALUE (repeatable; the same for every resource of a node set). A "
+        "list[ref KIND] param takes names or node sets separated by commas, in order: "
+        "cells=cell[1-3],cell7.",
     ),
     json: bool = JSON,
 ) -> None:
-    """Create a resource in its kind's initial state. A resource its `ref` parameters
-    name must already exist (an inventory may name resources it creates itself)."""
+    """Create a resource in its kind's initial state (or every resource of a node set:
+    all are checked before any is written; --json then prints {"created": [ids]}). A
+    resource its `ref` parameters name must already exist (an inventory may name
+    resources it creates itself)."""
+    from fleetlog.engine.model.params import parse_assignments
     from fleetlog.engine.ops.resources import create_resource
 
     session: Session = ctx.obj
-    from fleetlog.engine.model.params import parse_assignments
-
-    rec = create_resource(
-        session.journal,
-        session.registry,
-        resource,
-        parse_assignments(param, resource),
-        refs_must_exist=True,
-    )
+    given = parse_assignments(param, resource)
+    if _NODESET_CHARS & set(resource.partition("/")[2]):
+        _add_nodeset(session, resource, given, json)
+        return
+    rec = create_resource(session.journal, session.registry, resource, given, refs_must_exist=True)
     if json:
         output.emit_json(rec.to_dict())
     else:
         output.say(f"{rec.id} created in state {rec.state} (version {rec.version})")
+
+
+def _add_nodeset(session: Session, pattern: str, given: dict[str, Any], json: bool) -> None:
+    from fleetlog.engine.model.patterns import expand, fold_names
+    from fleetlog.engine.ops.resources import create_resources
+
+    ids = expand(pattern)
+    created = create_resources(
+        session.journal, session.registry, [(rid, given) for rid in ids], refs_must_exist=True
+    )
+    if json:
+        output.emit_json({"created": created})
+        return
+    initial = session.registry.get(pattern.partition("/")[0]).spec.initial
+    output.say(f"created {len(created)} in state {initial}: {fold_names(created)}")
 
 
 def _in_progress(rec: Any) -> str:
@@ -88,31 +109,9 @@ def _in_progress(rec: Any) -> str:
 
 
 def status_rows(records: list[Any]) -> list[dict[str, Any]]:
-    rows = []
-    for rec in records:
-        ip = rec.in_progress
-        rows.append(
-            {
-                "id": rec.id,
-                "kind": rec.kind,
-                "name": rec.name,
-                "state": rec.state,
-                "version": rec.version,
-                "in_progress": None
-                if ip is None
-                else {
-                    "trigger": ip.trigger,
-                    "target": ip.target,
-                    "step": ip.step,
-                    "source": ip.source,
-                },
-                "needs_attention": rec.attention,
-                "observed": rec.observed,
-                "params": rec.params,
-                "updated_at": rec.updated_at,
-            }
-        )
-    return rows
+    from fleetlog.engine.cli.statusview import status_row
+
+    return [status_row(rec) for rec in records]
 
 
 def _replayed(session: Session, pattern: str | None, at: str | None) -> list[Any]:
@@ -121,7 +120,29 @@ def _replayed(session: Session, pattern: str | None, at: str | None) -> list[Any
 
     to_seq = resolve_at(session, at)
     records = replay_all(session.journal, session.registry, to_seq=to_seq)
-    return [records[i] for i in select(pattern, records)]
+    chosen = [records[i] for i in select(pattern, records)]
+    if pattern and not chosen:
+        _nothing_matches(session, pattern, records)
+    return chosen
+
+
+def _nothing_matches(session: Session, pattern: str, records: dict[str, Any]) -> None:
+    """A pattern that matches nothing because of a typo is a usage error (exit 2), not an
+    empty table: a kind no machine defines (with the close match), or resources named
+    one by one (no glob) that are not in the journal. A kind with no resource yet, or a
+    glob matching none, is an empty answer."""
+    from fleetlog.engine.model.kinds import did_you_mean
+    from fleetlog.engine.model.patterns import expand
+
+    kind, _, names = pattern.partition("/")
+    if set("*?[") & set(kind):
+        return
+    if kind not in session.registry and not any(r.kind == kind for r in records.values()):
+        session.registry.get(kind)  # UnknownKind: "unknown kind 'kvmhost'; did you mean ..."
+    if names and not set("*?") & set(names):
+        missing = expand(pattern)
+        hint = did_you_mean(missing[0], records) if len(missing) == 1 else ""
+        raise UsageError(f"no resource {pattern} in the journal{hint}")
 
 
 def status(
@@ -134,9 +155,18 @@ def status(
         help="Show a fan-out plan instead: each member done, running, failed, needing "
         "attention or not started.",
     ),
+    every: bool = typer.Option(
+        False,
+        "--all",
+        help="One row per resource. By default resources of one kind that read the same "
+        "(state, transition in progress) fold into one row with a node set, as clush -b "
+        "folds output: noop/r[1-1000]; a resource needing attention always has its own "
+        "row. --json is never folded.",
+    ),
     json: bool = JSON,
 ) -> None:
-    """Current state of every matching resource, replayed from the journal."""
+    """Current state of every matching resource, replayed from the journal. Exit 3 while
+    a resource needs attention (not with --at)."""
     session: Session = ctx.obj
     session.for_reading()
     if plan is not None:
@@ -144,26 +174,18 @@ def status(
             raise UsageError("--plan shows one fan-out plan: give it alone")
         _plan_status(session, plan, json)
         return
+    from fleetlog.engine.cli import statusview
+
     records = _replayed(session, pattern, at)
-    rows = status_rows(records)
+    # Exit 3 while a resource needs attention (now, not as of --at): scripts and
+    # monitoring read the exit code, as with `fire` and `resume`.
+    attention = at is None and any(r.attention for r in records)
     if json:
-        output.emit_json(rows)
-        return
-    output.table(
-        None,
-        ["resource", "state", "version", "in progress", "attention"],
-        [
-            [
-                r.id,
-                r.state,
-                r.version,
-                _in_progress(r),
-                (f"step {r.attention['step']}: {r.attention['reason']}" if r.attention else ""),
-            ]
-            for r in records
-        ],
-        whole=("resource", "state", "version"),
-    )
+        output.emit_json_array(statusview.json_rows(records))
+    else:
+        statusview.show_table(records, every=every)
+    if attention:
+        raise typer.Exit(3)
 
 
 def _plan_status(session: Session, plan_id: str, json: bool) -> None:
@@ -173,6 +195,8 @@ def _plan_status(session: Session, plan_id: str, json: bool) -> None:
     plan = plans.load_plan(session.journal, plan_id)
     standing = plans.members(session.journal, plan)
     counts = plans.counts(standing)
+    batches = plans.batch_standings(session.journal, plan, standing)
+    roll = plan.rollout
     if json:
         output.emit_json(
             {
@@ -184,6 +208,26 @@ def _plan_status(session: Session, plan_id: str, json: bool) -> None:
                 "max_fail": plan.max_fail,
                 "finished": plan.finished,
                 "counts": counts,
+                "rolling": {
+                    "batch": roll.batch,
+                    "canary": roll.canary,
+                    "canary_check": roll.canary_check,
+                    "rate": roll.rate,
+                }
+                if roll.rolling
+                else None,
+                "batches": [
+                    {
+                        "batch": b.number,
+                        "canary": b.canary,
+                        "members": b.members,
+                        "counts": b.counts,
+                        "continued": b.continued,
+                        "waiting": b.waiting,
+                        "command": b.command,
+                    }
+                    for b in batches
+                ],
                 "members": [
                     {
                         "resource": m.resource,
@@ -199,6 +243,17 @@ def _plan_status(session: Session, plan_id: str, json: bool) -> None:
         return
     done = "finished" if plan.finished else "unfinished"
     output.say(f"plan {plan.id}: {plan.trigger} on {len(plan.members)} resources ({done})")
+    if roll.rolling:
+        output.say(f"  rolling: {roll.describe()}; --max-fail {plan.max_fail:g}% per batch")
+    for b in batches if len(batches) > 1 else []:
+        label = " (canary)" if b.canary else ""
+        tally = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in b.counts.items() if n)
+        went = f"; went on: {', '.join(b.continued)}" if b.continued else ""
+        output.say(
+            f"  batch {b.number}/{len(batches)}{label} {fold_names(b.members)}: {tally}{went}"
+        )
+        if b.waiting:
+            output.say(f"  waiting at batch {b.number}: {b.waiting} (to continue: {b.command})")
     for status_name in plans.MEMBER_STATUSES:
         chosen = [rid for rid in plan.members if standing[rid].status == status_name]
         if chosen:

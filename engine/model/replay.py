@@ -19,8 +19,9 @@ one's events and compares (``engine.ops.snapshots``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.events import FOLDED_TYPES
@@ -43,11 +44,47 @@ class ReplayError(FleetlogError):
     problem: str
 
 
-def _problem(event: Event, problem: str) -> ReplayError:
+class Recorded(Protocol):
+    """What a fold reads of an event: an ``Event``, or a row ``replay_all`` read."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def command_id(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def recorded_at(self) -> str: ...
+
+
+class _Row(NamedTuple):
+    """A row as ``replay_all`` reads it (``_ROW_COLUMNS``), payload still text: a tuple
+    costs a tenth of an ``Event`` to make, and a fleet-wide fold makes one per event."""
+
+    seq: int
+    event_id: str
+    stream: str
+    version: int
+    type: str
+    command_id: str | None
+    correlation_id: str | None
+    recorded_at: str
+    payload: str
+
+
+def _problem(event: Recorded, problem: str) -> ReplayError:
     return ReplayError(stream=event.stream, version=event.version, seq=event.seq, problem=problem)
 
 
-def _check_state(kind: Kind, event: Event, state: Any, what: str) -> str:
+def _check_state(kind: Kind, event: Recorded, state: Any, what: str) -> str:
     if not isinstance(state, str) or state not in kind.state_set:
         raise _problem(
             event,
@@ -57,7 +94,7 @@ def _check_state(kind: Kind, event: Event, state: Any, what: str) -> str:
     return state
 
 
-def _check_from(rec: Resource, event: Event, recorded: Any) -> None:
+def _check_from(rec: Resource, event: Recorded, recorded: Any) -> None:
     if recorded != rec.state:
         raise _problem(
             event,
@@ -68,7 +105,14 @@ def _check_from(rec: Resource, event: Event, recorded: Any) -> None:
 
 def apply(rec: Resource | None, event: Event, registry: KindRegistry) -> Resource:
     """Apply one event to a record (None before ``resource.created``)."""
-    p = ev.read(event)
+    return _apply(rec, event, ev.read(event), registry)
+
+
+def _apply(
+    rec: Resource | None, event: Recorded, p: ev.Payload | None, registry: KindRegistry
+) -> Resource:
+    """``apply`` with the event's typed payload ``p`` read already (``replay_all`` reads
+    each distinct payload text once)."""
     if rec is None:
         if not isinstance(p, ev.ResourceCreated):
             raise _problem(event, f"{event.type} before resource.created")
@@ -169,7 +213,19 @@ def fold(events: Iterable[Event], registry: KindRegistry) -> dict[str, Resource]
     return records
 
 
-_ROW_COLUMNS = Event.COLUMNS[:12]  # everything but the hashes
+#: What ``apply`` reads of an event (not its causation, actor, host or hashes), in the
+#: order of ``Event.COLUMNS``; the rows are read as these tuples.
+_ROW_COLUMNS: tuple[str, ...] = _Row._fields
+_SEQ, _ID, _STREAM, _VERSION, _TYPE, _COMMAND, _CORRELATION, _AT, _PAYLOAD = range(9)
+#: The payload keys ``apply`` reads of a ``transition.started`` (``Journal.read_all_rows``'s
+#: ``project``): the payload also carries the transition's whole plan, owner and locks,
+#: which replay never reads and which make it the one large payload of a fleet; cut to
+#: these it is the same text for every resource the transition ran on, decoded once.
+#: ``tests/engine/model/test_replay.py`` holds ``replay_all`` to ``load_resource``, which
+#: reads whole payloads.
+_PROJECT: dict[str, tuple[str, ...]] = {
+    ev.TRANSITION_STARTED: ("trigger", "from", "to", "definition_hash"),
+}
 
 
 def replay_all(
@@ -184,38 +240,34 @@ def replay_all(
     event arrives (or at the end). Every other event goes through ``apply`` with its
     checks, in journal order.
     """
-    import json
-
-    loads = json.loads
     records: dict[str, Resource] = {}
     deferred: dict[str, list[tuple[Any, ...]]] = {}
-    for row in journal.read_all_rows(to_seq=to_seq, types=FOLDED_TYPES, columns=_ROW_COLUMNS):
-        stream = row[2]
-        rec = records.get(stream)
-        if rec is not None and row[4] in ev.STEP_TYPES:
-            deferred.setdefault(stream, []).append(row)
-            continue
-        if rec is not None and stream in deferred:
-            _apply_steps(rec, deferred.pop(stream))
-        event = Event(
-            row[0],
-            row[1],
-            stream,
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            loads(row[11]),
-            "",
-            "",
-        )
-        records[stream] = apply(rec, event, registry)
-    for stream, rows in deferred.items():
-        _apply_steps(records[stream], rows)
+    typed = _PayloadCache()
+    # Names bound once: this loop runs once per folded event of the whole journal.
+    record_of, payload_of, steps, ends = records.get, typed.typed, ev.STEP_TYPES, ev.TRANSITION_ENDS
+    new = tuple.__new__
+    rows = journal.read_all_rows(
+        to_seq=to_seq, types=FOLDED_TYPES, columns=_ROW_COLUMNS, project=_PROJECT
+    )
+    for row in rows:
+        stream = row[_STREAM]
+        type_ = row[_TYPE]
+        rec = record_of(stream)
+        if rec is not None:
+            if type_ in steps:
+                pending = deferred.get(stream)
+                if pending is None:
+                    deferred[stream] = [row]
+                else:
+                    pending.append(row)
+                continue
+            if stream in deferred:
+                # The step a transition is at is not read when this event ends it.
+                _apply_steps(rec, deferred.pop(stream), None if type_ in ends else typed)
+        event: _Row = new(_Row, row)
+        records[stream] = _apply(rec, event, payload_of(type_, row[_PAYLOAD]), registry)
+    for stream, pending in deferred.items():
+        _apply_steps(records[stream], pending, typed)
     for stream, version in journal.stream_heads(to_seq).items():
         rec = records.get(stream)
         if rec is not None:
@@ -223,19 +275,57 @@ def replay_all(
     return records
 
 
-def _apply_steps(rec: Resource, rows: list[tuple[Any, ...]]) -> None:
-    """What a run of step events does to a record: the current step is that of the last
-    one not part of an undo; a ``step.resolved`` among them clears attention."""
-    import json
+class _PayloadCache:
+    """Each distinct payload text decoded (and typed) once per replay. A fleet's events
+    repeat: the ``transition.started`` of one trigger on 100,000 resources is the same
+    text 100,000 times, so a fleet-wide fold decodes a few hundred payloads, not a
+    million. Payloads are never changed by a fold (``apply`` copies what it keeps), so
+    sharing one decoded object is safe. Bounded: a journal of all-distinct payloads
+    costs a dictionary lookup per event and a reset now and then."""
 
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, tuple[dict[str, Any], ev.Payload | None]]] = {}
+        self._size = 0
+
+    def get(self, type_: str, text: str) -> tuple[dict[str, Any], ev.Payload | None]:
+        """The decoded payload and its typed form (None for a type outside the
+        vocabulary)."""
+        of_type = self._seen.get(type_)
+        if of_type is None:
+            of_type = self._seen[type_] = {}
+        hit = of_type.get(text)
+        if hit is None:
+            payload = json.loads(text)
+            cls = ev.VOCABULARY.get(type_)
+            hit = (payload, None if cls is None else cls.from_payload(payload))
+            if self._size >= self.LIMIT:
+                for seen in self._seen.values():
+                    seen.clear()
+                self._size = 0
+            of_type[text] = hit
+            self._size += 1
+        return hit
+
+    def typed(self, type_: str, text: str) -> ev.Payload | None:
+        return self.get(type_, text)[1]
+
+
+def _apply_steps(rec: Resource, rows: list[tuple[Any, ...]], typed: _PayloadCache | None) -> None:
+    """What a run of step events does to a record: the current step is that of the last
+    one not part of an undo; a ``step.resolved`` among them clears attention. ``typed``
+    None: the current step is not needed (the next event ends the transition)."""
     last = rows[-1]
-    rec.version, rec.last_seq, rec.updated_at = last[3], last[0], last[10]
-    if any(r[4] == ev.STEP_RESOLVED for r in rows):
-        rec.attention = None
-    if rec.in_progress is None:
+    rec.version, rec.last_seq, rec.updated_at = last[_VERSION], last[_SEQ], last[_AT]
+    for r in rows:
+        if r[_TYPE] == ev.STEP_RESOLVED:
+            rec.attention = None
+            break
+    if rec.in_progress is None or typed is None:
         return
     for row in reversed(rows):
-        payload = json.loads(row[11])
+        payload = typed.get(row[_TYPE], row[_PAYLOAD])[0]
         if not payload.get("undo"):  # every step event's payload has ``step`` and ``undo``
             rec.in_progress.step = payload.get("step")
             return

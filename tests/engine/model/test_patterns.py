@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fleetlog.engine.model import expand, fold_names, select
+from fleetlog.engine.model import expand, fold_names, fold_nodes, select
 from fleetlog.errors import UsageError
 
 
@@ -36,3 +38,49 @@ def test_selection_is_in_natural_order() -> None:
     existing = ["node/n10", "node/n2", "node/n1", "node/n1a"]
     assert select("node", existing) == ["node/n1", "node/n1a", "node/n2", "node/n10"]
     assert select("node/n[1-10]", existing) == ["node/n1", "node/n2", "node/n10"]
+
+
+# -- folding (fold_nodes): ClusterShell's notation, computed without it -----------------
+
+_NUMBER = st.one_of(
+    st.integers(0, 30).map(str),
+    st.integers(0, 30).map(lambda n: str(n).zfill(2)),
+    st.integers(0, 120).map(lambda n: str(n).zfill(3)),
+)
+_ONE_NUMBER = st.builds(
+    lambda prefix, n: prefix + n, st.sampled_from(["n", "r", "x-", "gw.", ""]), _NUMBER
+)
+_ANY_NAME = st.one_of(
+    _ONE_NUMBER,
+    st.builds(lambda n, s: f"r{n}{s}", _NUMBER, st.sampled_from(["a", "-b", ".dc1"])),
+    st.builds(lambda p, n, m: f"{p}{n}-n{m}", st.sampled_from(["rack", "r"]), _NUMBER, _NUMBER),
+    st.sampled_from(["alpha", "beta", "gw", "0", "00"]),
+)
+
+
+def _clustershell(text: str) -> list[str]:
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
+
+    return sorted(NodeSet(text, resolver=RESOLVER_NOGROUP))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ANY_NAME, min_size=1, max_size=40))
+def test_a_fold_reads_back_as_the_same_names(names: list[str]) -> None:
+    assert _clustershell(fold_nodes(names)) == sorted(set(names))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ONE_NUMBER, min_size=1, max_size=40))
+def test_names_of_one_number_fold_as_clustershell_writes_them(names: list[str]) -> None:
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
+
+    assert fold_nodes(names) == str(NodeSet.fromlist(names, resolver=RESOLVER_NOGROUP))
+
+
+def test_folds_keep_padding_and_fold_two_dimensions() -> None:
+    assert fold_nodes([f"n{i:03d}" for i in range(1, 13)]) == "n[001-012]"
+    assert fold_nodes(["n1", "n01", "n2"]) == "n[1-2,01]"
+    racks = [f"rack{r}-n{n:02d}" for r in range(1, 5) for n in range(1, 33)]
+    assert fold_nodes(racks) == "rack[1-4]-n[01-32]"
+    assert fold_names([f"node/ocean{i}" for i in range(1, 100_001)]) == "node/ocean[1-100000]"

@@ -1,0 +1,41 @@
+"""``bench/scale.py`` runs end to end on a tiny size and prints the figures it promises.
+The figures themselves are not checked here: they are benchmarks (docs/benchmarks.md),
+not tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_scale_benchmark_runs_on_a_tiny_size(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale.py"), "--sizes", "3", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    for anchor in ("python_startup_s", "fleetlog_startup_s", "sqlite_commit_per_s"):
+        assert summary[anchor] > 0
+    [size] = summary["sizes"]
+    assert size["resources"] == 3 and size["fire_events"] > 0
+    for key in (
+        "load_s",
+        "reload_s",
+        "fire_wall_s",
+        "fire_cpu_s",
+        "fire_peak_rss_mib",
+        "us_per_node_step",
+        "journal_bytes_per_event",
+        "status_s",
+        "status_json_s",
+        "verify_s",
+    ):
+        assert size[key] > 0, key
+    assert list(tmp_path.iterdir()) == []  # its journals are removed
