@@ -31,12 +31,16 @@ from tests.journal.pg import PG_URL, Schemas, new_schema, require_postgres
 
 N = 40
 
-_DEFAULT_RESTART = "pg_ctlcluster --skip-systemctl-redirect 15 main restart"
+
+def _default_restart() -> str:
+    """``pg_ctlcluster`` for the cluster this machine has (the version .ci/run starts)."""
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) or ["15"]
+    return f"pg_ctlcluster --skip-systemctl-redirect {versions[0]} main restart"
 
 
 def _restart_command() -> list[str]:
     """The command restarting the server, or a skip (a failure under ``CI=true``)."""
-    command = shlex.split(os.environ.get("FLEETLOG_TEST_PG_RESTART", _DEFAULT_RESTART))
+    command = shlex.split(os.environ.get("FLEETLOG_TEST_PG_RESTART") or _default_restart())
     if shutil.which(command[0]) is None or not Path("/etc/postgresql").is_dir():
         reason = f"cannot restart PostgreSQL here ({command[0]} or /etc/postgresql missing)"
         if os.environ.get("CI") == "true":
