@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         # raises its usage errors to us, so every exit code is decided here.
         # Every value of every command is checked first (engine.cli.inputs).
         with interrupts.installed():
-            rv = guarded(app)(args=argv, prog_name="fleetlog", standalone_mode=False)
+            rv = guarded(app, argv)(args=argv, prog_name="fleetlog", standalone_mode=False)
     except Interrupted as exc:  # the command said what it left itself
         sys.stderr.write(f"fleetlog: {escape(str(exc))}\n")
         code = exc.exit_code

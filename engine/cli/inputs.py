@@ -11,11 +11,13 @@ checked where it is read.
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -112,21 +114,66 @@ def guard(command: Any) -> Any:
     return command
 
 
-def guarded(app: typer.Typer) -> Any:
-    """The click command ``app`` builds, every value of every command checked. Built
-    once per shape of the app (its commands, groups and callbacks), since building it
-    costs more than most commands take to run in-process (tests call ``main`` thousands
-    of times); a command added later changes the shape, and the command is rebuilt."""
-    key = _shape(app)
-    command = _BUILT.get(key)
-    if command is None:
-        command = guard(typer.main.get_command(app))
+def guarded(app: typer.Typer, argv: Sequence[str] | None = None) -> Any:
+    """The click command ``app`` builds, every value of every command checked.
+
+    Building it costs typer an inspection of every command's signature (~20 ms, an
+    eighth of a short command's start-up), so only the command ``argv`` invokes is built
+    when that is clear; help at the top, an unknown name or no command at all build the
+    whole app (its help lists every command, its errors suggest close names). Built once
+    per shape of the app (its commands, groups and callbacks) and command, since tests
+    call ``main`` thousands of times; a command added later changes the shape."""
+    target = _invoked(app, list(sys.argv[1:] if argv is None else argv))
+    shape = _shape(app)
+    if _BUILT.get("shape") != shape:
         _BUILT.clear()
-        _BUILT[key] = command
+        _BUILT["shape"] = shape
+    command = _BUILT.get(target)
+    if command is None:
+        command = guard(typer.main.get_command(_only(app, target) if target else app))
+        _BUILT[target] = command
     return command
 
 
-_BUILT: dict[tuple[Any, ...], Any] = {}
+_BUILT: dict[Any, Any] = {}
+
+
+def _invoked(app: typer.Typer, args: list[str]) -> str | None:
+    """The command or group ``args`` names after the global options, or None."""
+    names = {c.name for c in app.registered_commands if c.name}
+    names |= {g.name for g in app.registered_groups if g.name}
+    valued = _valued_globals(app)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-h", "--help", "--"):
+            return None
+        if arg.startswith("-"):
+            i += 2 if arg in valued else 1
+            continue
+        return arg if arg in names else None
+    return None
+
+
+def _valued_globals(app: typer.Typer) -> set[str]:
+    """The global options that take a value (``--journal PATH``), from the callback."""
+    info = app.registered_callback
+    if info is None or info.callback is None:
+        return set()
+    valued: set[str] = set()
+    for param in inspect.signature(info.callback).parameters.values():
+        decls = getattr(param.default, "param_decls", None) or ()
+        if param.annotation not in (bool, "bool"):
+            valued.update(d for d in decls if d.startswith("-"))
+    return valued
+
+
+def _only(app: typer.Typer, name: str) -> typer.Typer:
+    """``app`` with its callback and the one command or group ``name``."""
+    only = copy.copy(app)
+    only.registered_commands = [c for c in app.registered_commands if c.name == name]
+    only.registered_groups = [g for g in app.registered_groups if g.name == name]
+    return only
 
 
 def _shape(app: typer.Typer) -> tuple[Any, ...]:
