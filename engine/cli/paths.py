@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -64,6 +63,8 @@ def writing(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
     """A file object whose contents replace ``path`` only once all of them are written."""
     target = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(target))
+    import secrets  # writing a file only: not every command's start-up
+
     tmp = os.path.join(parent, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
     try:
         mode = os.stat(target).st_mode & 0o7777

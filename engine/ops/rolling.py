@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -240,6 +239,8 @@ def run_check(
     environment plus ``FLEETLOG_PLAN``, ``FLEETLOG_TRIGGER`` and ``FLEETLOG_CANARY`` (the
     canary's resource ids, space-separated). Values reach it through the environment,
     never spliced into the command, so no quoting can go wrong. Exit 0 passes."""
+    import subprocess  # only a canary check runs one: not every command's start-up
+
     env = dict(os.environ)
     env.update(FLEETLOG_PLAN=plan, FLEETLOG_TRIGGER=trigger, FLEETLOG_CANARY=" ".join(canary))
     try:
