@@ -15,13 +15,13 @@ latest heads the witness recorded). Nothing is written by the check.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fleetlog.errors import FleetlogError, UsageError
 from fleetlog.journal.base import JournalIntegrityError
+from fleetlog.secretfile import read_private
 
 if TYPE_CHECKING:
     from fleetlog.journal.base import Head, IntegrityReport, Journal
@@ -38,20 +38,7 @@ def load_key(path: str | None, env: str | None) -> bytes | None:
     if path and env:
         raise UsageError(f"the chain key is given twice (--chain-key-file and {KEY_ENV}): give one")
     if path:
-        try:
-            st = os.stat(path)
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise UsageError(f"chain key file {path}: {e.strerror or e}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"chain key file {path} is not a regular file")
-        if st.st_mode & 0o077:
-            raise UsageError(
-                f"chain key file {path} can be read or written by others (mode "
-                f"{stat.S_IMODE(st.st_mode):04o}): chmod 600 it"
-            )
-        key = raw.strip()
+        key = read_private(path, "chain key file")
         where = f"chain key file {path}"
     elif env:
         key = env.strip().encode("utf-8")

@@ -21,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import queue
 import shlex
-import stat
 import threading
 import time
 import urllib.parse
@@ -36,6 +34,7 @@ from fleetlog.engine.model import events as ev
 from fleetlog.errors import UsageError
 from fleetlog.journal import Event, Journal
 from fleetlog.limits import escape
+from fleetlog.secretfile import read_private
 
 #: The event types notified, and the name each goes by in a notification.
 NOTIFIED: Mapping[str, str] = {
@@ -110,20 +109,7 @@ def load_secret(path: str | None, env: str | None) -> bytes | None:
             "give one"
         )
     if path:
-        try:
-            st = os.stat(path)
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise UsageError(f"notify secret file {path}: {e.strerror or e}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"notify secret file {path} is not a regular file")
-        if st.st_mode & 0o077:
-            raise UsageError(
-                f"notify secret file {path} can be read or written by others (mode "
-                f"{stat.S_IMODE(st.st_mode):04o}): chmod 600 it"
-            )
-        secret, where = raw.strip(), f"notify secret file {path}"
+        secret, where = read_private(path, "notify secret file"), f"notify secret file {path}"
     elif env:
         secret, where = env.strip().encode("utf-8"), SECRET_ENV
     else:
