@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 from fleetlog.engine.backends.sim import World
 from fleetlog.engine.model.kinds import KindRegistry
-from fleetlog.engine.ops.inventory import plan
-from fleetlog.engine.ops.resources import create_resource
-from fleetlog.engine.ops.twin import Inventory, build_twin, stored_inventory
+from fleetlog.engine.ops.twin import Inventory, build_twin, declare_inventory
 from fleetlog.journal import open_journal
 from fleetlog.journal.base import Journal
 
@@ -78,7 +76,7 @@ def build_base(
                 world = World(wpath)
             else:
                 build_twin(world, registry, scratch, None)
-        _declare(world, registry, scratch)
+        declare_inventory(world, registry, scratch)
         head = scratch.head()
         entries = world.log_entries()
         effect_seq = entries[-1].seq if entries else 0
@@ -86,18 +84,6 @@ def build_base(
         world.close()
         scratch.close()
     return Base(directory, jpath, wpath, head, effect_seq)
-
-
-def _declare(world: World, registry: KindRegistry, journal: Journal) -> None:
-    """The resources of the twin's inventory the journal does not hold yet."""
-    inventory = stored_inventory(world)
-    if inventory is None:
-        return
-    for entry in plan(inventory.doc(), registry, None, inventory.source).create:
-        if journal.stream_version(entry.id) > 0:
-            continue
-        given = {k: v for k, v in entry.params.items() if v is not None}
-        create_resource(journal, registry, entry.id, given)
 
 
 def copy_base(base: Base, directory: str) -> tuple[str, str]:

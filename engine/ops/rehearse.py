@@ -27,14 +27,12 @@ from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.patterns import expand, select
 from fleetlog.engine.ops.fanout import FanoutResult, run_many
-from fleetlog.engine.ops.inventory import plan
-from fleetlog.engine.ops.resources import create_resource
 from fleetlog.engine.ops.twin import (
     FaultSpec,
     build_twin,
+    declare_inventory,
     follow_journal,
     inject,
-    stored_inventory,
 )
 from fleetlog.engine.runtime import Runner
 from fleetlog.errors import UsageError
@@ -129,7 +127,7 @@ def rehearse(
             try:
                 if not copied:  # no world yet: the twin of the journal
                     build_twin(sim.world, registry, scratch, None)
-                _declare_inventory(sim.world, registry, scratch)
+                declare_inventory(sim.world, registry, scratch)
                 # The hosts of the resources created since the world was last seeded
                 # (and during the rehearsal) answer, as on the real twin.
                 follow_journal(sim, lambda: scratch, lambda: registry)
@@ -179,20 +177,6 @@ def _copy_world(world_path: str | None, target: str) -> bool:
     finally:
         source.close()
     return True
-
-
-def _declare_inventory(world: World, registry: KindRegistry, journal: Journal) -> None:
-    """The twin's inventory's resources that the journal does not hold yet."""
-    inventory = stored_inventory(world)
-    if inventory is None:
-        return
-    # Planned without the journal: a resource it holds keeps its own parameters (its
-    # machine may have set some since it was loaded); only the missing ones are added.
-    for entry in plan(inventory.doc(), registry, None, inventory.source).create:
-        if journal.stream_version(entry.id) > 0:
-            continue
-        given = {k: v for k, v in entry.params.items() if v is not None}
-        create_resource(journal, registry, entry.id, given)
 
 
 def _targets(journal: Journal, registry: KindRegistry, pattern: str) -> list[str]:

@@ -30,6 +30,7 @@ from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.replay import load_resource, replay_all
 from fleetlog.engine.ops.inventory import InventoryError, plan, read_toml
+from fleetlog.engine.ops.resources import create_resource
 from fleetlog.errors import UsageError
 from fleetlog.journal.base import Journal
 
@@ -378,3 +379,17 @@ def read_faults_file(path: str) -> list[FaultSpec]:
     for spec in specs:
         spec.fault()  # an unknown mode or a missing option fails before anything runs
     return specs
+
+
+def declare_inventory(world: World, registry: KindRegistry, journal: Journal) -> None:
+    """The twin's inventory's resources that the journal does not hold yet."""
+    inventory = stored_inventory(world)
+    if inventory is None:
+        return
+    # Planned without the journal: a resource it holds keeps its own parameters (its
+    # machine may have set some since it was loaded); only the missing ones are added.
+    for entry in plan(inventory.doc(), registry, None, inventory.source).create:
+        if journal.stream_version(entry.id) > 0:
+            continue
+        given = {k: v for k, v in entry.params.items() if v is not None}
+        create_resource(journal, registry, entry.id, given)
