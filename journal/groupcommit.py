@@ -65,6 +65,11 @@ class GroupCommitter(Generic[Req]):
         self._leading = False
         self._last_batch = 0
 
+    @property
+    def idle(self) -> bool:
+        """Nobody writing and nothing queued, as of this instant (unlocked: a hint)."""
+        return not self._leading and not self._queue
+
     def submit(self, request: Req) -> Any:
         """Write ``request`` (possibly together with others) and return its result."""
         slot: Slot[Req] = Slot(request)

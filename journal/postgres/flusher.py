@@ -42,6 +42,12 @@ class Flusher:
         self._reconnect = reconnect
         self._committer: GroupCommitter[PgRequest] = GroupCommitter(self._flush)
 
+    @property
+    def idle(self) -> bool:
+        """No flush running or queued (read without the lock: either answer is safe,
+        it only decides who sends the flush)."""
+        return self._committer.idle
+
     def wait(self, request: PgRequest) -> None:
         """Return once ``request`` (appended and committed) is on disk; ``Vanished`` if
         it was lost instead."""

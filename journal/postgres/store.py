@@ -211,12 +211,17 @@ class PostgresJournal(SQLJournal, LeaseAppending):
             stream, prepare_events(events, self.actor, self.host), expected_version, fence=fence
         )
         while True:
-            pg_request = PgRequest.of(request, take, release, caller_flushes=True)
+            # While a shared flush is running, this append waits for the next one (its
+            # batch is written meanwhile); with none running, nothing would share it, so
+            # the batch is flushed in the same round trip as its call.
+            shared = not self._flusher.idle
+            pg_request = PgRequest.of(request, take, release, caller_flushes=shared)
             rows = self._committer.submit(pg_request)
-            try:
-                self._flusher.wait(pg_request)
-            except Vanished:
-                continue  # lost with a crashed server before it reached the disk
+            if shared:
+                try:
+                    self._flusher.wait(pg_request)
+                except Vanished:
+                    continue  # lost with a crashed server before it reached the disk
             return events_from_rows(rows)
 
     def _write_slots(self, slots: list[Slot[Any]]) -> None:

@@ -5,8 +5,9 @@ one call of ``fleetlog_append`` (``journal.postgres.append_fn``) in autocommit m
 function takes the journal's advisory lock, reads the chain's tail and decides, checks
 and writes every request server-side, so the lock is held for that one statement, never
 across a round trip nor an fsync. Durability comes after, outside the lock: callers of
-``append`` wait for the shared flush (``journal.postgres.flusher``), and for other
-batches (``append_many``, bulk loads) this writer sends ``BARRIER`` itself. ``seq``
+``append`` wait for the shared flush (``journal.postgres.flusher``) when one is running;
+otherwise (a lone appender, ``append_many``, bulk loads) the batch's own ``BARRIER``
+follows its call in the same round trip (``_CALL_AND_FLUSH``). ``seq``
 order is still commit order (the lock is released at commit), so a reader that sees seq
 N has seen every seq below it. The new head is announced with ``NOTIFY fleetlog_events``
 inside it (delivered on commit).
@@ -23,6 +24,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
 
 from fleetlog.journal.appender import AppendRequest, Row
 from fleetlog.journal.base import (
@@ -147,6 +151,32 @@ def _outcome(request: PgRequest, rows: list[tuple[Any, ...]]) -> list[Row] | Jou
     return JournalError(f"the journal's append function answered {status!r} for {a.stream}")
 
 
+#: The call and the flush in one round trip: the call in its own transaction (which
+#: commits without waiting for its WAL and so frees the journal's lock at once), then the
+#: flush in the next one. A flush sent after the answer cost a second round trip, which
+#: for a lone appender (one thread, nothing else to share the flush with) was as long
+#: again as the append. Several statements in one message need client-side binding.
+_CALL_AND_FLUSH = f"BEGIN; {CALL}; COMMIT; {BARRIER}"
+
+
+def _call_and_flush(conn: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The function's rows, once they are committed and flushed."""
+    cur = psycopg.ClientCursor(conn)
+    try:
+        cur.execute(_CALL_AND_FLUSH, params)
+        cur.nextset()  # past BEGIN's empty result, to the function's rows
+        rows: list[tuple[Any, ...]] = cur.fetchall()
+    except psycopg.Error:
+        # A failed statement leaves the explicit transaction open and aborted: end it,
+        # or the connection refuses everything after (the pool would discard it later).
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        cur.close()
+    return rows
+
+
 class PgBatchWriter:
     """Writes batches of requests; the caller provides a connection (autocommit)."""
 
@@ -159,9 +189,10 @@ class PgBatchWriter:
     ) -> list[list[Row] | JournalError]:
         """Every request's outcome, in order, from one call of the function."""
         params = (self._lock_key, check, CHANNEL, batch_json(requests))
-        result = conn.execute(CALL, params).fetchall()
-        if any(r[1] == "ok" and not requests[r[0] - 1].caller_flushes for r in result):
-            conn.execute(BARRIER)
+        if all(r.caller_flushes for r in requests):
+            result = conn.execute(CALL, params).fetchall()
+        else:
+            result = _call_and_flush(conn, params)
         by_request: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for r in result:
             by_request[r[0]].append(r)

@@ -371,6 +371,28 @@ def test_an_append_in_doubt_is_found_by_its_event_ids_not_written_again(
         assert [e.seq for e in pg.read_all()] == [1, 2]
 
 
+def test_a_call_refused_by_the_server_leaves_its_connection_usable(schemas: Schemas) -> None:
+    """A batch flushed in the same round trip as its call runs in an explicit
+    transaction: when the server refuses a statement in it, the transaction is ended,
+    nothing of it is kept, and the next call on the same connection goes through."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    url = schemas.url()
+    with PostgresJournal(url) as pg, _raw(url) as conn:
+        writer = PgBatchWriter(lock_key(pg.schema), JournalStats())
+        good = prepare_events([ev(i=1)], "a", "h")
+        # The payload column is json: a text that is not JSON fails the INSERT itself.
+        bad = PgRequest.of(AppendRequest("s", [(*good[0][:6], "{not json")], None))
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            writer.call(conn, [bad])
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+        assert pg.head() == 0
+        (rows,) = writer.call(conn, [PgRequest.of(AppendRequest("s", good, 0))])
+        assert not isinstance(rows, BaseException) and [r[0] for r in rows] == [1]
+        assert pg.verify().ok
+
+
 def test_killed_connections_are_reconnected_and_reported_once(
     schemas: Schemas, caplog: pytest.LogCaptureFixture
 ) -> None:
