@@ -12,6 +12,8 @@ append. For eventsourcing the fair equivalent of one durable append is one
 ``insert_events`` call with one stored event on its application recorder: no aggregate
 or mapper overhead, so the comparison favours eventsourcing slightly.
 ``raw_sqlite_append_eps`` is the ceiling on this disk: a bare INSERT + COMMIT per row;
+``schema_sqlite_append_eps`` the same on fleetlog's own table, indexes and row format
+(the ceiling for any append that keeps the journal's schema);
 ``disk_fdatasync_per_s`` is the disk alone (a 4 KiB overwrite + ``fdatasync``).
 
 Durable appends are bound by fsync latency, which on a shared VM drifts by 10x within
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -44,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleetlog.journal import NewEvent
+from fleetlog.journal import Event, NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
 
 PAYLOAD = {"host": "node-0042", "step": "drain", "attempt": 1, "ok": True}
@@ -95,6 +98,54 @@ def raw_sqlite_contender(path: str) -> tuple[Append, Callable[[], None]]:
     def one(i: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO t (stream, payload) VALUES (?, ?)", (f"s{i % 100}", text))
+        conn.execute("COMMIT")
+
+    return one, conn.close
+
+
+def schema_sqlite_contender(path: str, n: int) -> tuple[Append, Callable[[], None]]:
+    """Bare SQLite on fleetlog's own schema: the same table, indexes and triggers
+    (created by ``SQLiteJournal``), and rows as fleetlog stores them (ids, times, hashes
+    computed ahead, untimed), one INSERT + COMMIT each. What is left between this and
+    ``fleetlog`` is fleetlog's own work per append; what is between this and
+    ``raw_sqlite`` is the schema's (three indexes, a 600-byte row: more pages per
+    commit), which the journal's guarantees need (unique event ids, unique stream
+    versions, idempotent submits)."""
+    _remove_db(path)
+    SQLiteJournal(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    rows = []
+    prev = "0" * 64
+    for i in range(n + WARM):
+        payload = json.dumps(dict(PAYLOAD, i=i), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(f"{prev}{i}{payload}".encode()).hexdigest()
+        at = f"2026-01-01T00:00:{i // 1_000_000:02d}.{i % 1_000_000:06d}+00:00"
+        rows.append(
+            (
+                i + 1,
+                str(uuid.uuid4()),
+                f"host/{i % 100}",
+                i // 100 + 1,
+                "step.started",
+                None,
+                None,
+                None,
+                "bench",
+                "bench-host",
+                at,
+                payload,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    insert = f"INSERT INTO events ({', '.join(Event.COLUMNS)}) VALUES ({', '.join('?' * 14)})"
+
+    def one(i: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(insert, rows[i])
         conn.execute("COMMIT")
 
     return one, conn.close
@@ -157,6 +208,7 @@ def bench_single(d: Path, n: int, block: int) -> tuple[dict[str, float], dict[st
     contenders: dict[str, tuple[Append, Callable[[], None]]] = {
         "fdatasync": fdatasync_contender(str(d / "fsync.bin")),
         "raw_sqlite": raw_sqlite_contender(str(d / "raw.db")),
+        "schema_sqlite": schema_sqlite_contender(str(d / "schema.db"), n),
         "fleetlog": fleetlog_contender(str(d / "single.db"), n),
         "eventsourcing": (es_one, es_close),
     }
@@ -365,6 +417,9 @@ def main() -> None:
         "raw_sqlite_append_eps": round(raw),
         "fleetlog_vs_raw_sqlite": round(single / raw, 2),
         "eventsourcing_vs_raw_sqlite": round(es / raw, 2),
+        "schema_sqlite_append_eps": round(rates["schema_sqlite"]),
+        "fleetlog_vs_schema_sqlite": round(single / rates["schema_sqlite"], 2),
+        "schema_sqlite_vs_raw_sqlite": round(rates["schema_sqlite"] / raw, 2),
         "disk_fdatasync_per_s": round(rates["fdatasync"]),
         "group_append_eps": round(med(group)),
         "group_threads": threads,
