@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
+from fleetlog.frozen import frozen
 from fleetlog.limits import escape
 
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Diagnostic:
     """A problem at ``file:line:col``; ``length`` is how many columns the caret spans."""
 

@@ -46,6 +46,13 @@ def parse(template: str) -> list[Segment]:
     text: list[str] = []
     i, n = 0, len(template)
     while i < n:
+        # Literal text runs to the next brace: taken whole, not a character at a time
+        # (every command of every machine is parsed each time the kinds are checked).
+        brace = min(b for b in (template.find("{", i), template.find("}", i), n) if b >= 0)
+        if brace > i:
+            text.append(template[i:brace])
+            i = brace
+            continue
         c = template[i]
         if c == "{" and template.startswith("{{", i):
             text.append("{")
@@ -73,13 +80,10 @@ def parse(template: str) -> list[Segment]:
             name, _, attr = body.partition(".")
             out.append(Placeholder(name, attr or None, i))
             i = end + 1
-        elif c == "}":
+        else:  # c == "}"
             raise TemplateError(
                 template=template, index=i, reason="single '}'; write '}}' for a literal brace"
             )
-        else:
-            text.append(c)
-            i += 1
     if text:
         out.append("".join(text))
     return out

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, TypeAlias
+
+from fleetlog.frozen import frozen
 
 # A guard expression is a small tree of tuples, pure data (no user code ever runs):
 #   ("lit", value)                      a str/int/float/bool/None literal
@@ -31,7 +33,7 @@ ParamType = Literal["str", "int", "float", "bool", "enum", "ref", "refs"]
 ProbeOp = Literal["succeeds", "fails", "contains", "equals"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Pos:
     """Where something was written: 1-based line and column."""
 
@@ -47,7 +49,7 @@ def _pos() -> Any:
     return field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParamSpec:
     """A typed parameter of a machine or of one transition.
 
@@ -74,7 +76,7 @@ class ParamSpec:
         return self.type
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SecretSpec:
     """A value resolved at run time (env ``FLEETLOG_SECRET_<NAME>`` or a resolver) and
     redacted from the journal, logs and output."""
@@ -83,7 +85,7 @@ class SecretSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StateSpec:
     name: str
     initial: bool = False
@@ -92,7 +94,7 @@ class StateSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObserveRule:
     """Backend status ``pattern`` (exact, or an fnmatch glob when it has ``*?[``) -> state."""
 
@@ -105,7 +107,7 @@ class ObserveRule:
         return any(c in self.pattern for c in "*?[")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AbsentSpec:
     """``absent if exit N [contains|equals "X"]``: the only outcome of the observe
     command that proves the resource absent (anything else that is not a status is
@@ -116,7 +118,7 @@ class AbsentSpec:
     expected: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListingSpec:
     """``list|jobs "CMD" [on REF] format NAME [columns "a,b"] [separator "|"]``: a
     command whose output a listing format parses (resources, or the backend's jobs)."""
@@ -129,7 +131,7 @@ class ListingSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AbsentOk:
     """``absent ok in S1, S2 [unless action T1, T2]``: a resource in these states may be
     absent from the backend (an ERROR build that never created anything) unless the
@@ -140,7 +142,7 @@ class AbsentOk:
     unless: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompareSpec:
     """``compare GROUP: param = "backend field", ...``: attributes reconcile checks
     against the listing (a finding of class ``unsynced_GROUP``) and ingest updates."""
@@ -150,7 +152,7 @@ class CompareSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobRule:
     """``job "OPERATION" status[, status] -> STATE``: what a backend job's outcome means
     for the resource (Synnefo's opcode table), applied by ingest and by reconcile."""
@@ -161,7 +163,7 @@ class JobRule:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObserveSpec:
     """How a backend's status maps to states, and how the backend is read.
 
@@ -194,7 +196,7 @@ class ObserveSpec:
         return {param: fld for c in self.compares for param, fld in c.pairs}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProbeSpec:
     """A read-only command and how to judge its result.
 
@@ -210,7 +212,7 @@ class ProbeSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetrySpec:
     """Up to ``count`` more attempts after the first, ``every`` seconds apart, the
     interval multiplied by ``backoff`` after each attempt."""
@@ -220,7 +222,7 @@ class RetrySpec:
     backoff: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunAction:
     """``run "cmd" [on REF]``: a shell command, ``{param}`` interpolated shell-quoted."""
 
@@ -229,7 +231,7 @@ class RunAction:
     kind: Literal["run"] = "run"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CallAction:
     """``call plugin.name(k=v, ...)``: a registered step plugin. Argument values are
     literals or ``("name", p)`` / ``("attr", ref, p)`` expressions resolved at run time."""
@@ -239,7 +241,7 @@ class CallAction:
     kind: Literal["call"] = "call"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnsureAction:
     """``ensure REF is STATE via TRIGGER``: REF is ``self`` or a ref param. With ``each``
     (``ensure each REFS [reversed] is ...``) REF is a ``list[ref]`` param and every
@@ -253,7 +255,7 @@ class EnsureAction:
     reverse: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitAction:
     """``wait PROBE until ... timeout D every D``: poll a probe until it holds."""
 
@@ -266,7 +268,7 @@ class WaitAction:
 Action: TypeAlias = RunAction | CallAction | EnsureAction | WaitAction
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetSpec:
     """``set NAME = VALUE``: after the step succeeds, param ``NAME`` of the resource takes
     ``value`` (an ``Expr``: a literal, a param, ``ref.attr``) or, with ``output``, the
@@ -279,7 +281,7 @@ class SetSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepSpec:
     """One side-effecting action of a transition's plan and how to run it safely."""
 
@@ -300,7 +302,7 @@ class StepSpec:
     sets: tuple[SetSpec, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FailureSpec:
     """``on failure -> STATE undo [s1, s2]``: compensations run in reverse order."""
 
@@ -309,7 +311,7 @@ class FailureSpec:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransitionSpec:
     trigger: str
     sources: tuple[str, ...]
@@ -332,7 +334,7 @@ class TransitionSpec:
         raise KeyError(name)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MachineSpec:
     """One kind of resource, compiled. ``definition_hash`` is the SHA-256 of the canonical
     form (positions and ``source`` excluded), recorded on every transition started."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from fleetlog.errors import FleetlogError
+from fleetlog.frozen import frozen
 
 GENESIS_HASH = "0" * 64
 
@@ -69,7 +70,7 @@ class Fenced(LeaseHeld):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewEvent:
     """An event to append. ``actor`` and ``host`` default to the journal's own."""
 
@@ -82,7 +83,7 @@ class NewEvent:
     host: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Event:
     """An event as recorded. ``recorded_at`` is ISO-8601 UTC with microseconds and ``Z``."""
 
@@ -122,7 +123,7 @@ class Event:
         return {c: getattr(self, c) for c in self.COLUMNS}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fence:
     """The lease an append is made under: the journal writes the append only while
     ``owner`` still holds ``resource``'s lease with fencing ``token``, checked in the
@@ -134,7 +135,7 @@ class Fence:
     token: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Lease:
     """A lock on a resource: ``token`` is the fencing token, increasing per resource."""
 
@@ -149,7 +150,7 @@ def fence_of(lease: Lease) -> Fence:
     return Fence(lease.resource, lease.owner, lease.token)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VerifyReport:
     """The outcome of ``verify``. ``head_seq``/``head_hash``: the head when the chain is
     intact (the last sound event before the first problem otherwise)."""
@@ -162,7 +163,7 @@ class VerifyReport:
     head_hash: str = GENESIS_HASH
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Head:
     """A point of the chain: the event at ``seq`` has ``hash`` (seq 0: the genesis)."""
 
@@ -170,7 +171,7 @@ class Head:
     hash: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IntegrityReport:
     """The outcome of ``check_integrity``: the chain from the last verified point to the
     head, the verified point itself, the snapshots, and the heads a witness recorded.
@@ -280,6 +281,17 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def streams(self, prefix: str | None = None) -> list[str]:
         """Every stream id, sorted, optionally only those starting with ``prefix``."""
+
+    def streams_present(self, streams: Iterable[str]) -> set[str]:
+        """Those of ``streams`` that have events. For checking many names at once (an
+        inventory of 100,000 resources): this default lists the streams under each
+        name's ``kind/`` prefix; backends override it with a few batched queries, whose
+        cost is the names asked about, not the streams the journal holds."""
+        wanted = set(streams)
+        found: set[str] = set()
+        for prefix in sorted({s.partition("/")[0] for s in wanted}):
+            found.update(s for s in self.streams(prefix) if s in wanted)
+        return found
 
     def stream_heads(self, to_seq: int | None = None) -> dict[str, int]:
         """The version of every stream as of ``to_seq`` (None: now). Backends override
@@ -443,20 +455,27 @@ class Journal(abc.ABC):
         self,
         appends: Sequence[tuple[str, Sequence[NewEvent]]],
         expected_versions: Sequence[int | None] | None = None,
+        *,
+        returning: bool = True,
     ) -> list[list[Event]]:
         """Several independent appends, each all-or-nothing, in order; their recorded
         events. Backends that group-commit write them in as few transactions as they can
         (``fleetlog fire --submit`` of a thousand resources, ``inventory load``).
         ``expected_versions``: one per append, as ``append``'s ``expected_version``
         (None: no check). If one fails, the error is raised once every one has been
-        decided: those before it are written, those after it may be."""
+        decided: those before it are written, those after it may be.
+
+        ``returning=False``: return ``[]`` instead of the recorded events, for a caller
+        that only needs them written (``inventory load``: building 100,000 ``Event``
+        objects nobody reads cost more than writing them)."""
         versions = [None] * len(appends) if expected_versions is None else expected_versions
         if len(versions) != len(appends):
             raise JournalError("append_many: one expected version per append")
-        return [
+        recorded = [
             self.append(stream, events, expected_version=v)
             for (stream, events), v in zip(appends, versions, strict=True)
         ]
+        return recorded if returning else []
 
     def append_releasing_lease(
         self, stream: str, events: Sequence[NewEvent], lease: Lease

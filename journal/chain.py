@@ -9,9 +9,9 @@ everything in locals because it runs once per event over the whole journal.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fleetlog.frozen import frozen
 from fleetlog.journal.base import GENESIS_HASH, VerifyReport
 from fleetlog.journal.canonical import hash_row
 
@@ -21,7 +21,7 @@ class VersionBefore(Protocol):
         """The version ``stream`` had at seq ``before_seq`` (0 if it had none)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChainStart:
     """Where a check of part of the chain starts: after the event at ``seq``, whose hash
     is ``hash`` and time ``recorded_at`` (all already verified). ``version_before`` gives
@@ -33,7 +33,7 @@ class ChainStart:
     version_before: VersionBefore
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChainResult:
     """The outcome of a check; ``position`` is the 0-based index of the offending row.
     ``last_seq``/``last_hash``: the last row found sound (the start when none was)."""

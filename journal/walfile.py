@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from fleetlog.frozen import frozen
 
 _MAGIC = (0x377F0682, 0x377F0683)
 _HEADER = 32
 _FRAME_HEADER = 24
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WalContents:
     page_size: int
     #: Pages written by committed transactions.

@@ -13,12 +13,15 @@ and exits 1, saying what changed, if the second run fails or changes anything.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fleetlog.engine.cli import Session, output, paths
-from fleetlog.engine.model import Resource
 from fleetlog.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleetlog.engine.model import Resource
 
 provisioner_app = typer.Typer(
     name="provisioner",

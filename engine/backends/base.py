@@ -11,10 +11,10 @@ simulator (``sim``) reads it as one simple command, split with ``shlex.split`` (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from fleetlog.errors import FleetlogError
+from fleetlog.frozen import frozen
 
 
 class BackendError(FleetlogError):
@@ -37,7 +37,7 @@ class CommandInDoubt(BackendError):
     msg_fmt = "%(host)s: %(reason)s (the command was sent; whether it took effect is unknown)"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandResult:
     """What a command did: its exit code and (size-capped) output."""
 

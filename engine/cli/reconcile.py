@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from fleetlog.engine.cli.journal import resolve_at
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
 from fleetlog.errors import UsageError
+from fleetlog.frozen import frozen
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts instead of text.")
 _DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?\s*")
@@ -101,7 +101,7 @@ def _finding_line(f: Any) -> str:
     return f"{f.cls:<11} {f.resource}: {about}; {what}{seen}"
 
 
-@dataclass(frozen=True)
+@frozen
 class _Options:
     """What one reconcile command asked for (every pass of ``--every`` shares it)."""
 

@@ -10,7 +10,6 @@ import typer
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
-from fleetlog.engine.model import events
 from fleetlog.errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ def targets(session: Session, pattern: str, resources: Iterable[str] | None = No
     """Existing resources named by ``pattern``; naming a missing one is a usage error.
     ``resources``: every resource id, when the caller has already replayed them (else
     they are read from the journal's ``resource.created`` events)."""
+    from fleetlog.engine.model import events
     from fleetlog.engine.model.patterns import expand, fold_names, select
 
     kind = pattern.split("/", 1)[0]

@@ -16,10 +16,11 @@ readers that care (replay) check what they use and say which event is wrong.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
+from fleetlog.frozen import frozen
 from fleetlog.journal import Event, NewEvent
 
 RESOURCE_CREATED = "resource.created"
@@ -118,7 +119,7 @@ def _layout(cls: type[Payload]) -> tuple[tuple[str, str, Any], ...]:
 
 
 # ------------------------------------------------------------------ resources, commands
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResourceCreated(Payload):
     TYPE = RESOURCE_CREATED
     FOLDED = True
@@ -132,7 +133,7 @@ class ResourceCreated(Payload):
     finding: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandAccepted(Payload):
     TYPE = COMMAND_ACCEPTED
     WORK = True
@@ -147,7 +148,7 @@ class CommandAccepted(Payload):
     submitted: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandRejected(Payload):
     TYPE = COMMAND_REJECTED
     WORK = True
@@ -157,7 +158,7 @@ class CommandRejected(Payload):
 
 
 # ------------------------------------------------------------------ transitions
-@dataclass(frozen=True, slots=True)
+@frozen
 class FailurePlan:
     """``on failure -> STATE undo [steps]`` as ``transition.started`` records it."""
 
@@ -165,7 +166,7 @@ class FailurePlan:
     undo: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransitionStarted(Payload):
     TYPE = TRANSITION_STARTED
     FOLDED = True
@@ -196,7 +197,7 @@ class TransitionStarted(Payload):
         return FailurePlan(f.get("state"), list(f.get("undo") or []))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransitionCompleted(Payload):
     TYPE = TRANSITION_COMPLETED
     FOLDED = WORK = ENDS_TRANSITION = True
@@ -211,7 +212,7 @@ class TransitionCompleted(Payload):
     output: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransitionFailed(Payload):
     TYPE = TRANSITION_FAILED
     FOLDED = WORK = ENDS_TRANSITION = True
@@ -224,7 +225,7 @@ class TransitionFailed(Payload):
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransitionAborted(Payload):
     """Read for journals that hold it; fleetlog ends an aborted step's transition with
     ``transition.failed``."""
@@ -240,7 +241,7 @@ class TransitionAborted(Payload):
 
 
 # ------------------------------------------------------------------ steps
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepStarted(Payload):
     TYPE = STEP_STARTED
     FOLDED = True
@@ -253,7 +254,7 @@ class StepStarted(Payload):
     undo: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepSucceeded(Payload):
     TYPE = STEP_SUCCEEDED
     FOLDED = True
@@ -271,7 +272,7 @@ class StepSucceeded(Payload):
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepFailed(Payload):
     TYPE = STEP_FAILED
     FOLDED = True
@@ -287,7 +288,7 @@ class StepFailed(Payload):
     undo: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepSkipped(Payload):
     TYPE = STEP_SKIPPED
     FOLDED = True
@@ -299,7 +300,7 @@ class StepSkipped(Payload):
     undo: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepInDoubt(Payload):
     """A step whose command was sent but whose outcome is unknown (the connection was
     lost after it ran, its process was killed): what is decided next is journaled next."""
@@ -314,7 +315,7 @@ class StepInDoubt(Payload):
     undo: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepResolved(Payload):
     """An operator's decision about a step in doubt (``fleetlog resolve``)."""
 
@@ -327,7 +328,7 @@ class StepResolved(Payload):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttentionRequired(Payload):
     TYPE = ATTENTION_REQUIRED
     FOLDED = WORK = True
@@ -337,7 +338,7 @@ class AttentionRequired(Payload):
 
 
 # ------------------------------------------------------------------ the backend's view
-@dataclass(frozen=True, slots=True)
+@frozen
 class StateReconciled(Payload):
     TYPE = STATE_RECONCILED
     FOLDED = True
@@ -353,7 +354,7 @@ class StateReconciled(Payload):
     message: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttributesSet(Payload):
     """Params of the resource take new values: recorded by a step's ``set``, by ingest
     (a resize the backend reports) or by a reconcile fix (the backend's values)."""
@@ -372,7 +373,7 @@ class AttributesSet(Payload):
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BackendObserved(Payload):
     TYPE = BACKEND_OBSERVED
     FOLDED = True
@@ -385,7 +386,7 @@ class BackendObserved(Payload):
     job: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DriftDetected(Payload):
     TYPE = DRIFT_DETECTED
     KEYS = MappingProxyType({"cls": "class"})
@@ -399,7 +400,7 @@ class DriftDetected(Payload):
 
 
 # ------------------------------------------------------------------ leases, ssh
-@dataclass(frozen=True, slots=True)
+@frozen
 class LockAcquired(Payload):
     TYPE = LOCK_ACQUIRED
 
@@ -408,7 +409,7 @@ class LockAcquired(Payload):
     ttl: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LockReleased(Payload):
     TYPE = LOCK_RELEASED
 
@@ -416,7 +417,7 @@ class LockReleased(Payload):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LockBroken(Payload):
     TYPE = LOCK_BROKEN
 
@@ -427,7 +428,7 @@ class LockBroken(Payload):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HostKeyAccepted(Payload):
     TYPE = HOST_KEY_ACCEPTED
 
@@ -436,7 +437,7 @@ class HostKeyAccepted(Payload):
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BackendBound(Payload):
     """The backend a journal's steps run on (stream ``settings/backend``): set by the
     first command that runs a step, changed only by ``fleetlog backend set``."""
@@ -449,7 +450,7 @@ class BackendBound(Payload):
 
 
 # ------------------------------------------------------------------ fan-out plans
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlanStarted(Payload):
     """One fan-out, journaled whole before its first member starts (stream
     ``plan/<id>``): ``resume`` finishes it from this record alone."""
@@ -476,7 +477,7 @@ class PlanStarted(Payload):
     rate: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlanFinished(Payload):
     """Every member of the plan completed, failed or is waiting for an operator."""
 
@@ -485,7 +486,7 @@ class PlanFinished(Payload):
     counts: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlanContinued(Payload):
     """A rolling plan may go on past the end of batch ``batch`` (1-based), where it
     stopped or would stop: its canary passed the ``--canary-check`` (``by`` "canary-check"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetlog.dsl.spec import MachineSpec
-from fleetlog.engine.model.kinds import machine_kwargs
+from fleetlog.engine.model.kinds import machine_kwargs, quiet_transitions
 from fleetlog.errors import FleetlogError, UsageError
 
 FORMATS = ("mermaid", "dot", "svg", "png")
@@ -51,6 +51,7 @@ def _mid(name: str) -> str:
 
 
 def _graphviz_graph(spec: MachineSpec, highlight: str | None) -> Any:
+    quiet_transitions()
     from transitions.extensions.diagrams import GraphMachine
 
     kwargs = machine_kwargs(spec)

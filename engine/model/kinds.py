@@ -8,10 +8,9 @@ from the compiled ``(state, trigger) -> dest`` table, a dict lookup, never ``may
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from fleetlog.dsl.spec import MachineSpec, TransitionSpec, step_to_data
@@ -19,8 +18,6 @@ from fleetlog.errors import FleetlogError
 
 if TYPE_CHECKING:
     from transitions import Machine
-
-logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 class UnknownKind(FleetlogError, LookupError):
@@ -108,7 +105,21 @@ def machine_kwargs(spec: MachineSpec) -> dict[str, Any]:
     }
 
 
+@cache
+def quiet_transitions() -> None:
+    """Keep ``transitions``' INFO lines (every state entered and left) out of the logs of
+    whoever configures logging: the journal says what happened. Called where a machine is
+    built rather than at import, so that commands which build none never import
+    ``logging``; a level a program set for that logger by then is left as it is."""
+    import logging
+
+    log = logging.getLogger("transitions")
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.WARNING)
+
+
 def build_machine(spec: MachineSpec) -> Machine:
+    quiet_transitions()
     from transitions import Machine
 
     return Machine(**machine_kwargs(spec))

@@ -17,10 +17,11 @@ unknown (Ganeti's ``?`` for a node that does not answer) is a ``Listed`` with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from fleetlog import packs
+from fleetlog.frozen import frozen
 
 #: How a job ended, as the reconciler reads it: ``pending`` (queued, waiting, running,
 #: canceling) or one of the three final outcomes.
@@ -31,7 +32,7 @@ FINAL_OUTCOMES: tuple[JobOutcome, ...] = ("success", "error", "canceled")
 UNKNOWN_CELLS = frozenset({"?", "??", "(unknown)", "(nodata)", "(unavail)"})
 
 
-@dataclass(frozen=True)
+@frozen
 class Listed:
     """One resource a listing reports.
 
@@ -48,7 +49,7 @@ class Listed:
     unknown: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Job:
     """One backend job (Ganeti's job queue): its id, raw status, what it does."""
 
@@ -65,7 +66,7 @@ class Job:
         return self.outcome != "pending"
 
 
-@dataclass(frozen=True)
+@frozen
 class FormatOptions:
     """What the machine declares about the text: its columns and separator."""
 

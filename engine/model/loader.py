@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +69,14 @@ def discover_plugins() -> dict[str, Callable[..., Any]]:
         short = module_name.rpartition(".")[2]
         for fn_name in getattr(mod, "__all__", ()):
             plugins[f"{short}.{fn_name}"] = getattr(mod, fn_name)
-    for ep in metadata.entry_points(group="fleetlog.steps"):
+    for ep in packs.entry_points("fleetlog.steps"):
         if ep.name in plugins:
             continue
         plugins[ep.name] = _lazy_plugin(ep)
     return plugins
 
 
-def _lazy_plugin(ep: metadata.EntryPoint) -> Callable[..., Any]:
+def _lazy_plugin(ep: packs.EntryPoint) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         return ep.load()(*args, **kwargs)
 

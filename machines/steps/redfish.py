@@ -20,12 +20,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fleetlog.machines.steps.redfish_client import ACTIONS, BMC, DEVICES, BMCError, target_of
-
+# Every command that loads the kinds imports this module, only to read ``__all__`` (the
+# plugin names the machines are checked against): the client is imported by the plugin
+# that runs, so start-up does not pay for it.
 __all__ = ["boot_once", "power", "power_state"]
 
 
 def power(ctx: Any, action: str) -> str:
+    from fleetlog.machines.steps.redfish_client import ACTIONS, BMC, BMCError, target_of
+
     if action not in ACTIONS:
         raise BMCError(f"power action must be one of {', '.join(ACTIONS)}, not {action!r}")
     started = time.monotonic()
@@ -43,6 +46,8 @@ def power(ctx: Any, action: str) -> str:
 
 
 def boot_once(ctx: Any, device: str) -> str:
+    from fleetlog.machines.steps.redfish_client import BMC, DEVICES, BMCError, target_of
+
     if device not in DEVICES:
         raise BMCError(f"boot device must be one of {', '.join(DEVICES)}, not {device!r}")
     target = target_of(ctx)
@@ -55,4 +60,6 @@ def boot_once(ctx: Any, device: str) -> str:
 
 
 def power_state(ctx: Any) -> str:
+    from fleetlog.machines.steps.redfish_client import BMC, target_of
+
     return BMC(target_of(ctx), ctx.backend).power_state()

@@ -31,7 +31,6 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeAlias
 
 from fleetlog import packs
@@ -308,7 +307,7 @@ def load_tools() -> None:
         for module_name in tool_modules():
             importlib.import_module(module_name)
         if not os.environ.get(TOOLS_ENV):
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
+            for ep in packs.entry_points(ENTRY_POINT_GROUP):
                 ep.load()
         _loaded = True
 
