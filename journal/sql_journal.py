@@ -155,6 +155,8 @@ class SQLJournal(Journal):
         self,
         appends: Sequence[tuple[str, Sequence[NewEvent]]],
         expected_versions: Sequence[int | None] | None = None,
+        *,
+        returning: bool = True,
     ) -> list[list[Event]]:
         self._writable()
         versions = [None] * len(appends) if expected_versions is None else expected_versions
@@ -167,18 +169,27 @@ class SQLJournal(Journal):
             requests.append(
                 AppendRequest(stream, prepare_events(events, self.actor, self.host), expected)
             )
-        slots = self._committer.submit_many([r for r in requests if r.events])
-        outcomes: list[Any] = []
-        for slot in slots:
-            try:
-                outcomes.append(events_from_rows(self._committer.collect(slot)))
-            except JournalError as exc:
-                outcomes.append(exc)
+        outcomes = self._write_many([r for r in requests if r.events])
         first_error = next((o for o in outcomes if isinstance(o, JournalError)), None)
         if first_error is not None:
             raise first_error
+        if not returning:
+            return []
         written = iter(outcomes)
-        return [next(written) if r.events else [] for r in requests]
+        return [events_from_rows(next(written)) if r.events else [] for r in requests]
+
+    def _write_many(self, requests: list[AppendRequest]) -> list[Any]:
+        """Write ``requests``, each all-or-nothing and decided on its own: each one's
+        stored rows, or the ``JournalError`` that is its outcome. Through the group
+        commit, in as few transactions as its batch size allows."""
+        slots = self._committer.submit_many(requests)
+        outcomes: list[Any] = []
+        for slot in slots:
+            try:
+                outcomes.append(self._committer.collect(slot))
+            except JournalError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def append_batch_unchecked(
         self, appends: Iterable[tuple[str, Sequence[NewEvent]]], chunk: int = 20_000

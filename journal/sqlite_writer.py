@@ -26,13 +26,17 @@ from fleetlog.journal.groupcommit import Slot
 from fleetlog.journal.leases import LeaseRow, check_fence
 
 _COLS = ", ".join(Event.COLUMNS)
-_MAX_CACHED_STREAMS = 100_000
+_MAX_CACHED_STREAMS = 1_000_000
 _ONE_ROW = f"({', '.join('?' * len(Event.COLUMNS))})"
 _INSERT = f"INSERT INTO events ({_COLS}) VALUES {_ONE_ROW}"
 #: Most rows one INSERT statement carries (14 parameters each; SQLite allows 32,766).
 _ROWS_PER_INSERT = 512
 _TAIL = "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
 _VERSION = "SELECT max(version) FROM events WHERE stream = ?"
+#: Streams whose versions one statement reads (``_prefetch_versions``).
+_VERSIONS_PER_SELECT = 500
+#: Fewer uncached streams than this in a batch are read one statement each, as needed.
+_PREFETCH_MIN = 16
 _ACCEPTED = (
     "SELECT stream, version, recorded_at FROM events "
     f"WHERE type = '{COMMAND_ACCEPTED}' AND command_id = ?"
@@ -106,6 +110,32 @@ class BatchWriter:
             self._versions[stream] = version
         return version
 
+    def _prefetch_versions(self, slots: list[Slot[Request]]) -> None:
+        """Read the versions of the batch's streams not cached yet, 500 per statement,
+        before planning: a batch of new streams (``inventory load``, thousands of
+        resources) would otherwise ask for each one's version alone, a statement and a
+        GIL round trip per append. The values are the ones ``_current_version`` would
+        read (0 for a stream with no events); the caller's checks are unchanged: in a
+        transaction they are current, and outside one (``_write_alone``) another
+        connection's append since shows as a taken ``seq``."""
+        cache = self._versions
+        wanted = list(
+            dict.fromkeys(
+                r.stream
+                for s in slots
+                if isinstance(r := s.request, AppendRequest) and r.stream not in cache
+            )
+        )
+        if len(wanted) < _PREFETCH_MIN:
+            return
+        if len(cache) + len(wanted) > _MAX_CACHED_STREAMS:
+            cache.clear()
+        for start in range(0, len(wanted), _VERSIONS_PER_SELECT):
+            chunk = wanted[start : start + _VERSIONS_PER_SELECT]
+            found = dict(self._conn.execute(_versions_select(len(chunk)), chunk).fetchall())
+            for stream in chunk:
+                cache[stream] = int(found.get(stream) or 0)
+
     def _recorded_append(self, command_id: str) -> list[Row] | None:
         row = self._conn.execute(_ACCEPTED, (command_id,)).fetchone()
         if row is None:
@@ -125,6 +155,12 @@ class BatchWriter:
         if not self._write_alone(slots):
             self._write_locked(slots)
 
+    def write_together(self, slots: list[Slot[Request]]) -> None:
+        """Plan and commit ``slots`` in one transaction however many they are (no batch
+        size), then give every member its rows or its error: ``append_many`` of a large
+        batch, whose appends need neither group commit nor a transaction each."""
+        self._write_locked(slots)
+
     def _write_alone(self, slots: list[Slot[Request]]) -> bool:
         """The common case in one statement: a batch of appends planned on the cached
         tail and written by one multi-row INSERT in autocommit mode (atomic, and
@@ -141,6 +177,7 @@ class BatchWriter:
             isinstance(s.request, TxnOp) or s.request.lease_op is not None for s in slots
         ):
             return False
+        self._prefetch_versions(slots)
         seq, prev, last_us = self._tail
         plan = BatchPlan(seq, prev, last_us, self._current_version, self._recorded_append)
         outcomes: list[Any] = []
@@ -184,6 +221,7 @@ class BatchWriter:
         cur.execute("BEGIN IMMEDIATE")
         try:
             plan = self._plan()
+            self._prefetch_versions(slots)
             outcomes: list[Any] = []
             appends = 0
             fences = _FenceRows(conn, slots)
@@ -271,6 +309,13 @@ class BatchWriter:
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
 def _multi_insert(n: int) -> str:
     return f"INSERT INTO events ({_COLS}) VALUES " + ", ".join([_ONE_ROW] * n)
+
+
+@functools.lru_cache(maxsize=8)
+def _versions_select(n: int) -> str:
+    """The current version of each of ``n`` streams (those with events)."""
+    marks = ", ".join("?" * n)
+    return f"SELECT stream, max(version) FROM events WHERE stream IN ({marks}) GROUP BY stream"
 
 
 @functools.lru_cache(maxsize=256)

@@ -213,6 +213,19 @@ class JournalContract(abc.ABC):
         assert journal.streams("host/") == ["host/a", "host/b"]
         assert journal.streams("zzz") == []
 
+    def test_streams_present_are_those_asked_about_that_have_events(self, journal: Journal) -> None:
+        for s in ["host/b", "host/a", "rack/1", "hostile", "plain"]:
+            journal.append(s, [ev()])
+        asked = ["host/a", "host/c", "hostile", "rack/1", "rack/2", "plain", "host/a", "x/y"]
+        expected = {"host/a", "hostile", "rack/1", "plain"}
+        assert journal.streams_present(asked) == expected
+        assert journal.streams_present(iter(asked)) == expected  # any iterable, read once
+        # the default (a backend without its own) answers the same
+        assert Journal.streams_present(journal, asked) == expected
+        many = [f"host/{i}" for i in range(1200)] + ["host/a"]
+        assert journal.streams_present(many) == {"host/a"}
+        assert journal.streams_present([]) == set()
+
     def test_seq_at_time(self, journal: Journal) -> None:
         assert journal.seq_at_time("2030-01-01T00:00:00Z") == 0
         a = journal.append("s", [ev(), ev()])

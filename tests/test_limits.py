@@ -216,3 +216,53 @@ def test_nodeset_size_is_an_upper_bound_on_what_clustershell_builds(text: str) -
     except (NodeSetParseError, ValueError):
         return
     assert len(names) <= bound
+
+
+ONE_RANGE_PART = st.text(alphabet="ab_.-Z0", max_size=5)
+RANGE_BOUND = st.sampled_from(["0", "1", "2", "7", "9", "10", "11", "99", "100", "01", "007"])
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(ONE_RANGE_PART, RANGE_BOUND, RANGE_BOUND, ONE_RANGE_PART)
+def test_one_range_names_what_clustershell_names_in_its_order(
+    prefix: str, lo: str, hi: str, suffix: str
+) -> None:
+    """``name[lo-hi]`` is expanded without ClusterShell when it is one range of unpadded
+    numbers between digit-free parts: the same names in the same order, and a range
+    ClusterShell refuses is refused (reversed bounds, padding and digits go to it)."""
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
+
+    text = f"{prefix}[{lo}-{hi}]{suffix}"
+    try:
+        expected: list[str] | None = list(NodeSet(text, resolver=RESOLVER_NOGROUP))
+    except (NodeSetParseError, ValueError):
+        expected = None
+    if expected is None:
+        with pytest.raises((NodeSetParseError, ValueError)):
+            limits.expand_nodeset(text)
+    else:
+        assert limits.expand_nodeset(text) == expected
+
+
+def test_a_large_range_is_expanded_without_clustershell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ClusterShell.NodeSet as clustershell
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("ClusterShell was asked")
+
+    monkeypatch.setattr(clustershell, "NodeSet", never)
+    names = limits.expand_nodeset("r[1-100000]")
+    assert names[:3] == ["r1", "r2", "r3"] and names[-1] == "r100000" and len(names) == 100_000
+    assert limits.expand_nodeset("rack-a.n[9-11]_x") == [
+        "rack-a.n9_x",
+        "rack-a.n10_x",
+        "rack-a.n11_x",
+    ]
+    with pytest.raises(ValueError, match="ClusterShell was asked"):
+        limits.expand_nodeset("r[01-10]")  # padded: ClusterShell's

@@ -363,6 +363,61 @@ def test_single_thread_appends_commit_once_each(tmp_path: Path) -> None:
         assert j.stats.commits == 10 and j.stats.appends == 10
 
 
+def test_a_large_append_many_is_one_transaction_deciding_each_append_alone(
+    tmp_path: Path,
+) -> None:
+    """``append_many`` of many appends (``inventory load``) is written in one transaction
+    of its own, with the versions of its streams read in a few statements: each append
+    still gets its own expected-version check, against what the file holds (streams
+    written by another connection included), and a stale one is refused alone."""
+    path = tmp_path / "j.db"
+    with SQLiteJournal(path) as j, SQLiteJournal(path) as other:
+        other.append("s7", [ev(), ev(), ev()])  # not in j's caches
+        j.append("s9", [ev()])
+        commits = j.stats.commits
+        appends = [(f"s{i}", [ev(i=i)]) for i in range(600)]  # more than a group commit
+        expected: list[int | None] = [0] * 600
+        expected[7] = 3
+        expected[9] = 0  # stale: s9 is at 1
+        expected[11] = None
+        statements: list[str] = []
+        j._conn.set_trace_callback(statements.append)
+        with pytest.raises(ConcurrencyConflict) as caught:
+            j.append_many(appends, expected_versions=expected)
+        j._conn.set_trace_callback(None)
+        assert caught.value.fields["stream"] == "s9"
+        assert sum("max(version)" in s for s in statements) == 2  # 500 a statement
+        assert j.stats.commits == commits + 1
+        assert j.stream_version("s9") == 1 and j.stream_version("s7") == 4
+        assert [j.stream_version(f"s{i}") for i in (0, 8, 10, 11, 599)] == [1, 1, 1, 1, 1]
+        assert j.head() == 4 + 599
+        # the versions it read are kept: the next large batch continues them
+        again = j.append_many(appends, expected_versions=[1] * 7 + [4] + [1] * 592)
+        assert again[7][0].version == 5 and again[599][0].version == 2
+        assert j.append_many(appends, returning=False) == []
+        assert j.head() == 4 + 599 + 1200 and j.stats.commits == commits + 3
+        assert j.verify().ok and other.verify().ok
+
+
+def test_a_large_append_many_that_fails_is_retried_one_append_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the one transaction fails (nothing is written), the appends go through the
+    group commit, which writes them batch by batch and retries a failed batch one by
+    one: only what the file refuses fails."""
+    with SQLiteJournal(tmp_path / "j.db") as j:
+        together = j._writer.write_together
+
+        def failing(slots: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(j._writer, "write_together", failing)
+        got = j.append_many([(f"s{i}", [ev(i=i)]) for i in range(100)])
+        assert [g[0].stream for g in got] == [f"s{i}" for i in range(100)]
+        assert j.head() == 100 and j.verify().ok
+        monkeypatch.setattr(j._writer, "write_together", together)
+
+
 def test_append_batch_unchecked_builds_a_valid_chain(tmp_path: Path) -> None:
     with SQLiteJournal(tmp_path / "j.db") as j:
         n = j.append_batch_unchecked(

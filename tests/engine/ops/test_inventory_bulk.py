@@ -3,6 +3,7 @@ loading again creates nothing, and a load killed part-way completes when run aga
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from fleetlog.engine.model import KindRegistry, load_registry, replay_all
 from fleetlog.engine.ops import created_event
 from fleetlog.engine.ops.inventory import BULK_READ, InventoryError, load
+from fleetlog.engine.ops.resources import CREATE_CHUNK
 from fleetlog.journal import NewEvent, open_journal
 from fleetlog.journal.base import Journal
 from tests.engine.cli.clirun import fleetlog_cmd
@@ -97,6 +99,47 @@ def test_loading_again_creates_nothing_and_sees_changed_parameters(
     assert journal.head() == head + 2
     records = replay_all(journal, registry)
     assert len(records) == hosts + 10 and journal.verify().ok
+
+
+def test_each_chunk_of_a_load_is_one_transaction(
+    tmp_path: Path, journal: Journal, registry: KindRegistry
+) -> None:
+    """A load is written in transactions of ``CREATE_CHUNK`` resources: each all or
+    nothing (a load killed part-way leaves whole chunks), and few commits."""
+    n = CREATE_CHUNK * 2 + 10
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text(f'[kvm_host."n[1-{n}]"]\nhost = "{{name}}"\n')
+    commits = journal.stats.commits
+    result = load(inventory, journal, registry)
+    assert len(result.created) == n and journal.head() == n
+    assert journal.stats.commits == commits + 3
+    events = list(journal.read_all())
+    assert [e.stream for e in events] == result.created  # in file order, one each
+    assert len({e.recorded_at for e in events}) == n  # each its own append, as one by one
+    assert load(inventory, journal, registry).created == []
+    assert journal.stats.commits == commits + 3 and journal.verify().ok
+
+
+def test_a_load_leaves_the_cycle_collector_as_it_found_it(
+    tmp_path: Path, journal: Journal, registry: KindRegistry
+) -> None:
+    """The collector is paused while a load builds its objects, and only then."""
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text('[kvm_host."n[1-3]"]\nhost = "{name}"\n')
+    assert gc.isenabled()
+    assert len(load(inventory, journal, registry).created) == 3
+    assert gc.isenabled()
+    inventory.write_text('[kvm_host."m[1-3]"]\nhost = "{nom}"\n')
+    with pytest.raises(InventoryError, match="unknown placeholder"):
+        load(inventory, journal, registry)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        inventory.write_text('[kvm_host."k[1-3]"]\nhost = "{name}"\n')
+        assert len(load(inventory, journal, registry).created) == 3
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_an_orphan_stream_is_adopted_by_the_bulk_load(

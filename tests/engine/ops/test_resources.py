@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetlog.engine.cli import main
 from fleetlog.engine.model import load_registry, replay_all
 from fleetlog.engine.ops import ResourceExists, create_resource
+from fleetlog.engine.ops.resources import first_bad_name, name_problem
 from fleetlog.journal import NewEvent, open_journal
 
 
@@ -86,3 +89,17 @@ def test_add_refuses_a_reference_to_a_resource_not_in_the_journal(
     assert j.streams() == ["kvm_host/node1"]
     j.close()
     assert main(["--journal", db, "add", "vm/g1", "-p", "host=node1"]) == 0
+
+
+NAME = st.text(alphabet=st.sampled_from("ab1-_. @[*\n\t\x7f\u00e9\u202e"), max_size=8) | st.just(
+    "x" * 254
+)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@given(st.lists(NAME, max_size=6))
+def test_first_bad_name_is_the_first_name_problem_finds(names: list[str]) -> None:
+    """The check of many names at once (an inventory's node sets) tells the same names
+    apart as ``name_problem`` one by one, and names the first bad one with its reason."""
+    expected = next(((n, p) for n in names if (p := name_problem(n)) is not None), None)
+    assert first_bad_name(names) == expected
