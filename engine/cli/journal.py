@@ -13,7 +13,6 @@ from fleetlog import limits
 from fleetlog.engine.cli import output
 from fleetlog.engine.cli.registration import add_commands
 from fleetlog.engine.cli.session import Session
-from fleetlog.engine.model import events as ev
 from fleetlog.errors import UsageError
 from fleetlog.journal import Event
 
@@ -181,7 +180,7 @@ def status(
     # monitoring read the exit code, as with `fire` and `resume`.
     attention = at is None and any(r.attention for r in records)
     if json:
-        output.emit_json_array(statusview.json_rows(records))
+        output.emit_json_array(output.Encoded(statusview.json_texts(records)))
     else:
         statusview.show_table(records, every=every)
     if attention:
@@ -291,6 +290,8 @@ def _short_time(recorded_at: str) -> str:
 
 
 def _summary(event: Event) -> str:
+    from fleetlog.engine.model import events as ev
+
     p = event.payload
     t = event.type
     if t in ev.MOVES:

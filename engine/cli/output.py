@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 
@@ -18,17 +18,38 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def emit_json_array(items: Iterable[Any], chunk: int = 1_000) -> None:
+class Encoded:
+    """Items for ``emit_json_array`` already encoded, each text exactly what
+    ``item_encoder()`` makes of the item: a caller with a faster way to write its items
+    (``statusview.json_texts``: 100,000 resources) hands over their texts."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.texts = texts
+
+
+def item_encoder() -> Callable[[Any], str]:
+    """How ``emit_json_array`` encodes an item: keys sorted, as ``emit_json``; anything
+    JSON has no type for as its ``str``."""
+    return json.JSONEncoder(sort_keys=True, default=str).encode
+
+
+def emit_json_array(items: Iterable[Any] | Encoded, chunk: int = 1_000) -> None:
     """A JSON array written as its items are produced, one item per line (keys sorted,
     as ``emit_json``): a list of 100,000 resources is a stream, not one document built
     in memory, and the C encoder does the work (``indent`` would take the pure-Python
     one, ~4x slower). The output parses to the same list ``emit_json`` writes."""
-    encode = json.JSONEncoder(sort_keys=True, default=str).encode
+    if isinstance(items, Encoded):
+        texts: Iterable[str] = items.texts
+    else:
+        encode = item_encoder()
+        texts = (encode(item) for item in items)
     write = sys.stdout.write
     opening = "[\n"
     pending: list[str] = []
-    for item in items:
-        pending.append(encode(item))
+    for text in texts:
+        pending.append(text)
         if len(pending) >= chunk:
             write(opening + ",\n".join(pending))
             opening, pending = ",\n", []

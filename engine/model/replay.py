@@ -19,6 +19,7 @@ one's events and compares (``engine.ops.snapshots``).
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
@@ -67,17 +68,30 @@ class Recorded(Protocol):
 
 class _Row(NamedTuple):
     """A row as ``replay_all`` reads it (``_ROW_COLUMNS``), payload still text: a tuple
-    costs a tenth of an ``Event`` to make, and a fleet-wide fold makes one per event."""
+    costs a tenth of an ``Event`` to make, and a fleet-wide fold makes one per event.
+
+    A transition's ids are not read with the rows (most transitions have ended by the
+    end of the fold, and their ids with them): these read as blank, and ``replay_all``
+    sets those of the transitions still in progress afterwards (``_transition_ids``)."""
 
     seq: int
-    event_id: str
     stream: str
     version: int
     type: str
-    command_id: str | None
-    correlation_id: str | None
     recorded_at: str
     payload: str
+
+    @property
+    def event_id(self) -> str:
+        return ""
+
+    @property
+    def command_id(self) -> str | None:
+        return None
+
+    @property
+    def correlation_id(self) -> str | None:
+        return None
 
 
 def _problem(event: Recorded, problem: str) -> ReplayError:
@@ -213,10 +227,13 @@ def fold(events: Iterable[Event], registry: KindRegistry) -> dict[str, Resource]
     return records
 
 
-#: What ``apply`` reads of an event (not its causation, actor, host or hashes), in the
-#: order of ``Event.COLUMNS``; the rows are read as these tuples.
+#: What ``apply`` reads of every event (not its causation, actor, host or hashes, nor
+#: the ids only a ``transition.started``'s are read of), in the order of
+#: ``Event.COLUMNS``; the rows are read as these tuples.
 _ROW_COLUMNS: tuple[str, ...] = _Row._fields
-_SEQ, _ID, _STREAM, _VERSION, _TYPE, _COMMAND, _CORRELATION, _AT, _PAYLOAD = range(9)
+_SEQ, _STREAM, _VERSION, _TYPE, _AT, _PAYLOAD = range(6)
+#: What ``_transition_ids`` reads of a ``transition.started``.
+_ID_COLUMNS = ("seq", "event_id", "command_id", "correlation_id")
 #: The payload keys ``apply`` reads of a ``transition.started`` (``Journal.read_all_rows``'s
 #: ``project``): the payload also carries the transition's whole plan, owner and locks,
 #: which replay never reads and which make it the one large payload of a fleet; cut to
@@ -239,7 +256,30 @@ def replay_all(
     undecoded and only the last one that matters is decoded when the stream's next other
     event arrives (or at the end). Every other event goes through ``apply`` with its
     checks, in journal order.
+
+    The cyclic garbage collector is paused meanwhile: the fold makes several objects per
+    event (rows, records, their dictionaries), none of them part of a cycle, and the
+    collections its allocations set off would walk the records made so far again and
+    again, to free nothing.
     """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        records = _fold_rows(journal, registry, to_seq)
+    finally:
+        if collecting:
+            gc.enable()
+    _transition_ids(journal, records)
+    for stream, version in journal.stream_heads(to_seq).items():
+        rec = records.get(stream)
+        if rec is not None:
+            rec.version = version
+    return records
+
+
+def _fold_rows(journal: Journal, registry: KindRegistry, to_seq: int | None) -> dict[str, Resource]:
+    """``replay_all``'s fold of the rows, before the transitions' ids and the streams'
+    versions are read."""
     records: dict[str, Resource] = {}
     deferred: dict[str, list[tuple[Any, ...]]] = {}
     typed = _PayloadCache()
@@ -268,11 +308,36 @@ def replay_all(
         records[stream] = _apply(rec, event, payload_of(type_, row[_PAYLOAD]), registry)
     for stream, pending in deferred.items():
         _apply_steps(records[stream], pending, typed)
-    for stream, version in journal.stream_heads(to_seq).items():
-        rec = records.get(stream)
-        if rec is not None:
-            rec.version = version
     return records
+
+
+def _transition_ids(journal: Journal, records: dict[str, Resource]) -> None:
+    """The ids of the transitions in progress (the fold reads them blank), from their
+    ``transition.started`` events. Nothing is read when none is in progress (most of
+    the time); during a rollout, the ``transition.started`` events between the first and
+    the last one in progress, in one range; a few far apart (a resource stuck since long
+    ago), one by one, since a read costs about as much as skipping a hundred events."""
+    started = {
+        rec.in_progress.started_seq: rec.in_progress
+        for rec in records.values()
+        if rec.in_progress is not None
+    }
+    if not started:
+        return
+    first, last = min(started), max(started)
+    if len(started) * 100 < last - first:
+        ranges = [(seq - 1, seq) for seq in sorted(started)]
+    else:
+        ranges = [(first - 1, last)]
+    for after, upto in ranges:
+        rows = journal.read_all_rows(
+            from_seq=after, to_seq=upto, types=(ev.TRANSITION_STARTED,), columns=_ID_COLUMNS
+        )
+        for seq, event_id, command_id, correlation_id in rows:
+            ip = started.get(seq)
+            if ip is not None:
+                ip.transition_id = correlation_id or event_id
+                ip.command_id = command_id
 
 
 class _PayloadCache:

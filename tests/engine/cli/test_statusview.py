@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fleetlog.engine.cli import main, output
+from fleetlog.engine.cli import main, output, statusview
+from fleetlog.engine.model.records import InProgress, Resource
 from fleetlog.journal import NewEvent, open_journal
 
 
@@ -229,6 +232,72 @@ def test_the_streamed_json_array_parses_to_the_list(count: int) -> None:
     with redirect_stdout(plain):
         output.emit_json(items)
     assert json.loads(plain.getvalue()) == json.loads(text)
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+_ODD = st.none() | st.text() | st.integers() | st.booleans() | _JSONISH
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> Resource:
+    """Records as replay makes them (strings where the fold checks them) and some it
+    never makes: a step, an observed status, a version or a time of another type."""
+    observed: Any = draw(st.none() | st.text() | _ODD)
+    rec = Resource(
+        id=draw(st.text()),
+        kind=draw(st.text(max_size=8)),
+        name=draw(st.text(max_size=8)),
+        state=draw(st.text(max_size=8)),
+        params=draw(st.dictionaries(st.text(max_size=6), _JSONISH, max_size=4)),
+        version=draw(st.integers(0, 2**40) | st.booleans()),
+        observed=observed,
+        updated_at=draw(st.text(max_size=30) | st.none()),
+        attention=draw(st.none() | st.fixed_dictionaries({"step": _ODD, "reason": st.text()})),
+    )
+    if draw(st.booleans()):
+        step: Any = draw(st.none() | st.text(max_size=8) | _ODD)
+        rec.in_progress = InProgress(
+            draw(st.text(max_size=8)), draw(st.text(max_size=8)), draw(st.text()), "t", step
+        )
+    return rec
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_records(), max_size=5))
+def test_json_texts_are_what_the_encoder_makes_of_status_rows(records: list[Resource]) -> None:
+    """``status --json`` writes each record field by field: the same text, byte for
+    byte, as encoding its ``status_row`` (non-ASCII, quotes, control characters, NaN,
+    nested params, and values of unusual types, which take the encoder's path)."""
+    encode = output.item_encoder()
+    assert list(statusview.json_texts(records)) == [
+        encode(statusview.status_row(r)) for r in records
+    ]
+
+
+def test_status_json_is_the_encoded_status_rows(cli: Cli) -> None:
+    fleet(cli)
+    attention(cli.journal, "kvm_host/n6", 'stuck on "é"\n')
+    streamed = io.StringIO()
+    with redirect_stdout(streamed):
+        output.emit_json_array(statusview.json_rows(_records_of(cli.journal)))
+    code, out, _ = cli("status", "--json")
+    assert code == 3 and out == streamed.getvalue()
+
+
+def _records_of(path: Path) -> list[Resource]:
+    from fleetlog.engine.model import load_registry, replay_all
+    from fleetlog.engine.model.patterns import select
+
+    j = open_journal(str(path))
+    try:
+        records = replay_all(j, load_registry())
+    finally:
+        j.close()
+    return [records[i] for i in select(None, records)]
 
 
 def test_add_of_a_node_set_creates_every_member_or_none(cli: Cli) -> None:

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetlog.engine.model import expand, fold_names, fold_nodes, select
+from fleetlog.engine.model import expand, fold_names, fold_nodes, natural_key, select
+from fleetlog.engine.model.patterns import natural_sorted
 from fleetlog.errors import UsageError
 
 
@@ -56,6 +57,46 @@ _ANY_NAME = st.one_of(
     st.builds(lambda p, n, m: f"{p}{n}-n{m}", st.sampled_from(["rack", "r"]), _NUMBER, _NUMBER),
     st.sampled_from(["alpha", "beta", "gw", "0", "00"]),
 )
+
+# -- natural order (natural_sorted): natural_key's, without a Python call per id ---------
+
+_ID = st.builds(
+    lambda kind, name: f"{kind}/{name}",
+    st.sampled_from(["vm", "node", "a1"]),
+    st.one_of(
+        st.builds(lambda p, n: p + n, st.sampled_from(["r", "n", ""]), _NUMBER),
+        st.text(alphabet="rn0123456789٣-", max_size=5),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_ID, max_size=40))
+def test_natural_sorted_is_sorting_by_the_natural_key(ids: list[str]) -> None:
+    """The fast path (``kind/name123``) and the fallback give ``natural_key``'s order:
+    leading zeros (``r01``), digits before the number (``a1/r2``, ``r1-2``), an Arabic
+    digit, a name without a number, duplicates."""
+    assert natural_sorted(ids) == sorted(ids, key=natural_key)
+
+
+def test_natural_sorted_orders_the_usual_ids_by_number() -> None:
+    ids = ["vm/g10", "node/n2", "vm/g", "node/n10", "vm/g9", "node/n1", "vm/g0"]
+    assert natural_sorted(ids) == [
+        "node/n1",
+        "node/n2",
+        "node/n10",
+        "vm/g",
+        "vm/g0",
+        "vm/g9",
+        "vm/g10",
+    ]
+    # with a leading zero, the number decides (ties keep their order), not the length
+    assert natural_sorted(["node/n2", "node/n01", "node/n1", "node/n002"]) == [
+        "node/n01",
+        "node/n1",
+        "node/n2",
+        "node/n002",
+    ]
 
 
 def _clustershell(text: str) -> list[str]:

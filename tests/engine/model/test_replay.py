@@ -145,15 +145,17 @@ class Driver:
         self.registry = reg
         self.live: dict[str, Live] = {}
         self.at_seq: list[dict[str, tuple[Any, ...]]] = [{}]  # index = seq
+        self.fired = 0  # transitions started
 
     def _record(self) -> None:
         assert self.journal.head() == len(self.at_seq)
         self.at_seq.append({rid: m.view() for rid, m in copy.deepcopy(self.live).items()})
 
     def emit(self, rid: str, type_: str, **payload: Any) -> Live:
-        self.journal.append(
-            rid, [NewEvent(type_, payload)], expected_version=self.live[rid].version
-        )
+        return self.append(rid, NewEvent(type_, payload))
+
+    def append(self, rid: str, event: NewEvent) -> Live:
+        self.journal.append(rid, [event], expected_version=self.live[rid].version)
         m = self.live[rid]
         m.version += 1
         return m
@@ -189,7 +191,18 @@ class Driver:
         if dest is None:
             return  # refused before anything is journaled
         t = kind.transition(trigger)
-        self.emit(rid, "transition.started", trigger=trigger, **{"from": m.state, "to": dest})
+        # the transition's ids: its command's, and a correlation id every other time (the
+        # transition is then known by it, else by the event's own id)
+        self.fired += 1
+        n = self.fired
+        payload = {"trigger": trigger, "from": m.state, "to": dest}
+        correlation = f"run-{n}" if n % 2 else None
+        self.append(
+            rid,
+            NewEvent(
+                "transition.started", payload, command_id=f"cmd-{n}", correlation_id=correlation
+            ),
+        )
         m.in_progress = [trigger, m.state, dest, None]
         m.attention = None
         m.pending = [s.name for s in t.steps]
@@ -414,6 +427,43 @@ def test_a_worked_sequence(journal: SQLiteJournal) -> None:
     types = [e.type for e in journal.read_stream("box/a")]
     assert types.count("transition.started") == 3
     assert "attention.required" in types and "step.resolved" in types
+    check_every_prefix(d)
+
+
+def test_transitions_in_progress_keep_their_ids(journal: SQLiteJournal) -> None:
+    """A transition in progress is known by its correlation id (else its event's id) and
+    its command's id, however long ago it started and whatever else ran since: replay
+    reads them for the transitions still in progress, at any seq (those started close
+    together in one read, those far apart one by one)."""
+    d = Driver(journal, REGISTRY)
+    for c in [
+        ("create", "box/a", 1),
+        ("create", "box/b", 2),
+        ("create", "lamp/x", 0),
+        ("create", "lamp/y", 0),
+        ("fire", "box/a", "prepare", "crash", 1),  # in progress at 'unpack', from here on
+        ("fire", "lamp/x", "switch_on", "complete", 0),
+        *[("fire", "lamp/x", t, "complete", 0) for t in ["switch_off", "switch_on"] * 40],
+        ("fire", "box/b", "prepare", "attention", 2),  # in progress, needs attention
+        ("observe", "box/a", "running"),
+        ("fire", "lamp/x", "switch_off", "crash", 0),  # in progress at 'cut'
+        ("fire", "lamp/y", "switch_on", "crash", 1),  # every step done, not completed
+        ("lock", "box/b"),
+    ]:
+        d.play(c)
+    started = {
+        e.stream: e
+        for e in journal.read_all(types=["transition.started"])  # the last of each stream
+    }
+    final = replay_all(journal, REGISTRY)
+    in_progress = {rid: rec.in_progress for rid, rec in final.items() if rec.in_progress}
+    assert sorted(in_progress) == ["box/a", "box/b", "lamp/x", "lamp/y"]
+    assert {e.correlation_id is None for e in started.values()} == {True, False}
+    for rid, ip in in_progress.items():
+        e = started[rid]
+        assert (ip.transition_id, ip.command_id) == (e.correlation_id or e.event_id, e.command_id)
+        assert (ip.started_seq, ip.started_version) == (e.seq, e.version)
+    assert in_progress["box/a"].step == "unpack" and final["box/b"].attention is not None
     check_every_prefix(d)
 
 
