@@ -22,6 +22,11 @@ runs it, start-up included:
   in state ``done``).
 - ``journal_bytes_per_event``: the journal's files (database and WAL) over its events.
 
+- ``floor_us_per_node_step`` (and ``floor_cpu_us_per_node_step``): the journal's floor,
+  ``bench/journal_floor.py``: the events this fire journaled for one resource, appended
+  for ``N`` fresh resources with no engine, no leases and no backend, in batches. What a
+  node-step costs above it is the engine's.
+
 The anchors, measured in the same run so the figures can be read against this machine:
 ``python_startup_s`` (``python -c pass``, median of 5), ``fleetlog_startup_s``
 (``fleetlog status`` on an empty journal, median of 5), ``sqlite_commit_per_s`` (bare
@@ -155,6 +160,15 @@ def one_size(n: int, python: str, parallel: int, base: Path) -> dict[str, Any]:
     out["status_json_peak_rss_mib"] = round(rss / 1024, 1)
     wall, _cpu, _rss = run([*cli, "verify"], env)
     out["verify_s"] = round(wall, 3)
+    # The same transitions' events appended with no engine (bench/journal_floor.py).
+    floor = subprocess.run(
+        [python, str(Path(__file__).with_name("journal_floor.py")), str(db), str(n), str(tmp)],
+        check=True,
+        capture_output=True,
+        cwd=os.sep,
+        env=env,
+    )
+    out.update(json.loads(floor.stdout))
     return out
 
 

@@ -38,4 +38,10 @@ def test_the_scale_benchmark_runs_on_a_tiny_size(tmp_path: Path) -> None:
         "verify_s",
     ):
         assert size[key] > 0, key
+    # The floor appends, for as many fresh resources, the events one transition of the
+    # run journaled (seven for a one-step transition), and nothing else.
+    assert size["floor_us_per_node_step"] > 0 and size["floor_cpu_us_per_node_step"] > 0
+    assert size["floor_events_per_node_step"] == 7
+    assert size["floor_events"] == 3 * (1 + 7)
+    assert size["fire_events"] >= 3 * 7
     assert list(tmp_path.iterdir()) == []  # its journals are removed
