@@ -38,6 +38,10 @@ class ActionResult:
     command: str | None = None  # as journaled: secrets redacted
     #: The command was sent and its outcome is unknown (``CommandInDoubt``).
     in_doubt: bool = False
+    #: The step cannot go on until an operator settles something else (an ``ensure``
+    #: whose resource needs attention): why, in one line. Not a failure: nothing of the
+    #: step is known to have gone wrong, and failing would run the undo meanwhile.
+    attention: str | None = None
 
 
 def host_for(scope: Scope, on: str | None) -> str:

@@ -13,6 +13,8 @@ R is configured once (the seed's "check if configured; else lock and configure")
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from fleetlog.dsl.spec import EnsureAction
 from fleetlog.engine.model.kinds import TriggerNotAllowed
@@ -51,7 +53,11 @@ def ensure(
         one = _ensure_one(task, rid, action, causation_id, time.monotonic(), deadline)
         if not one.ok:
             return ActionResult(
-                False, "".join(lines), error=one.error, duration=time.monotonic() - started
+                False,
+                "".join(lines),
+                error=one.error,
+                duration=time.monotonic() - started,
+                attention=one.attention,
             )
         lines.append(one.output + "\n")
     if not targets:
@@ -76,6 +82,11 @@ def _ensure_one(
             return ActionResult(
                 True, f"{rid} {how} {action.state}", 0, duration=time.monotonic() - started
             )
+        if rec.in_progress is not None and rec.attention:
+            # It waits for an operator, not for a process: waiting here would wait for
+            # the step's whole timeout, and resuming it (it looks orphaned: nobody holds
+            # its lease) only journals a lease taken and given back, again and again.
+            return _waits_for_operator(rid, rec.attention, started)
         if rec.in_progress is not None:
             lease = intake.journal.get_lease(rid)
             orphaned = lease is None or lease.expires_at < time.time() or owner_is_dead(lease.owner)
@@ -104,9 +115,21 @@ def _ensure_one(
                 out = None
             if out is not None:
                 fired = True
+                if out.status == "attention":
+                    return _waits_for_operator(
+                        rid, {"step": out.step, "reason": out.error}, started
+                    )
                 if not out.ok:
                     return ActionResult(False, error=f"{rid} {action.trigger} failed: {out.error}")
                 continue
         if time.monotonic() >= deadline:
             return ActionResult(False, error=f"{rid} did not reach {action.state} in time")
         time.sleep(POLL)
+
+
+def _waits_for_operator(rid: str, attention: Mapping[str, Any], started: float) -> ActionResult:
+    step, why = attention.get("step"), attention.get("reason") or "no reason recorded"
+    message = f"{rid} needs attention at its step {step!r}: {why}"
+    return ActionResult(
+        False, error=message, attention=message, duration=time.monotonic() - started
+    )

@@ -170,6 +170,17 @@ def _step(task: Task, step: StepSpec, st: StepState) -> str:
             res = _act(task, step, started)
         except FleetlogError as exc:  # a missing secret, a dangling ref: the step fails
             res = actions.ActionResult(False, error=scope.redact(str(exc)))
+        if res.attention is not None:
+            # Blocked on something an operator must settle first; the step stays
+            # started with no outcome, and runs again once resolved as retry.
+            reason = (
+                f"{res.attention}; once that is settled, type: fleetlog resolve "
+                f"{shlex.quote(rid)} --step {shlex.quote(step.name)} --as retry "
+                "--reason 'its dependency is settled'"
+            )
+            writer.record(rid, ev.AttentionRequired(step=step.name, reason=reason), corr)
+            prog.attention = {"step": step.name, "reason": reason}
+            return "attention"
         if res.in_doubt and reintroduced("in_doubt"):
             res = replace(res, in_doubt=False)  # test hook: the old "just a failure"
         if res.in_doubt and reruns_left > 0:

@@ -212,3 +212,89 @@ def test_ensure_takes_over_a_peer_whose_driver_died(fleet: Fleet):
     broken = [e for e in fleet.events("crash_peer/p1") if e.type == "lock.broken"]
     assert [b.payload["reason"] for b in broken] == ["owner process is gone"]
     assert max(fleet.effects().values()) == 1
+
+
+ATTENTION_PEER = """
+machine att_peer "an ensured peer whose one step must not run twice" {
+    param host: str
+    initial state new
+    state ready
+    state broken : error
+
+    transition prepare : new -> ready {
+        step charge run "escli mkkey --name k1"
+        on failure -> broken
+    }
+}
+"""
+
+ATTENTION_JOB = """
+machine att_job "a job that ensures its peer" {
+    param host: str
+    param peer: ref att_peer
+    initial state new
+    state done
+    state broken : error
+
+    transition build : new -> done {
+        step peer ensure peer is ready via prepare timeout 20s
+        step built run "touch_flag built" idempotent
+        on failure -> broken
+    }
+}
+"""
+
+
+def test_an_ensure_whose_resource_needs_attention_needs_attention_too(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Found by the fault explorer (seed 2007224418 of the Exascale clone): the process
+    dies after the peer's non-idempotent step started; resumed, the peer needs attention
+    (its step may have run); the job's ensure then waited on it by resuming it over and
+    over (two lease events a turn, until the step's timeout), and the job was left in
+    progress with no reason. Now the job needs attention too, saying what blocks it, and
+    goes on once the operator has settled both."""
+    from tests.engine.conftest import CRASH_ENV
+
+    machines = tmp_path / "machines"
+    machines.mkdir()
+    (machines / "att_peer.fsm").write_text(ATTENTION_PEER)
+    (machines / "att_job.fsm").write_text(ATTENTION_JOB)
+    fleet.use_machines(machines)
+    assert fleet.cli("add", "att_peer/p1", "--param", "host=peerhost").code == 0
+    assert (
+        fleet.cli(
+            "add", "att_job/j1", "--param", "host=jobhost", "--param", "peer=att_peer/p1"
+        ).code
+        == 0
+    )
+    # the job's accepted, started and step.started (3), then the peer's (6): killed
+    # after the peer's step started, before its command was sent
+    assert fleet.sub("fire", "att_job/j1", "build", **{CRASH_ENV: "6"}).code < 0
+    # (in a child process: before the fix this waited for the ensure's whole timeout)
+    res = fleet.sub("resume", "--all")
+    assert res.code == 3, (res.out, res.err)  # both wait for an operator
+    status = fleet.status()
+    assert status["att_peer/p1"]["needs_attention"]
+    job = status["att_job/j1"]
+    assert job["needs_attention"] and job["in_progress"]["step"] == "peer"
+    reason = next(e for e in fleet.events("att_job/j1") if e.type == "attention.required")
+    text = reason.payload["reason"]
+    assert "att_peer/p1 needs attention at its step 'charge'" in text
+    assert "fleetlog resolve att_job/j1 --step peer --as retry" in text
+    # no lease taken and given back while waiting
+    assert sum(e.type.startswith("lock.") for e in fleet.events("att_peer/p1")) <= 4
+    assert not fleet.effects()  # the peer's command never ran
+
+    for rid, step in (("att_peer/p1", "charge"), ("att_job/j1", "peer")):
+        res = fleet.cli("resolve", rid, "--step", step, "--as", "retry", "--reason", "checked")
+        assert res.code == 0, res.err
+    res = fleet.cli("resume", "--all")
+    assert res.code == 0, (res.out, res.err)
+    status = fleet.status()
+    assert status["att_peer/p1"]["state"] == "ready"
+    assert status["att_job/j1"]["state"] == "done"
+    # the retried step ran once, the job's own step once
+    assert fleet.effects() == Counter(
+        {("peerhost", "key k1 generated"): 1, ("jobhost", "flag built set"): 1}
+    )
