@@ -5,9 +5,11 @@ one after the other.
 
 If R is in S, nothing to do. If R is in progress, wait for it — or, when the process
 driving it is gone (its lease expired or its pid is dead), take the transition over and
-resume it. Otherwise fire T on R with causation = this step. Two transitions ensuring
-the same R at once race on R's stream version; the loser sees R in progress and waits, so
-R is configured once (the seed's "check if configured; else lock and configure").
+resume it; when it waits for an operator (it needs attention), the step needs attention
+too, since only the operator can move R on. Otherwise fire T on R with causation = this
+step. Two transitions ensuring the same R at once race on R's stream version; the loser
+sees R in progress and waits, so R is configured once (the seed's "check if configured;
+else lock and configure").
 """
 
 from __future__ import annotations
