@@ -122,10 +122,15 @@ def probe_verdict(
         return res.exit_code == 0, res.output
     if spec.op == "fails":
         return res.exit_code != 0, res.output
+    if res.exit_code != 0:
+        # ``contains``/``equals`` read the command's output, and a command that failed
+        # said nothing about the effect (a listing that could not list): undecided, not
+        # "absent", or a step in doubt would be run again on the strength of an error.
+        return None, res.error or f"the probe exited {res.exit_code}: {res.output.strip()}"
     if spec.op == "contains":
-        return res.exit_code == 0 and (spec.expected or "") in res.output, res.output
+        return (spec.expected or "") in res.output, res.output
     if spec.op == "equals":
-        return res.exit_code == 0 and res.output.strip() == (spec.expected or ""), res.output
+        return res.output.strip() == (spec.expected or ""), res.output
     return False, res.output
 
 

@@ -298,3 +298,42 @@ def test_an_ensure_whose_resource_needs_attention_needs_attention_too(
     assert fleet.effects() == Counter(
         {("peerhost", "key k1 generated"): 1, ("jobhost", "flag built set"): 1}
     )
+
+
+CHECKED = """
+machine chk_host "a non-idempotent step whose check reads a listing" {
+    param host: str
+    initial state new
+    state ready
+
+    transition go : new -> ready {
+        step key run "escli mkkey --name k1" check "escli lskey" contains "k1"
+    }
+}
+"""
+
+
+def test_a_check_whose_listing_fails_is_undecided_not_absent(fleet: Fleet, tmp_path: Path) -> None:
+    """Found by the fault explorer (seed 3141762 of the Exascale clone): the process dies
+    with a non-idempotent step in doubt; on resume its ``contains`` check runs, but the
+    listing command itself fails. That said nothing about the effect, yet it was read as
+    "absent" and the step ran a second time. Now it is undecided: the step needs
+    attention, and the command ran once at most."""
+    from fleetlog.engine.backends.sim.faults import Fault
+    from tests.engine.conftest import CRASH_ENV
+
+    machines = tmp_path / "machines"
+    machines.mkdir()
+    (machines / "chk_host.fsm").write_text(CHECKED)
+    fleet.use_machines(machines)
+    assert fleet.cli("add", "chk_host/h1", "--param", "host=h1").code == 0
+    # accepted, started, step.started (3): killed before the command was sent
+    assert fleet.sub("fire", "chk_host/h1", "go", **{CRASH_ENV: "3"}).code < 0
+    fleet.sim.world.inject(
+        Fault("escli", mode="fail_times", n=1, host="h1", command="escli lskey*")
+    )
+    res = fleet.sub("resume", "chk_host/h1")
+    assert res.code == 3, (res.out, res.err)
+    reason = next(e for e in fleet.events("chk_host/h1") if e.type == "attention.required")
+    assert "its check could not run" in reason.payload["reason"]
+    assert not fleet.effects()  # not run again on the strength of a failed listing
