@@ -19,13 +19,13 @@ one's events and compares (``engine.ops.snapshots``).
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 from fleetlog.engine.model import events as ev
 from fleetlog.engine.model.events import FOLDED_TYPES
+from fleetlog.engine.model.gcpause import no_cycle_collection
 from fleetlog.engine.model.kinds import Kind, KindRegistry
 from fleetlog.engine.model.records import InProgress, Resource, split_id
 from fleetlog.errors import FleetlogError
@@ -262,13 +262,8 @@ def replay_all(
     collections its allocations set off would walk the records made so far again and
     again, to free nothing.
     """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with no_cycle_collection():
         records = _fold_rows(journal, registry, to_seq)
-    finally:
-        if collecting:
-            gc.enable()
     _transition_ids(journal, records)
     for stream, version in journal.stream_heads(to_seq).items():
         rec = records.get(stream)

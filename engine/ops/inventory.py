@@ -24,17 +24,16 @@ Format (one table per resource or node set of one kind)::
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetlog import limits, packs
 from fleetlog.dsl.spec import ParamSpec
+from fleetlog.engine.model.gcpause import no_cycle_collection
 from fleetlog.engine.model.kinds import KindRegistry, UnknownKind, did_you_mean
 from fleetlog.engine.model.params import ParamError, coerce, resolve
 from fleetlog.errors import UsageError
@@ -434,25 +433,9 @@ def load(path: str | Path, journal: Journal, registry: KindRegistry) -> LoadResu
     from fleetlog.engine.ops.resources import create_resources
 
     source = str(path)
-    with _no_cycle_collection():
+    with no_cycle_collection():
         p = plan(read_toml(path), registry, journal, source)
         created = create_resources(
             journal, registry, [(e.id, e.params) for e in p.create], resolved=True
         )
         return LoadResult(created=created, skipped=[e.id for e in p.skip])
-
-
-@contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused for a load: building a few objects per
-    resource, all alive until the load ends, made it run thousands of times, each
-    full collection walking every one built so far (a quarter of a 100,000-resource
-    load's time). Nothing a load builds needs it (reference counting frees what it
-    drops); it runs again afterwards, as it was."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
