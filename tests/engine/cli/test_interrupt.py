@@ -73,6 +73,9 @@ class Child:
     def __init__(self, site: Path, *args: str) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
         full_env.update(env(site))
+        # A child that hangs is told to abort (``hung``): every thread's stack then
+        # reaches its stderr, and the failure says where it hung.
+        full_env["PYTHONFAULTHANDLER"] = "1"
         self.site = site
         self.proc = subprocess.Popen(
             [*fleetlog_cmd(), *args],
@@ -106,8 +109,17 @@ class Child:
         deadline = time.monotonic() + HUNG
         while not any(text in line for line in self.err):
             assert self.proc.poll() is None, "".join(self.err)
-            assert time.monotonic() < deadline, f"never said {text!r}"
+            if time.monotonic() > deadline:
+                self.hung(f"never said {text!r}")
             time.sleep(0.01)
+
+    def hung(self, what: str) -> None:
+        """Fail with the child's threads' stacks (faulthandler prints them on SIGABRT)."""
+        self.proc.send_signal(signal.SIGABRT)
+        self.proc.wait(timeout=HUNG)
+        gate(self.site).touch()  # its steps' shells, orphaned, end
+        self._reader.join(timeout=HUNG)
+        pytest.fail(f"{what}; the child's stderr and stacks:\n{''.join(self.err)}")
 
     def finish(self) -> tuple[int, str, str]:
         assert self.proc.stdout is not None and self.proc.stderr is not None
