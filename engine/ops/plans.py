@@ -397,8 +397,9 @@ def run_plan(
         todo = [rid for rid in batch if statuses[rid] in ("not_started", "running")]
         if reintroduced("fanout") and any(m.status != "not_started" for m in standing.values()):
             todo = [rid for rid in todo if statuses[rid] == "running"]  # test hook: old resume
+        to_run = set(todo)  # a set: a list here made a fan-out of N members cost N²
         for rid in batch:
-            if rid not in todo:
+            if rid not in to_run:
                 result.outcomes.append(_recorded(runner, plan, standing[rid]))
         if todo and on_batch is not None and len(batches) > 1:
             on_batch(index + 1, len(batches), todo)
