@@ -33,6 +33,7 @@ from fleetlog.engine.cli.integrity import Guard
 from fleetlog.engine.cli.interrupt import EXIT_CODE as INTERRUPTED
 from fleetlog.engine.cli.interrupt import Interrupted, Interrupts
 from fleetlog.engine.cli.session import Session, default_journal_url, notifier_for
+from fleetlog.engine.model.gcpause import fewer_collections
 from fleetlog.errors import FleetlogError
 from fleetlog.limits import escape
 
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         # standalone_mode=False: click returns typer.Exit codes instead of exiting, and
         # raises its usage errors to us, so every exit code is decided here.
         # Every value of every command is checked first (engine.cli.inputs).
-        with interrupts.installed():
+        with interrupts.installed(), fewer_collections():
             rv = guarded(app, argv)(args=argv, prog_name="fleetlog", standalone_mode=False)
     except Interrupted as exc:  # the command said what it left itself
         sys.stderr.write(f"fleetlog: {escape(str(exc))}\n")
