@@ -33,6 +33,7 @@ STOPPED = (
     "step under way finished and is journaled) and released its lease; " + RESUME
 )
 NOTHING_STARTED = "interrupted; this command started no transition, none is left mid-way"
+STARTING = "interrupted while starting; nothing was read or run"
 AGAIN = (
     "interrupted again: leaving now; the transitions still running stay in progress and "
     "their leases expire; " + RESUME
@@ -92,3 +93,17 @@ class Interrupts:
     def message(self) -> str:
         """What ``main`` prints when the command ended interrupted."""
         return STOPPED if self.stopped_runners else NOTHING_STARTED
+
+
+def while_starting() -> None:
+    """Ctrl-C landed while the ``fleetlog`` console script was still importing the CLI
+    (typer, the packs and their commands: the first tenth of a second). Exit 130 with one
+    line, as an interrupted command does, instead of Python's traceback from whichever
+    import it hit; nothing has been read or written yet. Anything else importing the CLI
+    (a test, a library caller, ``python -c``) gets its ``KeyboardInterrupt`` back: this
+    returns and the caller re-raises."""
+    if os.path.basename(sys.argv[0] if sys.argv else "") != "fleetlog":
+        return
+    sys.stderr.write(f"fleetlog: {STARTING}\n")
+    sys.stderr.flush()
+    raise SystemExit(EXIT_CODE)

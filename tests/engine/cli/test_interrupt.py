@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -218,3 +219,43 @@ def test_ctrl_c_stops_a_worker_with_130(site: Path) -> None:
     )
     res = run("resume", "--all", cwd=site, env=env(site))
     assert res.returncode == 0 and "completed -> done" in res.stdout, res.stderr
+
+
+#: A child that sends itself SIGINT the moment the CLI starts importing typer, as the
+#: ``fleetlog`` console script does (``argv[0]``): Ctrl-C pressed while it is starting.
+CTRL_C_WHILE_STARTING = """
+import os, signal, sys
+sys.addaudithook(
+    lambda event, args: event == "import" and args[0] == "typer"
+    and os.kill(os.getpid(), signal.SIGINT)
+)
+sys.argv = [ARGV0, "status"]
+from fleetlog.engine.cli import main
+main()
+"""
+
+
+def start_interrupted(tmp_path: Path, argv0: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
+    full_env["FLEETLOG_JOURNAL"] = str(tmp_path / "j.db")
+    return subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_STARTING.replace("ARGV0", repr(argv0))],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=HUNG,
+    )
+
+
+def test_ctrl_c_while_fleetlog_is_still_starting_is_one_line_and_130(tmp_path: Path) -> None:
+    res = start_interrupted(tmp_path, "/usr/local/bin/fleetlog")
+    assert res.returncode == 130, res.stderr
+    assert res.stderr == "fleetlog: interrupted while starting; nothing was read or run\n"
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_anything_else_importing_the_cli_gets_its_keyboard_interrupt(tmp_path: Path) -> None:
+    """A test or a library caller importing the CLI is not made to exit by it."""
+    res = start_interrupted(tmp_path, "-c")
+    assert res.returncode != 130
+    assert res.stderr.rstrip().endswith("KeyboardInterrupt"), res.stderr
