@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from _thread import allocate_lock
+import threading
 from collections.abc import Iterator
 
 #: Allocations between two young-generation collections while a command runs (Python's
-#: default is 700): a few thousand objects' worth of garbage cycles at most, freed later.
+#: default is 700). Garbage cycles wait at most that many allocations to be freed.
 COMMAND_THRESHOLD = 50_000
 
-# ``_thread``'s lock: the same lock as ``threading.Lock``, without importing threading
-# into every command's start-up.
-_lock = allocate_lock()
+_lock = threading.Lock()
 _entered = 0
 _saved: tuple[int, int, int] | None = None
 
