@@ -420,6 +420,31 @@ class Journal(abc.ABC):
         the journal's event at that version. Does nothing while writes are refused."""
 
     @property
+    def keeps_checkpoints(self) -> bool:
+        """Whether ``put_checkpoint`` would keep one now (a writer need not fold for
+        nothing)."""
+        return False
+
+    def get_checkpoint(self, name: str) -> tuple[int, str] | None:
+        """(seq, state text) of the checkpoint ``name``: a fold of the whole journal up
+        to ``seq`` that a reader continues from instead of folding from the start. Used
+        only when the event at ``seq`` still has the hash it was kept with and its seal
+        holds; one that contradicts either is never returned and is added to
+        ``snapshot_problems``. None: none kept (a journal may keep none at all)."""
+        return None
+
+    def checkpoint_seq(self, name: str) -> int | None:
+        """The seq the checkpoint ``name`` was kept at, unchecked and without reading it
+        (is a new one due?); None when none is kept."""
+        return None
+
+    def put_checkpoint(self, name: str, seq: int, state_text: str) -> None:
+        """Keep ``state_text`` as the checkpoint ``name`` folded up to the event at
+        ``seq`` (a newer one wins). A disposable cache, like snapshots: does nothing
+        while writes are refused, or on a journal that keeps none."""
+        return None
+
+    @property
     def snapshot_problems(self) -> list[tuple[int | None, str]]:
         """Snapshots ``get_snapshot`` found contradicting the chain: (seq, what is wrong)."""
         found: list[tuple[int | None, str]] = self.__dict__.setdefault("_snapshot_problems", [])

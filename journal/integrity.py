@@ -64,6 +64,13 @@ def witness_text(seq: int, hash_: str, at: str) -> str:
     return f"fleetlog witness\n{seq}\n{hash_}\n{at}"
 
 
+def checkpoint_text(name: str, seq: int, hash_: str, state_text: str) -> str:
+    """What a checkpoint's seal covers: its name, the event it folds up to, and the
+    state's text exactly as stored (sealing the text, not a re-encoding of it, keeps a
+    100,000-resource checkpoint's check to one digest)."""
+    return f"fleetlog checkpoint\n{name}\n{seq}\n{hash_}\n{state_text}"
+
+
 # -- snapshots ---------------------------------------------------------------------------
 
 _SNAPSHOT_KEYS = frozenset({"seq", "hash", "seal", "state"})

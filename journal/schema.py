@@ -215,12 +215,27 @@ def _v1(db: sqlite_utils.Database) -> None:
             f"BEGIN SELECT RAISE(ABORT, 'events are append-only: {action} refused'); END"
         )
     create_snapshots(db)
+    create_checkpoints(db)
     db.execute(
         db.create_table_sql(
             "leases",
             {"resource": str, "owner": str, "token": int, "expires_at": float},
             pk="resource",
             not_null=["token", "expires_at"],
+        )
+    )
+
+
+def create_checkpoints(db: sqlite_utils.Database) -> None:
+    """The checkpoint cache (``Journal.put_checkpoint``): made with a new journal, and
+    for one made before checkpoints existed when its head is next sealed."""
+    db.execute(
+        db.create_table_sql(
+            "checkpoints",
+            {"name": str, "seq": int, "hash": str, "state": str, "seal": str},
+            pk="name",
+            not_null=["seq", "hash", "state", "seal"],
+            if_not_exists=True,
         )
     )
 

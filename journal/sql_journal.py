@@ -40,9 +40,11 @@ from fleetlog.journal.chain import ChainResult, ChainStart, check_rows
 from fleetlog.journal.groupcommit import GroupCommitter
 from fleetlog.journal.integrity import (
     check_seal,
+    checkpoint_text,
     head_mac,
     head_text,
     judge_snapshot,
+    seal,
     snapshot_text,
 )
 
@@ -57,6 +59,8 @@ _SQL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: The table holding the verified head: one row, written after each write command.
 VERIFIED_TABLE = "verified_head"
+#: The table of checkpoints (whole-journal folds a reader continues from), by name.
+CHECKPOINTS_TABLE = "checkpoints"
 #: What to do about a snapshot that fails its checks (the events are not in question).
 SNAPSHOT_HINT = (
     "(snapshots are a cache: once the events check out, "
@@ -613,6 +617,61 @@ class SQLJournal(Journal):
 
     #: ``_snapshot_policy`` as read by the first ``get_snapshot``
     _policy: tuple[bool, bool] | None = None
+
+    def get_checkpoint(self, name: str) -> tuple[int, str] | None:
+        if not self._table_exists(CHECKPOINTS_TABLE):
+            return None
+        try:
+            rows = self._query(
+                f"SELECT c.seq, c.hash, c.state, c.seal, e.hash FROM {CHECKPOINTS_TABLE} c "
+                f"LEFT JOIN events e ON e.seq = c.seq WHERE c.name = {self.P}",
+                (name,),
+            )
+        except JournalError:
+            return None  # the cache is unreadable: fold from the start
+        if not rows:
+            return None
+        seq, hash_, text, sealed, held = rows[0]
+        seq = int(seq)
+        if held != hash_:
+            there = "no event" if held is None else f"hash {str(held)[:12]}…"
+            problem = (
+                f"the checkpoint {name} names seq {seq} hash {str(hash_)[:12]}…, but the "
+                f"journal has {there} there"
+            )
+            self.snapshot_problems.append((seq, problem))
+            return None
+        verdict = check_seal(checkpoint_text(name, seq, hash_, text), sealed, self.chain_key)
+        if verdict is None:
+            return None  # sealed the other way (a key given or not): kept again by a writer
+        if not verdict:
+            problem = f"the checkpoint {name} does not match its seal: its state was altered"
+            self.snapshot_problems.append((seq, problem))
+            return None
+        return seq, str(text)
+
+    def checkpoint_seq(self, name: str) -> int | None:
+        if not self._table_exists(CHECKPOINTS_TABLE):
+            return None
+        rows = self._query(f"SELECT seq FROM {CHECKPOINTS_TABLE} WHERE name = {self.P}", (name,))
+        return int(rows[0][0]) if rows else None
+
+    def put_checkpoint(self, name: str, seq: int, state_text: str) -> None:
+        if self._refusal is not None:
+            return  # a cache: not kept while the journal is not trusted
+        rows = self._query(f"SELECT hash FROM events WHERE seq = {self.P}", (seq,))
+        if not rows:
+            raise JournalError(f"cannot keep checkpoint {name} at seq {seq}: no such event")
+        hash_ = rows[0][0]
+        sealed = seal(checkpoint_text(name, seq, hash_, state_text), self.chain_key)
+        self._store_checkpoint(name, seq, hash_, state_text, sealed)
+
+    def _store_checkpoint(
+        self, name: str, seq: int, hash_: str, state_text: str, sealed: str
+    ) -> None:
+        """Upsert the checkpoint row (a later seq wins). A backend that keeps no
+        checkpoints does nothing (PostgreSQL, for now: its ``keeps_checkpoints`` is
+        False, so no writer folds for it)."""
 
     def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
         if self._refusal is not None:

@@ -44,7 +44,7 @@ from fleetlog.journal.groupcommit import GroupCommitter, Slot
 from fleetlog.journal.identity import default_actor, default_host
 from fleetlog.journal.jsonl import check_file_chain, export_line, parse_lines, rewindable
 from fleetlog.journal.leases import LeaseRow, check_fence, decide_acquire, decide_renew
-from fleetlog.journal.sql_journal import VERIFIED_TABLE, SQLJournal
+from fleetlog.journal.sql_journal import CHECKPOINTS_TABLE, VERIFIED_TABLE, SQLJournal
 from fleetlog.journal.sqlite_readonly import ReadOnlySource, read_only_source
 from fleetlog.journal.sqlite_writer import BatchWriter, Request, TxnOp
 from fleetlog.journal.sqlite_writer import lease_row as _lease_row
@@ -457,7 +457,34 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
     def _drop_snapshots(self) -> int:
         with self._write_lock:
             try:
+                if self._table_exists(CHECKPOINTS_TABLE):
+                    self._conn.execute(f"DELETE FROM {CHECKPOINTS_TABLE}")
                 return int(self._conn.execute("DELETE FROM snapshots").rowcount)
+            except sqlite3.Error as e:
+                raise self._write_error(e) from e
+
+    @property
+    def keeps_checkpoints(self) -> bool:
+        return (
+            not self.read_only and self._refusal is None and self._table_exists(CHECKPOINTS_TABLE)
+        )
+
+    def _store_checkpoint(
+        self, name: str, seq: int, hash_: str, state_text: str, sealed: str
+    ) -> None:
+        if self.read_only:
+            return  # a disposable cache: a reading command leaves the file as it found it
+        if not self._table_exists(CHECKPOINTS_TABLE):
+            return  # made when this command's head is sealed (_store_verified): kept next time
+        sql = (
+            f"INSERT INTO {CHECKPOINTS_TABLE} (name, seq, hash, state, seal) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, "
+            "hash = excluded.hash, state = excluded.state, seal = excluded.seal "
+            f"WHERE excluded.seq >= {CHECKPOINTS_TABLE}.seq"
+        )
+        with self._write_lock:
+            try:
+                self._conn.execute(sql, (name, seq, hash_, state_text, sealed))
             except sqlite3.Error as e:
                 raise self._write_error(e) from e
 
@@ -605,6 +632,17 @@ def _store_verified(
 
         db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
         schema.create_verified_head(db)
+        (now,) = conn.execute("PRAGMA schema_version").fetchone()
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (CHECKPOINTS_TABLE,)
+    ).fetchone():
+        # A journal made before checkpoints were kept gets their table here, where the
+        # schema cookie recorded with the head is read after it: made anywhere else it
+        # would look like a change of schema and cost the next command a full check.
+        import sqlite_utils
+
+        db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+        schema.create_checkpoints(db)
         (now,) = conn.execute("PRAGMA schema_version").fetchone()
     has_snapshots = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"

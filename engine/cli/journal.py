@@ -394,6 +394,13 @@ def verify(
             from fleetlog.engine.ops.snapshots import check as check_snapshots
 
             problems.extend(check_snapshots(journal, session.registry))
+        if not problems:
+            from fleetlog.engine.model.checkpoint import NAME as CHECKPOINT
+
+            if journal.checkpoint_seq(CHECKPOINT) is not None:
+                from fleetlog.engine.ops.snapshots import check_checkpoint
+
+                problems.extend(check_checkpoint(journal, session.registry))
         if seal and not violations and not problems:
             result = journal.seal(checked, witnessed)
             if result.ok:

@@ -263,6 +263,7 @@ class Session:
         try:
             if self._journal is not None:
                 try:
+                    self._keep_checkpoint(self._journal)
                     self.guard.closing(self._journal)
                 finally:
                     self._journal.close()
@@ -274,6 +275,26 @@ class Session:
                 for line in self.notifier.finish():
                     sys.stderr.write(f"fleetlog: warning: notify: {line}\n")
                 self.notifier = None
+
+    def _keep_checkpoint(self, journal: Journal) -> None:
+        """After a command that appended, keep the fleet checkpoint when enough events
+        followed the last one (``replay.keep_checkpoint``), so that the next fleet-wide
+        read folds only what came after. Only with the kinds loaded (a command that
+        appends events of resources loads them), and only while the journal is trusted.
+        A cache: if it cannot be kept, the command's outcome is unchanged and the
+        operator is told in one line."""
+        report = self.guard.report
+        if self._registry is None or not journal.wrote or report is None or not report.ok:
+            return
+        from fleetlog.engine.model.replay import ReplayError, keep_checkpoint
+        from fleetlog.errors import FleetlogError
+
+        try:
+            keep_checkpoint(journal, self._registry)
+        except ReplayError:
+            pass  # a fold that fails here fails for status too, which says why
+        except FleetlogError as e:
+            sys.stderr.write(f"fleetlog: warning: the fleet checkpoint was not kept: {e}\n")
 
 
 def default_journal_url() -> str:

@@ -5,14 +5,17 @@ A snapshot is a cache the journal binds to the event it folds up to and seals
 chain key the seal is a plain digest, which someone who can write the journal could
 recompute for a forged state; ``fleetlog verify`` therefore also folds each snapshotted
 resource from its events and compares. Kinds that are not loaded, and snapshots taken
-under another definition (never used), are skipped.
+under another definition (never used), are skipped. The fleet checkpoint
+(``model.checkpoint``) is checked the same way, against a fold of the whole journal up
+to the event it names.
 """
 
 from __future__ import annotations
 
+from fleetlog.engine.model import checkpoint
 from fleetlog.engine.model.kinds import KindRegistry
 from fleetlog.engine.model.records import split_id
-from fleetlog.engine.model.replay import load_resource
+from fleetlog.engine.model.replay import load_resource, replay_all
 from fleetlog.journal import Journal
 from fleetlog.journal.canonical import canonical_json
 
@@ -41,3 +44,31 @@ def check(journal: Journal, registry: KindRegistry) -> list[tuple[int, str]]:
                 )
             )
     return problems
+
+
+def check_checkpoint(journal: Journal, registry: KindRegistry) -> list[tuple[int | None, str]]:
+    """The problem with the fleet checkpoint, if any: one the journal refuses (its event
+    or its seal), or records that differ from the fold of every event up to it. One kept
+    under other definitions is never used, so not judged."""
+    seq = journal.checkpoint_seq(checkpoint.NAME)
+    if seq is None:
+        return []
+    before = len(journal.snapshot_problems)
+    start = checkpoint.load(journal, registry)
+    refused = journal.snapshot_problems[before:]
+    if refused:
+        return list(refused)
+    if start is None:
+        return []
+    kept_at, kept = start
+    folded = replay_all(journal, registry, to_seq=kept_at, use_checkpoint=False)
+    as_kept = {rid: rec.to_dict() for rid, rec in kept.items()}
+    if as_kept != {rid: rec.to_dict() for rid, rec in folded.items()}:
+        return [
+            (
+                kept_at,
+                f"the checkpoint {checkpoint.NAME} (seq {kept_at}) is not what the events "
+                "fold to: it was forged",
+            )
+        ]
+    return []

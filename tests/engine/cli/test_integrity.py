@@ -494,6 +494,60 @@ def test_a_resealed_forged_snapshot_is_caught_by_verify_and_refused_with_a_key(
         assert site.fingerprint() == before and not (site.fx / "b").exists()
 
 
+def _forge_checkpoint(site: Site, key: bytes | None) -> None:
+    """A fleet checkpoint kept as a writer keeps one, then rewritten to say job/b is
+    done, its seal recomputed (with ``key``)."""
+    from fleetlog.engine.model import load_registry
+    from fleetlog.engine.model.checkpoint import NAME
+    from fleetlog.engine.model.replay import keep_checkpoint
+    from fleetlog.journal.integrity import checkpoint_text, seal
+    from fleetlog.journal.sqlite import SQLiteJournal
+
+    j = SQLiteJournal(site.journal)
+    try:
+        seq = keep_checkpoint(j, load_registry(), every=1)
+    finally:
+        j.close()
+    assert seq is not None
+    conn = sqlite3.connect(site.journal)
+    try:
+        hash_, text = conn.execute(
+            "SELECT hash, state FROM checkpoints WHERE name = ?", (NAME,)
+        ).fetchone()
+        lie = text.replace('["job/b","job","b","new"', '["job/b","job","b","done"')
+        assert lie != text
+        sealed = seal(checkpoint_text(NAME, seq, hash_, lie), key)
+        conn.execute("UPDATE checkpoints SET state = ?, seal = ?", (lie, sealed))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_a_resealed_forged_checkpoint_is_caught_by_verify_and_unusable_with_a_key(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet checkpoint is a cache like a snapshot, and forged like one: without a
+    chain key a recomputed digest passes for fleetlog's own, so status shows the lie,
+    but verify folds the events and names it; dropping the cache ends it. With a key the
+    forger cannot make the seal, and the checkpoint is never read."""
+    _forge_checkpoint(site, None)
+    code, out, _ = site.cli("status", "--json")
+    assert code == 0 and {r["id"]: r["state"] for r in json.loads(out)}["job/b"] == "done"
+    code, _, err = site.cli("verify")
+    assert code == 4 and "checkpoint" in err and "it was forged" in err, err
+    assert site.cli("verify", "--drop-snapshots")[0] == 0
+    code, out, _ = site.cli("status", "--json")
+    assert code == 0 and {r["id"]: r["state"] for r in json.loads(out)}["job/b"] == "new"
+    monkeypatch.setenv("FLEETLOG_CHAIN_KEY", KEY)
+    assert site.cli("verify", "--seal")[0] == 0
+    for forger_key in (None, b"the forger's own key!"):
+        _forge_checkpoint(site, forger_key)
+        code, out, err = site.cli("status", "--json")
+        assert {r["id"]: r["state"] for r in json.loads(out)}["job/b"] == "new", err
+        assert site.cli("verify")[0] == (4 if forger_key else 0)
+        assert site.cli("verify", "--drop-snapshots")[0] == 0
+
+
 # -- the chain key ------------------------------------------------------------------------------
 
 

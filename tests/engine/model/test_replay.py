@@ -29,8 +29,15 @@ from hypothesis import strategies as st
 
 from fleetlog.dsl import compile_source
 from fleetlog.engine.cli import main
-from fleetlog.engine.model import Kind, KindRegistry, Resource, load_registry
-from fleetlog.engine.model.replay import SNAPSHOT_EVERY, ReplayError, load_resource, replay_all
+from fleetlog.engine.model import Kind, KindRegistry, Resource, checkpoint, load_registry
+from fleetlog.engine.model.checkpoint import NAME as CHECKPOINT
+from fleetlog.engine.model.replay import (
+    SNAPSHOT_EVERY,
+    ReplayError,
+    keep_checkpoint,
+    load_resource,
+    replay_all,
+)
 from fleetlog.engine.ops import create_resource
 from fleetlog.journal import Journal, NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
@@ -754,3 +761,185 @@ def test_a_snapshot_of_another_definition_is_ignored(journal: SQLiteJournal) -> 
     )
     assert load_resource(journal, REGISTRY, rid, to_seq=head).to_dict() == truth  # type: ignore[union-attr]
     assert load_resource(journal, REGISTRY, rid, use_snapshots=False).to_dict() == truth  # type: ignore[union-attr]
+
+
+# -- the fleet checkpoint ------------------------------------------------------------------
+
+
+def _all(journal: Journal, reg: KindRegistry, **kw: Any) -> dict[str, dict[str, Any]]:
+    return {rid: rec.to_dict() for rid, rec in replay_all(journal, reg, **kw).items()}
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(st.tuples(st.just("create"), RIDS, st.integers(0, 9)), min_size=1, max_size=4),
+    st.lists(COMMANDS, min_size=0, max_size=30),
+    st.lists(COMMANDS, min_size=0, max_size=30),
+)
+def test_a_checkpoint_never_changes_a_result(
+    creates: list[tuple[Any, ...]], before: list[tuple[Any, ...]], after: list[tuple[Any, ...]]
+) -> None:
+    """Whatever stands at the checkpoint (transitions in progress, at a step, needing
+    attention, crashed, undone) and whatever follows it, a replay continued from it is
+    the replay from the start, at the head and at every seq after it."""
+    with tempfile.TemporaryDirectory(prefix="fleetlog-checkpoint-") as tmp:
+        j = SQLiteJournal(Path(tmp) / "j.db", synchronous="OFF", actor="t", host="h")
+        try:
+            driver = Driver(j, REGISTRY)
+            for c in [*creates, *before]:
+                driver.play(c)
+            kept = keep_checkpoint(j, REGISTRY, every=1)
+            assert kept == j.head() and j.checkpoint_seq(CHECKPOINT) == kept
+            for c in after:
+                driver.play(c)
+            start = checkpoint.load(j, REGISTRY)
+            assert start is not None and start[0] == kept
+            for k in range(kept, j.head() + 1):
+                assert _all(j, REGISTRY, to_seq=k) == _all(
+                    j, REGISTRY, to_seq=k, use_checkpoint=False
+                ), f"at seq {k}"
+            final = replay_all(j, REGISTRY)
+            assert {rid: view_of(r) for rid, r in final.items()} == driver.at_seq[-1]
+            assert _all(j, REGISTRY) == _all(j, REGISTRY, use_checkpoint=False)
+            # before the checkpoint it is not used, and the replay is still right
+            if kept > 1:
+                assert checkpoint.load(j, REGISTRY, kept - 1) is None
+                assert _all(j, REGISTRY, to_seq=kept - 1) == _all(
+                    j, REGISTRY, to_seq=kept - 1, use_checkpoint=False
+                )
+        finally:
+            j.close()
+
+
+def test_a_checkpoint_is_kept_only_when_due(journal: SQLiteJournal) -> None:
+    d = _busy_box(journal)
+    head = journal.head()
+    assert keep_checkpoint(journal, REGISTRY, every=head + 1) is None
+    assert journal.checkpoint_seq(CHECKPOINT) is None
+    assert keep_checkpoint(journal, REGISTRY, every=head) == head
+    d.play(("fire", "box/b", "prepare", "complete", 0))
+    assert keep_checkpoint(journal, REGISTRY, every=100) is None  # a few events since
+    assert journal.checkpoint_seq(CHECKPOINT) == head
+    assert keep_checkpoint(journal, REGISTRY, every=1) == journal.head()
+
+
+def _tamper(path: Path, sql: str, *params: Any) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_an_altered_checkpoint_is_refused_and_reported(journal: SQLiteJournal) -> None:
+    """The checkpoint is sealed to the text as stored: one record changed behind the
+    journal's back is never read, and is reported like a snapshot that lies."""
+    _busy_box(journal)
+    truth = _all(journal, REGISTRY, use_checkpoint=False)
+    seq = keep_checkpoint(journal, REGISTRY, every=1)
+    assert seq is not None and _all(journal, REGISTRY) == truth
+    (text,) = sqlite3.connect(journal.path).execute("SELECT state FROM checkpoints").fetchone()
+    lie = text.replace('"stopped"', '"gone"')
+    assert lie != text
+    _tamper(Path(journal.path), "UPDATE checkpoints SET state = ?", lie)
+    assert journal.get_checkpoint(CHECKPOINT) is None
+    assert any("does not match its seal" in p for _, p in journal.snapshot_problems)
+    assert _all(journal, REGISTRY) == truth
+    # a checkpoint naming an event the journal holds with another hash
+    keep_checkpoint(journal, REGISTRY, every=0)
+    _tamper(Path(journal.path), "UPDATE checkpoints SET seq = seq - 1")
+    assert journal.get_checkpoint(CHECKPOINT) is None
+    assert any("but the journal has" in p for _, p in journal.snapshot_problems)
+    assert _all(journal, REGISTRY) == truth
+    # dropped with the snapshots (verify --drop-snapshots)
+    journal.drop_snapshots()
+    assert journal.checkpoint_seq(CHECKPOINT) is None
+
+
+def test_a_checkpoint_of_other_definitions_is_not_used(journal: SQLiteJournal) -> None:
+    d = _busy_box(journal)
+    keep_checkpoint(journal, REGISTRY, every=1)
+    assert checkpoint.load(journal, REGISTRY) is not None
+    # box's definition changed (a state added): the records it folded are not reused
+    spare = BOX.replace("state gone : final", "state gone : final\n    state spare")
+    edited = registry(spare, LAMP)
+    assert checkpoint.load(journal, edited) is None
+    assert _all(journal, edited) == _all(journal, edited, use_checkpoint=False)
+    assert view_of(replay_all(journal, edited)["box/a"]) == d.live["box/a"].view()
+
+
+def test_status_reads_the_checkpoint_a_writer_kept(tmp_path: Path) -> None:
+    """By the CLI, as an operator runs it: a command that appended ``checkpoint.EVERY``
+    events keeps a checkpoint on its way out; ``status`` continues from it (read-only)
+    and shows what the whole fold shows. A journal made before checkpoints existed gets
+    the table when its head is sealed, without costing the next command a full check."""
+    machines = tmp_path / "machines"
+    machines.mkdir()
+    (machines / "lamp.fsm").write_text(LAMP)
+    db = tmp_path / "j.db"
+    n = checkpoint.EVERY // 2 + 1  # each lamp is created, then switched on: 4+ events
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(f'[lamp."l[1-{n}]"]\n')
+    # a journal of an earlier fleetlog: no checkpoints table
+    SQLiteJournal(db).close()
+    _tamper(db, "DROP TABLE checkpoints")
+    env = dict(
+        os.environ,
+        FLEETLOG_MACHINES=str(machines),
+        FLEETLOG_JOURNAL=str(db),
+        FLEETLOG_BACKEND="sim",
+    )
+    env.pop("FLEETLOG_DEBUG", None)
+
+    def fleetlog(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from fleetlog.engine.cli import main; main()", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    loaded = fleetlog("inventory", "load", str(inventory), "--json")
+    assert loaded.returncode == 0, loaded.stderr
+    j = SQLiteJournal(db, read_only=True)
+    try:
+        assert j.checkpoint_seq(CHECKPOINT) is None  # the table is made at the seal
+        report = j.check_integrity()
+        assert report.ok and report.checked == 0  # the cookie recorded includes it
+    finally:
+        j.close()
+    fired = fleetlog("fire", f"lamp/l[1-{n}]", "switch_on", "--parallel", "16")
+    assert fired.returncode == 0, fired.stderr
+    j = SQLiteJournal(db, read_only=True)
+    try:
+        reg = load_registry([machines / "lamp.fsm"])
+        kept = j.checkpoint_seq(CHECKPOINT)
+        assert kept is not None and kept == j.head()
+        truth = _all(j, reg, use_checkpoint=False)
+    finally:
+        j.close()
+    shown = fleetlog("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stderr == ""
+    rows = {r["id"]: r for r in json.loads(shown.stdout)}
+    assert len(rows) == n and {r["state"] for r in rows.values()} == {"on"}
+    for rid, rec in truth.items():
+        assert rows[rid]["state"] == rec["state"] and rows[rid]["version"] == rec["version"]
+    # status reads it: altered behind the journal's back, it is refused and reported
+    _tamper(db, "UPDATE checkpoints SET state = replace(state, '\"on\"', '\"off\"')")
+    shown = fleetlog("status", "--json")
+    assert "checkpoint" in shown.stderr and "seal" in shown.stderr, shown.stderr
+    assert {r["state"] for r in json.loads(shown.stdout)} == {"on"}
+    assert shown.returncode == 4  # an integrity warning, as for a snapshot that lies
+    # a cache: dropped with the snapshots, and status is clean again
+    dropped = fleetlog("verify", "--drop-snapshots")
+    assert dropped.returncode == 0, dropped.stderr
+    shown = fleetlog("status", "--json")
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert {r["state"] for r in json.loads(shown.stdout)} == {"on"}
