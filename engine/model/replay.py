@@ -290,15 +290,22 @@ def _replay_from(
 
 
 def keep_checkpoint(
-    journal: Journal, registry: KindRegistry, every: int = checkpoint.EVERY
+    journal: Journal,
+    registry: KindRegistry,
+    every: int = checkpoint.EVERY,
+    per_stream: float = checkpoint.PER_STREAM,
 ) -> int | None:
-    """Keep a fleet checkpoint at the journal's head when ``every`` events or more
-    followed the last one; the seq it was kept at, or None when not due. Folds only the
-    events after the last checkpoint, so a writer pays for what it appended."""
+    """Keep a fleet checkpoint at the journal's head when ``every`` events or more, and
+    ``per_stream`` times as many events as the journal has streams, followed the last
+    one; the seq it was kept at, or None when not due. Folds only the events after the
+    last checkpoint, so a writer pays for what it appended."""
     if not journal.keeps_checkpoints:
         return None
     head = journal.head()
-    if not head or head - (journal.checkpoint_seq(checkpoint.NAME) or 0) < every:
+    since = head - (journal.checkpoint_seq(checkpoint.NAME) or 0)
+    if not head or since < every:
+        return None
+    if per_stream and since < per_stream * len(journal.stream_heads()):
         return None
     kept = checkpoint.load(journal, registry, head)
     records = _replay_from(journal, registry, head, kept)

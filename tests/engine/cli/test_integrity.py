@@ -505,7 +505,7 @@ def _forge_checkpoint(site: Site, key: bytes | None) -> None:
 
     j = SQLiteJournal(site.journal)
     try:
-        seq = keep_checkpoint(j, load_registry(), every=1)
+        seq = keep_checkpoint(j, load_registry(), every=1, per_stream=0)
     finally:
         j.close()
     assert seq is not None
