@@ -670,8 +670,8 @@ class SQLJournal(Journal):
         self, name: str, seq: int, hash_: str, state_text: str, sealed: str
     ) -> None:
         """Upsert the checkpoint row (a later seq wins). A backend that keeps no
-        checkpoints does nothing (PostgreSQL, for now: its ``keeps_checkpoints`` is
-        False, so no writer folds for it)."""
+        checkpoints does nothing (its ``keeps_checkpoints`` is False, so no writer folds
+        for it)."""
 
     def put_snapshot(self, stream: str, version: int, state: dict[str, Any]) -> None:
         if self._refusal is not None:

@@ -30,7 +30,9 @@ from fleetlog.journal.postgres import append_fn
 SCHEMA_VERSION = 2
 
 # Tables this module creates; a schema holding other tables is not ours to fill.
-OUR_TABLES = frozenset({"schema_version", "events", "snapshots", "leases", "verified_head"})
+OUR_TABLES = frozenset(
+    {"schema_version", "events", "snapshots", "leases", "verified_head", "checkpoints"}
+)
 
 _V1 = [
     """
@@ -105,6 +107,18 @@ VERIFIED_HEAD = """
         cookie bigint,
         verified_at text NOT NULL,
         mac text
+    )
+"""
+
+# The fleet checkpoint cache (``Journal.put_checkpoint``), made when the first is kept: a
+# cache like the verified head, so journals made before it keep their schema version.
+CHECKPOINTS = """
+    CREATE TABLE IF NOT EXISTS checkpoints (
+        name text COLLATE "C" PRIMARY KEY,
+        seq bigint NOT NULL,
+        hash text NOT NULL,
+        state text NOT NULL,
+        seal text NOT NULL
     )
 """
 

@@ -58,7 +58,7 @@ from fleetlog.journal.postgres.flusher import Flusher, Vanished
 from fleetlog.journal.postgres.leases import lease_change
 from fleetlog.journal.postgres.reconnect import Reconnector, is_disconnect
 from fleetlog.journal.postgres.writer import CHANNEL, PgBatchWriter, PgRequest, Take, resolve
-from fleetlog.journal.sql_journal import VERIFIED_TABLE, SQLJournal
+from fleetlog.journal.sql_journal import CHECKPOINTS_TABLE, VERIFIED_TABLE, SQLJournal
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -505,9 +505,36 @@ class PostgresJournal(SQLJournal, LeaseAppending):
     def _drop_snapshots(self) -> int:
         try:
             with self._pool.connection() as conn:
+                with contextlib.suppress(pg_errors.UndefinedTable), conn.transaction():
+                    conn.execute(f"DELETE FROM {CHECKPOINTS_TABLE}")
                 return int(conn.execute("DELETE FROM snapshots").rowcount)
         except psycopg.Error as e:
             raise JournalError(f"writing journal {self.where} failed: {first_line(e)}") from e
+
+    # -- the fleet checkpoint (bound to the chain by journal.sql_journal) ---------------
+    @property
+    def keeps_checkpoints(self) -> bool:
+        return self._refusal is None
+
+    def _store_checkpoint(
+        self, name: str, seq: int, hash_: str, state_text: str, sealed: str
+    ) -> None:
+        sql = (
+            f"INSERT INTO {CHECKPOINTS_TABLE} (name, seq, hash, state, seal) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, "
+            "hash = excluded.hash, state = excluded.state, seal = excluded.seal "
+            f"WHERE excluded.seq >= {CHECKPOINTS_TABLE}.seq"
+        )
+        params = (name, seq, hash_, state_text, sealed)
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    conn.execute(sql, params)
+                except pg_errors.UndefinedTable:
+                    conn.execute(schema.CHECKPOINTS)  # no schema cookie here to disturb
+                    conn.execute(sql, params)
+        except psycopg.Error as e:
+            raise JournalError(f"writing checkpoint to {self.where} failed: {first_line(e)}") from e
 
     # -- integrity (the checks are journal.sql_journal's) --------------------------------
     def _schema_cookie(self) -> int | None:

@@ -41,6 +41,7 @@ from fleetlog.engine.model.replay import (
 from fleetlog.engine.ops import create_resource
 from fleetlog.journal import Journal, NewEvent
 from fleetlog.journal.sqlite import SQLiteJournal
+from tests.journal.damage import Raw
 
 BOX = """
 machine box "Test box" {
@@ -831,13 +832,19 @@ def test_a_checkpoint_is_kept_only_when_due(journal: SQLiteJournal) -> None:
     assert keep_checkpoint(journal, REGISTRY, every=1, per_stream=since / streams) == journal.head()
 
 
-def _tamper(path: Path, sql: str, *params: Any) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute(sql, params)
-        conn.commit()
-    finally:
-        conn.close()
+def _tamper(where: Path | str, sql: str, *params: Any) -> list[Any]:
+    """Run ``sql`` on the journal's own tables, behind its back (either backend)."""
+    with Raw(str(where)) as raw:
+        return raw.q(sql, params)
+
+
+def _url(journal: Journal) -> str:
+    if isinstance(journal, SQLiteJournal):
+        return str(journal.path)
+    from fleetlog.journal.postgres.store import PostgresJournal
+
+    assert isinstance(journal, PostgresJournal)
+    return journal.url
 
 
 def test_an_altered_checkpoint_is_refused_and_reported(journal: SQLiteJournal) -> None:
@@ -847,16 +854,16 @@ def test_an_altered_checkpoint_is_refused_and_reported(journal: SQLiteJournal) -
     truth = _all(journal, REGISTRY, use_checkpoint=False)
     seq = keep_checkpoint(journal, REGISTRY, every=1)
     assert seq is not None and _all(journal, REGISTRY) == truth
-    (text,) = sqlite3.connect(journal.path).execute("SELECT state FROM checkpoints").fetchone()
+    [(text,)] = _tamper(_url(journal), "SELECT state FROM checkpoints")
     lie = text.replace('"stopped"', '"gone"')
     assert lie != text
-    _tamper(Path(journal.path), "UPDATE checkpoints SET state = ?", lie)
+    _tamper(_url(journal), "UPDATE checkpoints SET state = ?", lie)
     assert journal.get_checkpoint(CHECKPOINT) is None
     assert any("does not match its seal" in p for _, p in journal.snapshot_problems)
     assert _all(journal, REGISTRY) == truth
     # a checkpoint naming an event the journal holds with another hash
     keep_checkpoint(journal, REGISTRY, every=0)
-    _tamper(Path(journal.path), "UPDATE checkpoints SET seq = seq - 1")
+    _tamper(_url(journal), "UPDATE checkpoints SET seq = seq - 1")
     assert journal.get_checkpoint(CHECKPOINT) is None
     assert any("but the journal has" in p for _, p in journal.snapshot_problems)
     assert _all(journal, REGISTRY) == truth
