@@ -263,8 +263,8 @@ class Session:
         try:
             if self._journal is not None:
                 try:
-                    self._keep_checkpoint(self._journal)
                     self.guard.closing(self._journal)
+                    self._keep_checkpoint(self._journal)
                 finally:
                     self._journal.close()
                     self._journal = None
@@ -282,19 +282,28 @@ class Session:
         read folds only what came after. Only with the kinds loaded (a command that
         appends events of resources loads them), and only while the journal is trusted.
         A cache: if it cannot be kept, the command's outcome is unchanged and the
-        operator is told in one line."""
-        report = self.guard.report
-        if self._registry is None or not journal.wrote or report is None or not report.ok:
+        operator is told in one line. After the head is sealed and witnessed (a second
+        Ctrl-C during the fold leaves those done), and not after a Ctrl-C stopped the
+        command's transitions (the operator is waiting for it to end)."""
+        guard, runner = self.guard, self._runner
+        if self._registry is None or not journal.wrote:
+            return
+        if guard.report is None or not guard.report.ok or guard.after_error is not None:
+            return  # not while the journal is in question (the seal found something)
+        if runner is not None and runner.stopping.is_set():
             return
         from fleetlog.engine.model.replay import ReplayError, keep_checkpoint
         from fleetlog.errors import FleetlogError
 
+        before = len(journal.snapshot_problems)
         try:
             keep_checkpoint(journal, self._registry)
         except ReplayError:
             pass  # a fold that fails here fails for status too, which says why
         except FleetlogError as e:
             sys.stderr.write(f"fleetlog: warning: the fleet checkpoint was not kept: {e}\n")
+        # A checkpoint found contradicting the chain is reported like a snapshot is.
+        guard.snapshot_problems.extend(journal.snapshot_problems[before:])
 
 
 def default_journal_url() -> str:

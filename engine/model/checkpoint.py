@@ -7,7 +7,7 @@ it closes (``replay.keep_checkpoint``); a reader folds only the events after it.
 cache, never a source of truth: the journal seals it to the event it folds up to (that
 event's hash, and a digest or the chain key's HMAC over the exact text), and it counts
 only for the machine definitions it was folded with and for this form of the record
-(``KEY``). Anything else and the reader folds from the start, as before.
+(``key``). Anything else and the reader folds from the start, as before.
 
 Records are kept as lists in field order rather than as objects with keys: decoding
 100,000 of them is most of a checkpoint's cost to a reader.

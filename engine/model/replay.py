@@ -307,7 +307,10 @@ def keep_checkpoint(
         return None
     if per_stream and since < per_stream * len(journal.stream_heads()):
         return None
+    problems = len(journal.snapshot_problems)
     kept = checkpoint.load(journal, registry, head)
+    if len(journal.snapshot_problems) > problems:
+        return None  # one that lies is left for verify to name, not written over
     records = _replay_from(journal, registry, head, kept)
     journal.put_checkpoint(checkpoint.NAME, head, checkpoint.encode(records, registry))
     return head

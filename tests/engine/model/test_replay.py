@@ -861,8 +861,12 @@ def test_an_altered_checkpoint_is_refused_and_reported(journal: SQLiteJournal) -
     assert journal.get_checkpoint(CHECKPOINT) is None
     assert any("does not match its seal" in p for _, p in journal.snapshot_problems)
     assert _all(journal, REGISTRY) == truth
+    # a writer does not write over it (that would erase what verify should name)
+    assert keep_checkpoint(journal, REGISTRY, every=0, per_stream=0) is None
+    assert _tamper(_url(journal), "SELECT state FROM checkpoints") == [(lie,)]
     # a checkpoint naming an event the journal holds with another hash
-    keep_checkpoint(journal, REGISTRY, every=0)
+    journal.drop_snapshots()
+    assert keep_checkpoint(journal, REGISTRY, every=0, per_stream=0) == seq
     _tamper(_url(journal), "UPDATE checkpoints SET seq = seq - 1")
     assert journal.get_checkpoint(CHECKPOINT) is None
     assert any("but the journal has" in p for _, p in journal.snapshot_problems)
