@@ -11,13 +11,16 @@ version and seq; snapshots are a cache whose presence never changes a result.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -958,3 +961,85 @@ def test_status_reads_the_checkpoint_a_writer_kept(tmp_path: Path) -> None:
     shown = fleetlog("status", "--json")
     assert shown.returncode == 0 and shown.stderr == "", shown.stderr
     assert {r["state"] for r in json.loads(shown.stdout)} == {"on"}
+
+
+TRIPLE = """
+machine triple "Three simulated steps" {
+    param host: str = "h1"
+    initial state new
+    state done
+    transition go : new -> done {
+        step a run "true" idempotent
+        step b run "true" idempotent
+        step c run "true" idempotent
+    }
+}
+"""
+
+
+def test_a_fire_stopped_by_ctrl_c_keeps_no_checkpoint_and_its_resume_does(
+    tmp_path: Path,
+) -> None:
+    """An operator who pressed Ctrl-C is waiting for the command to end: a fire whose
+    transitions were stopped leaves without folding for a checkpoint, even with enough
+    events for one. The resume that finishes the plan keeps it."""
+    from fleetlog.engine.backends.sim.world import World
+
+    machines = tmp_path / "machines"
+    machines.mkdir()
+    (machines / "triple.fsm").write_text(TRIPLE)
+    db = tmp_path / "j.db"
+    n = 4_000  # 11 events each: ~44,000 in all, over twice the streams
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLOG_")}
+    env.update(FLEETLOG_MACHINES=str(machines), FLEETLOG_JOURNAL=str(db), FLEETLOG_BACKEND="sim")
+    cli = [sys.executable, "-c", "from fleetlog.engine.cli import main; main()"]
+    (tmp_path / "inventory.toml").write_text(f'[triple."t[1-{n}]"]\n')
+    loaded = subprocess.run(
+        [*cli, "inventory", "load", str(tmp_path / "inventory.toml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    world = World(f"{db}.sim")
+    world.latency_ms = 5  # each step takes a while, so the fire is under way for seconds
+    world.close()
+    fire = subprocess.Popen(
+        [*cli, "fire", f"triple/t[1-{n}]", "go", "--parallel", "128"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until there are enough events for a checkpoint
+            assert fire.poll() is None, "the fire ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the fire never got far enough"
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+                if c.execute("SELECT max(seq) FROM events").fetchone()[0] > 2 * n + 20_000:
+                    break
+            time.sleep(0.02)
+        fire.send_signal(signal.SIGINT)
+        _, err = fire.communicate(timeout=120)
+    finally:
+        if fire.poll() is None:
+            fire.kill()
+    assert fire.returncode == 130, err
+    j = SQLiteJournal(db, read_only=True)
+    try:
+        assert j.head() >= checkpoint.EVERY and j.checkpoint_seq(CHECKPOINT) is None
+    finally:
+        j.close()
+    resumed = subprocess.run(
+        [*cli, "resume", "--all"], env=env, capture_output=True, text=True, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    j = SQLiteJournal(db, read_only=True)
+    try:
+        assert j.checkpoint_seq(CHECKPOINT) == j.head()
+        records = replay_all(j, load_registry([machines / "triple.fsm"]))
+        assert sum(1 for r in records.values() if r.state == "done") == n
+    finally:
+        j.close()
