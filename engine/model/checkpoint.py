@@ -65,6 +65,8 @@ def load(
 ) -> tuple[int, dict[str, Resource]] | None:
     """(seq, records) of the journal's checkpoint when it can be continued to ``to_seq``
     (None: to the end) under ``registry``; None otherwise."""
+    if to_seq is not None and (journal.checkpoint_seq(NAME) or 0) > to_seq:
+        return None  # a replay to an earlier point (audit, replay --at): not read at all
     kept = journal.get_checkpoint(NAME)
     if kept is None or (to_seq is not None and kept[0] > to_seq):
         return None
