@@ -475,7 +475,7 @@ class SQLiteJournal(SQLJournal, LeaseAppending):
         if self.read_only:
             return  # a disposable cache: a reading command leaves the file as it found it
         if not self._table_exists(CHECKPOINTS_TABLE):
-            return  # made when this command's head is sealed (_store_verified): kept next time
+            return  # made when a head is sealed (_store_verified); writers keep after that
         sql = (
             f"INSERT INTO {CHECKPOINTS_TABLE} (name, seq, hash, state, seal) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, "
