@@ -278,11 +278,16 @@ def _replay_from(
     registry: KindRegistry,
     to_seq: int | None,
     start: tuple[int, dict[str, Resource]] | None,
+    heads: dict[str, int] | None = None,
 ) -> dict[str, Resource]:
+    """``replay_all`` from ``start``; ``heads``: the streams' versions at ``to_seq``,
+    when the caller read them already."""
     with no_cycle_collection():
         records = _fold_rows(journal, registry, to_seq, start)
     _transition_ids(journal, records)
-    for stream, version in journal.stream_heads(to_seq).items():
+    if heads is None:
+        heads = journal.stream_heads(to_seq)
+    for stream, version in heads.items():
         rec = records.get(stream)
         if rec is not None:
             rec.version = version
@@ -305,13 +310,14 @@ def keep_checkpoint(
     since = head - (journal.checkpoint_seq(checkpoint.NAME) or 0)
     if not head or since < every:
         return None
-    if per_stream and since < per_stream * len(journal.stream_heads()):
+    heads = journal.stream_heads(head)
+    if per_stream and since < per_stream * len(heads):
         return None
     problems = len(journal.snapshot_problems)
     kept = checkpoint.load(journal, registry, head)
     if len(journal.snapshot_problems) > problems:
         return None  # one that lies is left for verify to name, not written over
-    records = _replay_from(journal, registry, head, kept)
+    records = _replay_from(journal, registry, head, kept, heads)
     journal.put_checkpoint(checkpoint.NAME, head, checkpoint.encode(records, registry))
     return head
 
